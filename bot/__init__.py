@@ -1,0 +1,1 @@
+"""The Discord side of dreamqueue: settings, database, scheduler, cogs and the command line."""

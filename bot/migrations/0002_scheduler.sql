@@ -1,0 +1,1 @@
+-- Scheduler tables (filled by the scheduler migration).

@@ -1,0 +1,1 @@
+-- Moderation tables (filled by the moderation migration).

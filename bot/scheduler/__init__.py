@@ -1,0 +1,1 @@
+"""Fair scheduling, quotas and the job journal: plain asyncio, no discord import."""

@@ -1,0 +1,117 @@
+"""Typed, validated, frozen settings: ``config.yaml`` plus secrets from the environment.
+
+Loaded once at start and passed to constructors. A bad file fails here with the
+YAML path of the bad key and what was expected; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError
+
+from bot.scheduler.config import QuotaSettings, SchedulerSettings
+from engine.config import EngineSettings
+from moderation.config import ModerationSettings
+
+DEFAULT_CONFIG = Path("config.yaml")
+TOKEN_ENV = "DISCORD_TOKEN"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors and values never change after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiscordSettings(Section):
+    """The ``discord:`` section."""
+
+    guild_ids: tuple[int, ...] = ()
+    """Guilds to sync commands to (instant); empty syncs globally (can take an hour to show)."""
+
+
+class DatabaseSettings(Section):
+    """The ``database:`` section."""
+
+    path: Path = Path("data/dreamqueue.db")
+    busy_timeout_ms: PositiveInt = 5000
+
+
+class LoggingSettings(Section):
+    """The ``logging:`` section."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(Section):
+    """Everything the bot is configured with."""
+
+    discord: DiscordSettings = DiscordSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    engine: EngineSettings = EngineSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    moderation: ModerationSettings = ModerationSettings()
+    logging: LoggingSettings = LoggingSettings()
+    token: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """The bot token, from ``DISCORD_TOKEN``; never read from the file."""
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic error location as a YAML path: ``quotas.tiers[2].daily_images``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_settings(data: Mapping[str, Any] | None, *, source: str = "config", env: Mapping[str, str] | None = None) -> Settings:
+    """Validate a parsed config mapping (plus the token from ``env``) into :class:`Settings`."""
+    data = dict(data or {})
+    if "token" in data:
+        raise ConfigError(f"{source}: token: the bot token is read from the {TOKEN_ENV} environment variable, not the file")
+    env = os.environ if env is None else env
+    if env.get(TOKEN_ENV):
+        data["token"] = env[TOKEN_ENV]
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{source}: {_yaml_path(error['loc'])}: {error['msg']}"
+            + ("" if error["type"] == "missing" else f" (got {error['input']!r})" if _short(error["input"]) else "")
+            for error in exc.errors(include_url=False)
+        ]
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(problems)) from None
+
+
+def _short(value: object) -> bool:
+    """Whether a bad value is small enough to quote back in an error."""
+    return isinstance(value, str | int | float | bool) and len(repr(value)) <= 80
+
+
+def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from ``path`` (default ``config.yaml``; a missing default file means all defaults)."""
+    explicit = path is not None
+    path = Path(path) if explicit else DEFAULT_CONFIG
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: no such config file") from None
+        return parse_settings({}, source=str(path), env=env)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return parse_settings(data, source=str(path), env=env)

@@ -1,0 +1,183 @@
+"""What the bot asks of the engine and what it gets back.
+
+Plain dataclasses with no torch import, so the bot, the scheduler and the
+simulated engine can use them without loading the GPU stack.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+SAMPLERS: tuple[str, ...] = ("dpmpp_2m", "dpmpp_2m_karras", "euler", "euler_a", "ddim", "pndm")
+"""Sampler names accepted in requests, in the order shown to members."""
+
+MAX_SEED = 2**32 - 1
+"""Seeds are unsigned 32-bit so they are easy to read, type and share."""
+
+
+class RequestError(ValueError):
+    """A request that cannot be generated; ``field`` names the offending option."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds a request must fall within (from the engine settings)."""
+
+    min_size: int = 64
+    max_width: int = 1024
+    max_height: int = 1024
+    max_steps: int = 150
+    max_images: int = 9
+    max_guidance: float = 30.0
+    max_prompt_chars: int = 1500
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """The settings that must match for jobs to share one UNet batch."""
+
+    width: int = 512
+    height: int = 512
+    steps: int = 25
+    guidance: float = 7.0
+    sampler: str = "dpmpp_2m_karras"
+
+    def validate(self, limits: Limits) -> None:
+        """Raise :class:`RequestError` naming the first option outside ``limits``."""
+        for name, value, upper in (("width", self.width, limits.max_width), ("height", self.height, limits.max_height)):
+            if not limits.min_size <= value <= upper:
+                raise RequestError(name, f"must be between {limits.min_size} and {upper}, got {value}")
+            if value % 8:
+                raise RequestError(name, f"must be a multiple of 8, got {value}")
+        if not 1 <= self.steps <= limits.max_steps:
+            raise RequestError("steps", f"must be between 1 and {limits.max_steps}, got {self.steps}")
+        if not 0.0 <= self.guidance <= limits.max_guidance:
+            raise RequestError("guidance", f"must be between 0 and {limits.max_guidance:g}, got {self.guidance:g}")
+        if self.sampler not in SAMPLERS:
+            raise RequestError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One member's job: a prompt rendered once per seed."""
+
+    job_id: str
+    prompt: str
+    seeds: tuple[int, ...]
+    params: GenerationParams = GenerationParams()
+    negative_prompt: str = ""
+
+    @property
+    def count(self) -> int:
+        """Number of images the job makes."""
+        return len(self.seeds)
+
+    @property
+    def cost(self) -> int:
+        """GPU cost in units of one 64x64-latent-pixel step: images x steps x pixels / 4096."""
+        return self.count * self.params.steps * (self.params.width * self.params.height // 4096)
+
+    def validate(self, limits: Limits) -> None:
+        """Raise :class:`RequestError` naming the first invalid field."""
+        if not self.prompt.strip():
+            raise RequestError("prompt", "must not be empty")
+        if len(self.prompt) > limits.max_prompt_chars:
+            raise RequestError("prompt", f"must be at most {limits.max_prompt_chars} characters")
+        if not 1 <= self.count <= limits.max_images:
+            raise RequestError("count", f"must be between 1 and {limits.max_images}, got {self.count}")
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_SEED:
+                raise RequestError("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
+        self.params.validate(limits)
+
+
+class Outcome(enum.StrEnum):
+    """How a job left the engine."""
+
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One image as PNG bytes, with the generation parameters embedded as PNG text."""
+
+    seed: int
+    png: bytes
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The engine's answer for one job of a batch.
+
+    ``error`` is set for failed and cancelled jobs and is safe to show a member.
+    ``retryable`` says the failure was the engine's (crash, hang), not the job's.
+    """
+
+    job_id: str
+    outcome: Outcome
+    images: tuple[GeneratedImage, ...] = ()
+    error: str | None = None
+    retryable: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step of a running batch, reported for each job in it."""
+
+    job_id: str
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class EngineHealth:
+    """A snapshot of the engine for status commands and the watchdog."""
+
+    ready: bool
+    busy: bool
+    restarts: int = 0
+    device: str = ""
+    model: str = ""
+    detail: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None] | None]
+
+
+class EngineClient(Protocol):
+    """What the bot side holds: the engine process client and the simulated engine both fit."""
+
+    limits: Limits
+
+    async def start(self) -> None:
+        """Start the engine and wait until it reports ready."""
+
+    async def close(self) -> None:
+        """Stop the engine; jobs still running fail with a clear reason."""
+
+    async def generate(
+        self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None = None
+    ) -> list[JobResult]:
+        """Generate ``jobs`` (compatible ones may share a batch); one result per job, in order.
+
+        Never raises for a job's own failure: crashes, hangs, cancellations and bad
+        requests come back as results with ``outcome`` and ``error`` set.
+        """
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting or running job; False if the engine does not hold it."""
+
+    def health(self) -> EngineHealth:
+        """The current state of the engine."""
