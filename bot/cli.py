@@ -1,0 +1,152 @@
+"""The ``dreamqueue`` command line: run the bot, generate one grid, make the tiny model, back up, check prompts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.settings import ConfigError, Settings, load_settings
+from engine.types import MAX_SEED, SAMPLERS, GenerationParams, JobRequest, Outcome, RequestError
+
+log = logging.getLogger("dreamqueue")
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message tells the operator what to do."""
+
+
+def _size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` (e.g. ``512x768``)."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise argparse.ArgumentTypeError(f"size must look like 512x512, got {text!r}")
+    return int(width), int(height)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: ./config.yaml)")
+    parser = argparse.ArgumentParser(prog="dreamqueue", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", parents=[common], help="start the Discord bot (token from DISCORD_TOKEN)")
+
+    gen = commands.add_parser("generate", parents=[common], help="generate one grid through the engine process")
+    gen.add_argument("prompt")
+    gen.add_argument("--negative", default="", help="negative prompt")
+    gen.add_argument("-n", "--count", type=int, default=4, help="number of images (1-9)")
+    gen.add_argument("--seed", type=int, help="first seed; image i uses seed+i (default: random)")
+    gen.add_argument("--steps", type=int, default=GenerationParams.steps)
+    gen.add_argument("--guidance", type=float, default=GenerationParams.guidance)
+    gen.add_argument("--size", type=_size, default=(512, 512), metavar="WxH")
+    gen.add_argument("--sampler", choices=SAMPLERS, help="default: engine.default_sampler")
+    gen.add_argument("--model", help="model folder or Hugging Face id (overrides engine.model)")
+    gen.add_argument("-o", "--output", type=Path, default=Path("grid.png"))
+
+    tiny = commands.add_parser("make-tiny-model", help="write a tiny random Stable Diffusion pipeline (tests, demos)")
+    tiny.add_argument("dest", type=Path)
+
+    backup = commands.add_parser("backup", parents=[common], help="copy the live database with SQLite's online backup")
+    backup.add_argument("dest", type=Path)
+
+    check = commands.add_parser("check-prompt", parents=[common], help="print one JSON verdict per prompt ('-' reads stdin)")
+    check.add_argument("prompts", nargs="*", metavar="PROMPT")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dreamqueue`` console script and ``python -m bot``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "make-tiny-model":
+            return _make_tiny_model(args.dest)
+        settings = load_settings(args.config)
+        logging.getLogger().setLevel(settings.logging.level)
+        if args.command == "run":
+            from bot.app import run_bot  # the Discord stack is only imported to run the bot
+
+            return run_bot(settings)
+        if args.command == "generate":
+            return asyncio.run(_generate(settings, args))
+        if args.command == "backup":
+            return asyncio.run(_backup(settings, args.dest))
+        if args.command == "check-prompt":
+            return _check_prompts(settings, args.prompts)
+    except (ConfigError, CommandError, RequestError) as exc:
+        print(f"dreamqueue: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _make_tiny_model(dest: Path) -> int:
+    from engine.tiny import write_tiny_model  # imports torch: only for this command
+
+    write_tiny_model(dest)
+    print(f"wrote a tiny random Stable Diffusion pipeline to {dest}")
+    print(f"use it with:  engine:\\n  model: {dest.resolve()}   (config.yaml)  or  dreamqueue generate --model {dest}")
+    return 0
+
+
+async def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.client import EngineProcess, EngineStartError
+    from engine.grid import make_grid
+    from engine.pnginfo import format_parameters, model_label
+
+    engine_settings = settings.engine
+    if args.model:
+        engine_settings = engine_settings.model_copy(update={"model": args.model})
+    first = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
+    width, height = args.size
+    params = GenerationParams(width, height, args.steps, args.guidance, args.sampler or engine_settings.default_sampler)
+    request = JobRequest("cli", args.prompt, tuple(first + i for i in range(args.count)), params, args.negative)
+    request.validate(engine_settings.limits)  # RequestError names the field
+
+    started = time.perf_counter()
+    try:
+        async with EngineProcess(engine_settings) as engine:
+            ready = time.perf_counter()
+            [result] = await engine.generate([request])
+    except EngineStartError as exc:
+        raise CommandError(str(exc)) from None
+    if result.outcome is not Outcome.DONE:
+        raise CommandError(f"generation {result.outcome}: {result.error}")
+    parameters = format_parameters(args.prompt, args.negative, params, request.seeds, model_label(engine_settings.model or ""))
+    grid = make_grid(result.images, parameters)
+    args.output.write_bytes(grid.png)
+    print(f"wrote {args.output} ({grid.columns}x{grid.rows} grid, {len(grid.png)} bytes)")
+    print(f"seeds: {', '.join(str(seed) for seed in request.seeds)}")
+    print(f"engine start {ready - started:.2f} s, generation {result.seconds:.2f} s")
+    return 0
+
+
+async def _backup(settings: Settings, dest: Path) -> int:
+    from bot.db import Database
+
+    if not settings.database.path.exists():
+        raise CommandError(f"no database at {settings.database.path} (database.path); nothing to back up")
+    if dest.exists():
+        raise CommandError(f"{dest} exists; choose a new file so no earlier backup is overwritten")
+    async with await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms) as db:
+        await db.backup(dest)
+    print(f"backed up {settings.database.path} to {dest}")
+    return 0
+
+
+def _check_prompts(settings: Settings, prompts: Sequence[str]) -> int:
+    from moderation.filter import PromptFilter
+
+    prompt_filter = PromptFilter.from_settings(settings.moderation)
+    lines = sys.stdin if list(prompts) == ["-"] else prompts
+    for line in lines:
+        prompt = line.rstrip("\n")
+        print(json.dumps({"prompt": prompt, **prompt_filter.check(prompt).as_dict()}, ensure_ascii=False), flush=True)
+    return 0

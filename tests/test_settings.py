@@ -1,0 +1,74 @@
+"""Settings load once from YAML + environment, reject bad keys by path, and hide the token."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ConfigError, Settings, load_settings, parse_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_is_valid() -> None:
+    settings = load_settings(REPO / "config.yaml", env={})
+    assert isinstance(settings, Settings)
+    assert settings.token is None
+
+
+def test_empty_config_gives_defaults() -> None:
+    assert parse_settings({}, env={}) == Settings()
+
+
+def test_unknown_key_is_named_with_its_path() -> None:
+    with pytest.raises(ConfigError, match=r"engine\.max_stepz: Extra inputs are not permitted"):
+        parse_settings({"engine": {"max_stepz": 3}}, env={})
+
+
+def test_bad_value_names_key_and_expectation() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"engine": {"max_steps": "lots"}, "database": {"busy_timeout_ms": -1}}, env={})
+    text = str(err.value)
+    assert "engine.max_steps: Input should be a valid integer" in text
+    assert "database.busy_timeout_ms: Input should be greater than 0" in text
+
+
+def test_cross_field_rule_names_section() -> None:
+    with pytest.raises(ConfigError, match=r"engine: Value error, default_sampler must be one of"):
+        parse_settings({"engine": {"default_sampler": "heun9000"}}, env={})
+
+
+def test_bad_yaml_and_wrong_top_level(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("engine: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad, env={})
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(bad, env={})
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "nope.yaml", env={})
+
+
+def test_token_comes_from_environment_only_and_never_shows(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "MTIz.secret-token-value"
+    settings = parse_settings({}, env={"DISCORD_TOKEN": secret})
+    assert settings.token is not None and settings.token.get_secret_value() == secret
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("test").info("settings: %s %r", settings, settings)
+    assert secret not in repr(settings) and secret not in str(settings)
+    assert secret not in caplog.text
+    assert secret not in settings.model_dump_json()
+    with pytest.raises(ConfigError, match="token: the bot token is read from the DISCORD_TOKEN"):
+        parse_settings({"token": secret}, env={})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(Exception, match="frozen"):
+        settings.engine.max_steps = 3  # type: ignore[misc]
