@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import random
 import sys
@@ -142,11 +141,9 @@ async def _backup(settings: Settings, dest: Path) -> int:
 
 
 def _check_prompts(settings: Settings, prompts: Sequence[str]) -> int:
-    from moderation.filter import PromptFilter
+    from moderation.filter import PromptFilter, verdict_lines
 
-    prompt_filter = PromptFilter.from_settings(settings.moderation)
     lines = sys.stdin if list(prompts) == ["-"] else prompts
-    for line in lines:
-        prompt = line.rstrip("\n")
-        print(json.dumps({"prompt": prompt, **prompt_filter.check(prompt).as_dict()}, ensure_ascii=False), flush=True)
+    for line in verdict_lines(PromptFilter.from_settings(settings.moderation), lines):
+        print(line, flush=True)
     return 0

@@ -1,0 +1,298 @@
+"""Normalise a prompt before matching, remembering where every character came from.
+
+People dodge keyword filters with invisible characters, look-alike letters,
+accents, prompt weights, spaced-out and stretched letters and leetspeak. Each
+step below undoes one trick. Every step takes and returns a :class:`Mapped`
+text, which keeps, for each character, the span of the original prompt it came
+from, so a match in normalised text can be shown in what the member typed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from moderation.confusables import CONFUSABLES
+
+STRETCHED = 1
+"""Mark: this letter stands for a run of three or more of it (``nuuuude``)."""
+SOFT_BOUNDARY = 2
+"""Mark: a word may begin before this character although its neighbour is a letter or digit (``2nude``)."""
+
+I_OR_L = "ı"
+"""What leetspeak ``1`` decodes to, since it may stand for ``i`` or ``l``.
+
+Dotless i never survives look-alike folding, so in normalised text it only
+ever comes from a ``1``; rules get variants that accept it for either letter.
+"""
+
+Piece = tuple[str, int, int, int]
+"""One piece of a rewrite: output text, source start, source end (in the step's input), marks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """Text plus, for each character, the original span ``[starts[i], ends[i])`` it came from."""
+
+    text: str
+    starts: list[int]
+    ends: list[int]
+    marks: dict[int, int] = field(default_factory=dict)
+    """:data:`STRETCHED` / :data:`SOFT_BOUNDARY` bits by character index (few characters have any)."""
+
+    @classmethod
+    def of(cls, text: str) -> Mapped:
+        """The original text, mapped to itself."""
+        return cls(text, list(range(len(text))), list(range(1, len(text) + 1)))
+
+    def origin(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that ``text[start:end]`` (non-empty) came from."""
+        return self.starts[start], self.ends[end - 1]
+
+    def mark(self, index: int) -> int:
+        """The marks of character ``index``."""
+        return self.marks.get(index, 0)
+
+    def is_boundary(self, index: int) -> bool:
+        """Whether a word may begin or end between ``text[index - 1]`` and ``text[index]``."""
+        if index <= 0 or index >= len(self.text):
+            return True
+        if not (self.text[index - 1].isalnum() and self.text[index].isalnum()):
+            return True
+        return bool(self.mark(index) & SOFT_BOUNDARY)
+
+
+class _Builder:
+    """Assembles a step's output from stretches kept as they were and new pieces."""
+
+    def __init__(self, source: Mapped) -> None:
+        self.source = source
+        self.text: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.marks: dict[int, int] = {}
+
+    def keep(self, start: int, end: int) -> None:
+        """Copy ``source.text[start:end]`` unchanged."""
+        source, offset = self.source, len(self.starts) - start
+        self.text.append(source.text[start:end])
+        self.starts += source.starts[start:end]
+        self.ends += source.ends[start:end]
+        self.marks.update((i + offset, mark) for i, mark in source.marks.items() if start <= i < end)
+
+    def put(self, text: str, start: int, end: int, mark: int) -> None:
+        """Add ``text`` standing for ``source.text[start:end]``, each character marked ``mark``."""
+        if mark:
+            self.marks.update((i, mark) for i in range(len(self.starts), len(self.starts) + len(text)))
+        self.text.append(text)
+        self.starts += [self.source.starts[start]] * len(text)
+        self.ends += [self.source.ends[end - 1]] * len(text)
+
+    def build(self) -> Mapped:
+        return Mapped("".join(self.text), self.starts, self.ends, self.marks)
+
+
+def _map_chars(m: Mapped, fold: Callable[[str], str]) -> Mapped:
+    """Replace every character by ``fold(char)`` (zero or more characters) and keep the mapping."""
+    folded = [fold(char) for char in m.text]
+    if "".join(folded) == m.text:
+        return m
+    out = _Builder(m)
+    for index, piece in enumerate(folded):
+        out.put(piece, index, index + 1, m.mark(index))
+    return out.build()
+
+
+def _rewrite(m: Mapped, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], Iterable[Piece] | None]) -> Mapped:
+    """Replace each match of ``pattern`` by the pieces ``replace`` returns (None keeps the match)."""
+    out = _Builder(m)
+    kept = 0
+    for match in pattern.finditer(m.text):
+        pieces = replace(match)
+        if pieces is None:
+            continue
+        out.keep(kept, match.start())
+        for piece in pieces:
+            out.put(*piece)
+        kept = match.end()
+    if not kept:  # patterns never match empty text, so nothing was rewritten
+        return m
+    out.keep(kept, len(m.text))
+    return out.build()
+
+
+# --- character steps ---------------------------------------------------------------------------
+
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # fillers that render as empty space
+
+
+@lru_cache(maxsize=4096)
+def _visible(char: str) -> str:
+    if char in _BLANKS:
+        return " "
+    if char.isspace():
+        return char
+    if unicodedata.category(char) in ("Cf", "Cc") or "\ufe00" <= char <= "\ufe0f" or char == "\u034f":
+        return ""
+    return char
+
+
+def strip_invisible(m: Mapped) -> Mapped:
+    """Drop zero-width, format and control characters (ZWSP, joiners, soft hyphen, BOM, variation selectors)."""
+    if m.text.isascii() and not _ASCII_CONTROL.search(m.text):
+        return m
+    return _map_chars(m, _visible)
+
+
+@lru_cache(maxsize=4096)
+def _nfkc(char: str) -> str:
+    return unicodedata.normalize("NFKC", char)
+
+
+def nfkc(m: Mapped) -> Mapped:
+    """Unicode compatibility folding: fullwidth, mathematical, circled and superscript letters become plain ones."""
+    if unicodedata.is_normalized("NFKC", m.text):
+        return m
+    return _map_chars(m, _nfkc)
+
+
+@lru_cache(maxsize=4096)
+def _unaccented(char: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", char) if unicodedata.category(c) not in ("Mn", "Me"))
+
+
+def strip_accents(m: Mapped) -> Mapped:
+    """Drop accents and every other combining mark (``nüdé`` → ``nude``, Zalgo text → plain text)."""
+    if m.text.isascii():
+        return m
+    return _map_chars(m, _unaccented)
+
+
+def fold_confusables(m: Mapped) -> Mapped:
+    """Fold letters of other scripts that imitate Latin ones (Cyrillic ѕ, Armenian ս) to the Latin letter."""
+    if m.text.isascii():
+        return m
+    return _map_chars(m, lambda char: CONFUSABLES.get(char, char))
+
+
+def casefold(m: Mapped) -> Mapped:
+    """Case-insensitive form (``ß`` → ``ss``)."""
+    if m.text.isascii():
+        return Mapped(m.text.lower(), m.starts, m.ends, m.marks)
+    return _map_chars(m, str.casefold)
+
+
+# --- rewriting steps ---------------------------------------------------------------------------
+
+# Weights like "(word:1.4)" and "[a:b:0.5]", then the brackets and alternation bars of (emphasis),
+# [de-emphasis|alternation], {NovelAI}, <lora:x>. A number after a colon elsewhere ("code: 4242") stays.
+_PROMPT_SYNTAX = re.compile(r":\s*+[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?=\s*[)\]>])|[()\[\]{}<>|]")
+
+
+def strip_prompt_syntax(m: Mapped) -> Mapped:
+    """Remove Stable Diffusion prompt syntax: ``(word:1.4)``, ``((word))``, ``[a|b]`` become plain words."""
+    return _rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
+
+
+# Three or more single letters or digits, separated by the same spaces, dots, underscores or hyphens.
+_SPACED_OUT = re.compile(r"(?<![^\W_])[^\W_](?P<sep>[ \t]*[._\-][ \t]*|[ \t]+)[^\W_](?:(?P=sep)[^\W_])+(?![^\W_])")
+
+
+def join_spaced_letters(m: Mapped) -> Mapped:
+    """Join letters spaced out to dodge a filter: ``n u d e``, ``n.u.d.e``, ``n_u_d_e`` become ``nude``."""
+    return _rewrite(
+        m,
+        _SPACED_OUT,
+        lambda match: [(char, i, i + 1, 0) for i, char in enumerate(match.group(), match.start()) if char.isalnum()],
+    )
+
+
+_LEET = {
+    "0": "o", "1": I_OR_L, "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
+    "@": "a", "$": "s", "€": "e", "!": "i", "+": "t",
+}  # fmt: skip
+_INNER_ONLY = frozenset("!+")  # "nude!" ends a sentence; "n!pple" hides a letter
+# A whole word (letters, digits, leet symbols) with at least one digit or symbol in it.
+_WORD_WITH_SYMBOLS = re.compile(r"(?<![^\W_])(?<![@$€!+])[^\W\d_]*[\d@$€!+](?:[^\W_]|[@$€!+])*")
+# Numbers with a unit or a size: not leetspeak, left alone.
+_NUMBER_WITH_UNIT = re.compile(r"\d+(?:x\d+)*(?:k|p|px|mm|cm|m|fps|s|st|nd|rd|th|d|x|yo|hz|mp|am|pm|gb|mb)?")
+_DIGITS = "0123456789"
+
+
+def _between_letters(word: str, i: int) -> bool:
+    return 0 < i < len(word) - 1 and word[i - 1].isalnum() and word[i + 1].isalnum()
+
+
+def _decode_word(match: re.Match[str]) -> list[Piece] | None:
+    word, offset = match.group(), match.start()
+    decodable = [
+        _LEET.get(char) if char not in _INNER_ONLY or _between_letters(word, i) else None for i, char in enumerate(word)
+    ]
+    if not any(decodable) or not any(char.isalpha() for char in word) or _NUMBER_WITH_UNIT.fullmatch(word):
+        return None
+    # A count before a word or a number after it ("2nude", "nude2") may also be just that: let a word start there.
+    lead = len(word) - len(word.lstrip(_DIGITS))
+    trail = len(word) - len(word.rstrip(_DIGITS))
+    soft = {i for i in (lead, len(word) - trail) if 0 < i < len(word)}
+    return [
+        (decoded or char, offset + i, offset + i + 1, SOFT_BOUNDARY if i in soft else 0)
+        for i, (char, decoded) in enumerate(zip(word, decodable, strict=True))
+    ]
+
+
+def decode_leetspeak(m: Mapped) -> Mapped:
+    """Decode leetspeak in words that mix letters with digits or symbols: ``s3x``, ``p0rn``, ``@ss`` (not ``4k``)."""
+    return _rewrite(m, _WORD_WITH_SYMBOLS, _decode_word)
+
+
+_SEPARATORS = re.compile(r"[\W_]{2,}|[^\w ]|_")
+
+
+def collapse_separators(m: Mapped) -> Mapped:
+    """Turn every run of punctuation and spacing into one space, so phrases match however they are typed."""
+    return _rewrite(m, _SEPARATORS, lambda match: [(" ", match.start(), match.end(), 0)])
+
+
+_STRETCHED_RUN = re.compile(r"([^\W\d_])\1{2,}")
+
+
+def squeeze_stretched(m: Mapped) -> Mapped:
+    """Squeeze a letter repeated three or more times to one, marked :data:`STRETCHED` (``nuuuude`` → ``nude``)."""
+    return _rewrite(
+        m,
+        _STRETCHED_RUN,
+        lambda match: [(match.group(1), match.start(), match.end(), STRETCHED | m.mark(match.start()))],
+    )
+
+
+Step = Callable[[Mapped], Mapped]
+
+PREPARE_STEPS: tuple[Step, ...] = (strip_invisible, nfkc)
+"""What every check sees, personal-information detection included."""
+MATCH_STEPS: tuple[Step, ...] = (
+    strip_accents,
+    fold_confusables,
+    casefold,
+    strip_prompt_syntax,
+    join_spaced_letters,
+    decode_leetspeak,
+    collapse_separators,
+    squeeze_stretched,
+)
+"""What keyword and regex rules are matched against, after :data:`PREPARE_STEPS`."""
+
+
+def apply(steps: Sequence[Step], m: Mapped) -> Mapped:
+    """Run ``steps`` in order."""
+    for step in steps:
+        m = step(m)
+    return m
+
+
+def normalise(text: str) -> Mapped:
+    """The fully normalised form of ``text`` that rules are matched against."""
+    return apply(MATCH_STEPS, apply(PREPARE_STEPS, Mapped.of(text)))

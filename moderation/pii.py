@@ -1,0 +1,209 @@
+"""Personal information in prompts: phone numbers, US social security numbers, emails, card numbers, addresses.
+
+Prompts are full of harmless numbers (seeds, years, sizes, step counts, ISBNs),
+so a bare run of digits counts only next to a word that says what it is
+("call 4155550132", "ssn 219451234"); formatted numbers count on their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from phonenumbers import Leniency, PhoneNumberMatcher
+
+PiiKind = Literal["phone", "ssn", "email", "card", "address"]
+PII_KINDS: tuple[PiiKind, ...] = ("phone", "ssn", "email", "card", "address")
+
+_WINDOW = 32  # characters before a number searched for a word that says what it is
+
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    """Personal information found at ``text[start:end]``."""
+
+    kind: PiiKind
+    start: int
+    end: int
+    rule: str
+    """What recognised it, in words."""
+
+
+# A number right after one of these is that, not personal information.
+_NOT_PII_BEFORE = re.compile(r"\b(?:seeds?|isbn(?:-1[03])?|steps?|cfg|scale|size|id|version|v)\W{0,3}$", re.IGNORECASE)
+
+
+def _before(text: str, start: int) -> str:
+    return text[max(0, start - _WINDOW) : start]
+
+
+# --- phone numbers -----------------------------------------------------------------------------
+
+_PHONE_WORDS = re.compile(
+    r"\b(?:call|calls|calling|text|texting|txt|phone|tel|telephone|cell|mobile|whatsapp|sms|dial|ring|fax"
+    r"|contact|number|hotline|signal|telegram)\b",
+    re.IGNORECASE,
+)
+
+
+def _phones(text: str, regions: Sequence[str]) -> Iterator[PiiMatch]:
+    if sum(map(str.isdigit, text)) < 7:
+        return
+    seen: set[tuple[int, int]] = set()
+    for region in regions:
+        for match in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
+            before = _before(text, match.start)
+            if (match.start, match.end) in seen or _NOT_PII_BEFORE.search(before):
+                continue
+            seen.add((match.start, match.end))
+            if not match.raw_string.isdigit():
+                yield PiiMatch("phone", match.start, match.end, "phone number")
+            elif word := _last(_PHONE_WORDS, before):
+                yield PiiMatch("phone", match.start, match.end, f"phone number (digits after '{word}')")
+
+
+def _last(pattern: re.Pattern[str], text: str) -> str | None:
+    found = pattern.findall(text)
+    return found[-1] if found else None
+
+
+# --- US social security numbers ------------------------------------------------------------------
+
+_SSN = re.compile(r"(?<![\d-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-])")
+_SSN_WORDS = re.compile(r"\b(?:ssn|ss\s*#|social\s+security|soc\.?\s*sec)", re.IGNORECASE)
+_SSN_ADVERTISED = frozenset({"078051120", "219099999", "123456789"})  # printed in ads and samples, never anyone's
+
+
+def ssn_is_valid(area: str, group: str, serial: str) -> bool:
+    """Whether a number could have been issued under the SSA's rules."""
+    return (
+        area not in ("000", "666")
+        and not area.startswith("9")
+        and group != "00"
+        and serial != "0000"
+        and area + group + serial not in _SSN_ADVERTISED
+    )
+
+
+def _ssns(text: str) -> Iterator[PiiMatch]:
+    for match in _SSN.finditer(text):
+        area, delimiter, group, serial = match.groups()
+        if not ssn_is_valid(area, group, serial):
+            continue
+        if delimiter == "-":
+            yield PiiMatch("ssn", match.start(), match.end(), "US social security number")
+        elif word := _last(_SSN_WORDS, _before(text, match.start())):
+            yield PiiMatch("ssn", match.start(), match.end(), f"US social security number (after '{word}')")
+
+
+# --- email addresses -----------------------------------------------------------------------------
+
+_TLDS = r"(?:com|net|org|edu|gov|io|co|me|info|de|uk|fr|ca|au|nl|ru|jp)"
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE)
+_SPELLED_EMAIL = re.compile(
+    rf"\b[\w.+-]+\s*(?:[(\[{{]at[)\]}}]|\sat\s)\s*[\w-]+(?:\s*[(\[{{]dot[)\]}}]\s*|\sdot\s|\.){_TLDS}\b", re.IGNORECASE
+)
+
+
+_AT_WORD = re.compile(r"[\s(\[{]at[\s)\]}]", re.IGNORECASE)
+
+
+def _emails(text: str) -> Iterator[PiiMatch]:
+    # The cheap test first: most prompts have neither an "@" nor a word "at".
+    if "@" in text:
+        for match in _EMAIL.finditer(text):
+            yield PiiMatch("email", match.start(), match.end(), "email address")
+    if _AT_WORD.search(text):
+        for match in _SPELLED_EMAIL.finditer(text):
+            yield PiiMatch("email", match.start(), match.end(), "email address (spelled out)")
+
+
+# --- card numbers --------------------------------------------------------------------------------
+
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_CARD_ISSUER = re.compile(r"4|5[1-5]|2[2-7]|3[47]|35|6(?:011|5)")
+
+
+def luhn_ok(digits: str) -> bool:
+    """Whether ``digits`` pass the Luhn checksum that every card number carries."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _cards(text: str) -> Iterator[PiiMatch]:
+    for match in _CARD.finditer(text):
+        number = match.group()
+        if _NOT_PII_BEFORE.search(_before(text, match.start())):
+            continue
+        groups = re.split(r"[ -]", number)
+        if len(set(re.findall(r"[ -]", number))) > 1 or min(map(len, groups)) < 3:
+            continue  # mixed separators or a list of small numbers: not written like a card
+        digits = "".join(groups)
+        if not luhn_ok(digits):
+            continue
+        if len(groups) > 1 or _CARD_ISSUER.match(digits):
+            yield PiiMatch("card", match.start(), match.end(), "card number (passes the Luhn check)")
+
+
+# --- street addresses ----------------------------------------------------------------------------
+
+_STREET_TYPES = (
+    "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir"
+    "|highway|hwy|parkway|pkwy|square|sq|trail|trl|crescent|cres|close|row|alley|plaza|grove"
+)
+_ADDRESS = re.compile(
+    rf"(?<![\w.,:-])(\d{{1,6}}[a-z]?),?[ ]+((?:[a-z][\w'.-]*[ ]+){{1,3}}?)({_STREET_TYPES})\b\.?", re.IGNORECASE
+)
+# A house number is followed by a street's name: words like these mean the number counts something else.
+_NOT_STREET_NAME = frozenset((
+    "a", "an", "the", "of", "on", "in", "at", "to", "by", "with", "and", "or", "for", "from", "near", "down", "up",
+    "over", "under", "along", "across", "into", "onto", "past", "behind", "beside", "next", "beneath", "above",
+    "below", "is", "are", "was", "were", "my", "your", "his", "her", "their", "our", "its", "this", "that", "these",
+    "those", "very", "some", "many", "few", "big", "small", "little", "old", "new",
+    *_STREET_TYPES.split("|"),
+))  # fmt: skip
+
+
+def _addresses(text: str) -> Iterator[PiiMatch]:
+    for match in _ADDRESS.finditer(text):
+        names = match.group(2).lower().split()
+        if not any(name.strip(".'-") in _NOT_STREET_NAME for name in names):
+            yield PiiMatch("address", match.start(), match.end(), "street address")
+
+
+# --- all together --------------------------------------------------------------------------------
+
+
+def _canonical(text: str) -> str:
+    return " ".join(text.casefold().replace(",", " ").rstrip(".").split())
+
+
+class PiiDetector:
+    """Finds the configured kinds of personal information, except text on the allow-list."""
+
+    def __init__(self, kinds: Iterable[PiiKind] = PII_KINDS, *, phone_regions: Sequence[str] = ("US",),
+                 allow: Iterable[str] = ()) -> None:  # fmt: skip
+        self.kinds = frozenset(kinds)
+        self.phone_regions = tuple(phone_regions)
+        self._allow = frozenset(map(_canonical, allow))
+
+    def find(self, text: str) -> list[PiiMatch]:
+        """Every piece of personal information in ``text``, in order of position."""
+        found: list[PiiMatch] = []
+        if "phone" in self.kinds:
+            found += _phones(text, self.phone_regions)
+        if "ssn" in self.kinds:
+            found += _ssns(text)
+        if "email" in self.kinds:
+            found += _emails(text)
+        if "card" in self.kinds:
+            found += _cards(text)
+        if "address" in self.kinds:
+            found += _addresses(text)
+        found = [match for match in found if _canonical(text[match.start : match.end]) not in self._allow]
+        return sorted(found, key=lambda match: match.start)

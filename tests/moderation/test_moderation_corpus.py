@@ -1,0 +1,190 @@
+"""The shipped rules against a corpus of evasions that must be caught and innocent prompts that must pass.
+
+Every case names the category it must land in (None: allowed untouched), so a
+new false alarm fails as loudly as a new miss.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation import ModerationSettings, PromptFilter
+
+CAUGHT = [
+    # plain, then one evasion trick at a time
+    ("nude woman on a beach", "sexual"),
+    ("NUDE portrait", "sexual"),
+    ("nu\u200bde model", "sexual"),  # zero-width space
+    ("na\u00adked statue", "sexual"),  # soft hyphen
+    ("n\u200du\u200cd\u2060e", "sexual"),  # joiners, word joiner
+    ("\ufeffporn\ufe0f", "sexual"),  # BOM, variation selector
+    ("ｎｕｄｅ figure", "sexual"),  # fullwidth
+    ("𝐧𝐚𝐤𝐞𝐝 elf", "sexual"),  # mathematical bold
+    ("ⓝⓤⓓⓔ", "sexual"),  # circled letters
+    ("ѕех scene", "sexual"),  # Cyrillic dze, ie, ha
+    ("nսde painting", "sexual"),  # Armenian seh
+    ("ΡΟRΝ", "sexual"),  # Greek rho, omicron, nu
+    ("🇳🇺🇩🇪 selfie", "sexual"),  # regional indicators
+    ("nüdé beach", "sexual"),  # accents
+    ("n̸u̸d̸e̸", "sexual"),  # combining overlays
+    ("(nude:1.4), masterpiece", "sexual"),  # prompt weight
+    ("((naked)), best quality", "sexual"),  # emphasis
+    ("[nude|clothed] woman", "sexual"),  # alternation
+    ("{{hentai}} style", "sexual"),  # NovelAI braces
+    ("n u d e girl", "sexual"),  # spaced out
+    ("n.a.k.e.d", "sexual"),  # dotted
+    ("p_o_r_n", "sexual"),  # underscores
+    ("n - u - d - e", "sexual"),  # hyphens with spaces
+    ("nuuuuude", "sexual"),  # stretched
+    ("boooooobs", "sexual"),  # stretched double letter
+    ("s3x", "sexual"),  # leetspeak
+    ("p0rn", "sexual"),
+    ("n4k3d", "sexual"),
+    ("h3nt41", "sexual"),  # 1 read as i
+    ("@n@l", "sexual"),  # symbols
+    ("$exy", "sexual"),
+    ("l0l1", "sexual"),  # 1 read as l and as i in one word
+    ("n1pples", "sexual"),  # prefix rule through leetspeak
+    ("2nude", "sexual"),  # a count glued to the word
+    ("nsfw2024", "sexual"),  # a number glued after it
+    ("n.u.d.3", "sexual"),  # spaced and leet at once
+    ("((ｎ ｕ ｄ ｅ:1.3))", "sexual"),  # fullwidth, spaced, weighted
+    ("naked eye view of a naked man", "sexual"),  # the allow-list covers only the first
+    ("nude mickey mouse", "sexual"),  # a block wins over a flag
+    ("n1gg3r", "hate"),
+    ("sniggering at a n i g g e r", "hate"),  # allow-listed word next to the slur
+    ("ѕieg heil", "hate"),
+    ("h e i l hitler", "hate"),
+    ("white   power rally", "hate"),
+    ("f@gg0t", "hate"),
+    ("the k.k.k. marching", "hate"),
+    ("beheaded knight", "violence"),
+    ("d3capitated body", "violence"),
+    ("al gore standing in gore", "violence"),  # allow-listed name, then the word
+    ("self-harm scars", "violence"),
+    ("school_shooting", "violence"),
+    ("r4pe scene", "violence"),
+    ("Mickey Mouse at the beach", "trademark"),
+    ("pokémon trainer", "trademark"),
+    ("Coca-Cola bottle", "trademark"),
+    ("d1sney castle", "trademark"),
+    ("call me at (415) 555-0132", "personal_info"),
+    ("text 4155550132 tonight", "personal_info"),
+    ("+44 20 7946 0958", "personal_info"),
+    ("jane.doe@example.com", "personal_info"),
+    ("ssn 219-45-1234", "personal_info"),
+    ("card 4111 1111 1111 1111", "personal_info"),
+    ("the house at 123 Maple Street", "personal_info"),
+    ("ｃａｌｌ ４１５-５５５-０１３２", "personal_info"),  # fullwidth digits
+]
+
+INNOCENT = [
+    "a bowl of grapes on a table",
+    "drapes and curtains in a therapist office",
+    "Scunthorpe town centre at dusk",
+    "Penistone railway station",
+    "Pornic harbour and Pornichet beach",
+    "Essex and Middlesex countryside",
+    "Sexsmith, Alberta in winter",
+    "Intercourse, Pennsylvania, amish buggy",
+    "a sextant on a ship deck",
+    "graduated summa cum laude, oil painting",
+    "cumulus clouds over the sea",
+    "a kitchen-cum-dining room, Alan Cumming",
+    "Offa's Dyke path",
+    "a car with suicide doors",
+    "oilseed rape field in May",
+    "paint stripper on a workbench",
+    "a bottomless pit",
+    "the White Power Ranger action figure",
+    "Shota Aizawa, anime style",
+    "a sniggering goblin",
+    "a niggardly old miser counting coins",
+    "Al Gore giving a speech",
+    "Gore-Tex jacket, hiking",
+    "in the style of Edward Gorey",
+    "a maine coon cat",
+    "a raccoon in the forest",
+    "Dick Van Dyke portrait",
+    "a chink in the armor",
+    "flame retardant suit",
+    "rapeseed fields in bloom",
+    "the hanged man tarot card",
+    "naked eye view of the stars",
+    "naked mole rat",
+    "blue tits at a bird feeder",
+    "pussy willow branches",
+    "data analysis, analog synth",
+    "assassin in classic armor, Cassandra",
+    "Titus Andronicus stage play",
+    "Nike of Samothrace statue",
+    "a grape, a grapefruit and grapes",
+    "seed 4155550132",
+    "1999 vintage photo",
+    "512x768, 4k, 8k, uhd",
+    "1920x1080 wallpaper, 16:9",
+    "ISBN 978-3-16-148410-0 book cover",
+    "ISBN 0-306-40615-2",
+    "steps 30, cfg 7.5, seed 1234567890",
+    "1girl, 2boys, 3d render, 35mm film",
+    "year 2077 cyberpunk city, 1080p",
+    "f/1.8 aperture, 85mm lens",
+    "a 5 ft tall robot",
+    "route 66 diner",
+    "area 51 hangar",
+    "Abbey Road album cover",
+    "Fifth Avenue at night",
+    "10 Downing Street at night",
+    "3 cats on main street",
+    "a four lane highway",
+    "Москва зимой",
+    "東京の夜景",
+    "🌸 cherry blossom 🌸",
+    "U.S.A. flag waving",
+    "wow!! amazing!!",
+    "(masterpiece:1.2), [best quality], ((detailed))",
+]
+
+
+@pytest.fixture(scope="module")
+def prompt_filter() -> PromptFilter:
+    return PromptFilter.from_settings(ModerationSettings())
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(CAUGHT) + len(INNOCENT) >= 60
+
+
+@pytest.mark.parametrize(("prompt", "category"), CAUGHT)
+def test_evasion_is_caught(prompt_filter: PromptFilter, prompt: str, category: str) -> None:
+    verdict = prompt_filter.check(prompt)
+    assert verdict.category == category, verdict
+    assert verdict.action == prompt_filter.settings.categories.get(category, prompt_filter.settings.pii).action
+    assert verdict.allowed == (verdict.action == "flag")
+    start, end = verdict.span
+    assert 0 <= start < end <= len(prompt)
+    assert verdict.matched.strip(), "the span shows what the member typed"
+
+
+@pytest.mark.parametrize("prompt", INNOCENT)
+def test_innocent_prompt_passes(prompt_filter: PromptFilter, prompt: str) -> None:
+    verdict = prompt_filter.check(prompt)
+    assert (verdict.category, verdict.action, verdict.allowed) == (None, "allow", True), verdict
+
+
+@pytest.mark.parametrize(
+    ("prompt", "matched"),
+    [
+        ("a (nude:1.4) elf", "nude"),
+        ("grapes, n u d e", "n u d e"),
+        ("nu\u200bde", "nu\u200bde"),
+        ("so nuuuuude", "nuuuuude"),
+        ("al gore standing in gore", "gore"),
+        ("naked eye view of a naked man", "naked"),
+        ("call me at (415) 555-0132", "(415) 555-0132"),
+    ],
+)
+def test_span_points_into_what_the_member_typed(prompt_filter: PromptFilter, prompt: str, matched: str) -> None:
+    verdict = prompt_filter.check(prompt)
+    assert verdict.matched == matched
+    assert verdict.span[1] == prompt.rindex(matched) + len(matched)
