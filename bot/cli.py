@@ -91,7 +91,7 @@ def _make_tiny_model(dest: Path) -> int:
 
     write_tiny_model(dest)
     print(f"wrote a tiny random Stable Diffusion pipeline to {dest}")
-    print(f"use it with:  engine:\\n  model: {dest.resolve()}   (config.yaml)  or  dreamqueue generate --model {dest}")
+    print(f"use it: set engine.model: {dest.resolve()} in config.yaml, or pass --model {dest} to generate")
     return 0
 
 

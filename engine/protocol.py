@@ -1,0 +1,101 @@
+"""The messages the engine client and the engine process exchange over their pipe.
+
+Plain picklable dataclasses, no torch. The client sends one :class:`RunBatch`
+at a time and reads :class:`Step` messages until the batch's answer
+(:class:`BatchDone`, :class:`BatchStopped` or :class:`BatchFailed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.types import JobRequest
+
+# Client -> engine process
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """Render ``jobs`` (all with the same params) as one batch."""
+
+    batch_id: int
+    jobs: tuple[JobRequest, ...]
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Stop batch ``batch_id`` at its next step (every job in it was cancelled)."""
+
+    batch_id: int
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Stop serving and exit (a running batch is abandoned)."""
+
+
+# Engine process -> client
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The model is loaded and warm."""
+
+    device: str
+    model: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StartFailed:
+    """The model could not be loaded; ``reason`` is for the operator."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """Batch ``batch_id`` has done ``step`` of ``steps`` denoising steps."""
+
+    batch_id: int
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """The PNGs of each job of the batch, in the order of ``RunBatch.jobs``."""
+
+    batch_id: int
+    images: tuple[tuple[bytes, ...], ...]
+    oom_retries: int
+    peak_memory_bytes: int
+    """Peak GPU memory of this batch (CUDA), or the engine process's peak resident memory (CPU)."""
+
+
+@dataclass(frozen=True)
+class BatchStopped:
+    """The batch was interrupted on request; no images."""
+
+    batch_id: int
+
+
+@dataclass(frozen=True)
+class BatchFailed:
+    """The batch failed inside the engine; ``reason`` is safe to show a member."""
+
+    batch_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class EngineFaults:
+    """Faults injected inside the engine process, for tests of the failure paths.
+
+    Pass to ``EngineProcess(settings, faults=...)``; production code never sets them.
+    """
+
+    oom_above_images: int | None = None
+    """Raise ``torch.cuda.OutOfMemoryError`` for every UNet batch of more images than this (0: every batch)."""
+    step_delay_s: float = 0.0
+    """Sleep this long after every denoising step, as a slow GPU would (makes a batch long enough to act on)."""

@@ -1,0 +1,201 @@
+"""The engine process: loads the model once, then serves batches sent by the client over a pipe.
+
+:func:`serve` is the process's entry point (started with ``spawn`` by
+:class:`engine.client.EngineProcess`). This module imports no torch at import
+time, so the client can name :func:`serve` as the process target; torch and
+diffusers are imported inside the child.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, TypeVar
+
+from engine.config import EngineSettings
+from engine.protocol import (
+    BatchDone,
+    BatchFailed,
+    BatchStopped,
+    EngineFaults,
+    Interrupt,
+    Ready,
+    RunBatch,
+    Shutdown,
+    StartFailed,
+    Step,
+)
+from engine.types import GenerationParams
+
+if TYPE_CHECKING:
+    from engine.pipeline import ImageSpec, Pipeline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+INTERNAL_ERROR = "The image engine hit an internal error on this batch."
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the GPU out of memory: ``torch.cuda.OutOfMemoryError``, or a RuntimeError saying so."""
+    return isinstance(exc, RuntimeError) and (
+        type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+    )
+
+
+def run_in_chunks(
+    run: Callable[[Sequence[T]], Sequence[R] | None],
+    items: Sequence[T],
+    size: int,
+    on_shrink: Callable[[int], None] = lambda size: None,
+) -> list[R] | None:
+    """Run ``items`` through ``run`` at most ``size`` at a time, halving the size on out-of-memory.
+
+    A chunk that runs out of memory is retried in halves (``on_shrink`` is told
+    the new size, e.g. to empty the CUDA cache), down to one item; the smaller
+    size is kept for the rest. A single item out of memory re-raises. Returns
+    the results in order, or None as soon as ``run`` returns None (stopped).
+    """
+    results: list[R] = []
+    start = 0
+    while start < len(items):
+        chunk = items[start : start + size]
+        out_of_memory = False
+        try:
+            out = run(chunk)
+        except RuntimeError as exc:
+            if len(chunk) == 1 or not is_out_of_memory(exc):
+                raise
+            out_of_memory = True
+        if out_of_memory:  # shrink outside the handler, once the traceback and its tensors are released
+            size = len(chunk) // 2
+            on_shrink(size)
+            continue
+        if out is None:
+            return None
+        results.extend(out)
+        start += len(chunk)
+    return results
+
+
+def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_level: int) -> None:
+    """The engine process's main: load and warm the model, report ready, serve batches until shut down."""
+    logging.basicConfig(level=log_level, format="%(asctime)s engine[%(process)d] %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    try:
+        from engine.pipeline import Pipeline  # torch is imported here, in the engine process only
+
+        pipeline = Pipeline.load(settings)
+        pipeline.warm_up(_warm_up_params(settings))
+    except Exception as exc:
+        log.exception("could not start the engine")
+        conn.send(StartFailed(f"could not load the model {settings.model!r}: {type(exc).__name__}: {exc}"))
+        return
+    conn.send(Ready(str(pipeline.device), pipeline.model, time.perf_counter() - started))
+    Server(conn, pipeline, settings, faults).serve()
+
+
+def _warm_up_params(settings: EngineSettings) -> GenerationParams:
+    """Two steps at a typical size within the limits."""
+    size = max(settings.min_size, min(512, settings.max_width, settings.max_height))
+    return GenerationParams(width=size, height=size, steps=2, sampler=settings.default_sampler)
+
+
+class Server:
+    """The serving loop of one engine process: runs batches, reports steps, watches for interrupts.
+
+    Tests can drive it in-process with one end of a ``multiprocessing.Pipe`` and a loaded pipeline.
+    """
+
+    def __init__(self, conn: Connection, pipeline: Pipeline, settings: EngineSettings, faults: EngineFaults) -> None:
+        self.conn = conn
+        self.pipeline = pipeline
+        self.settings = settings
+        self.faults = faults
+        self.shutting_down = False
+        self.stop_batch: int | None = None
+
+    def serve(self) -> None:
+        """Serve until told to shut down or the client goes away."""
+        try:
+            while not self.shutting_down:
+                message = self.conn.recv()
+                if isinstance(message, RunBatch):
+                    self.conn.send(self.run_batch(message))
+                elif isinstance(message, Shutdown):
+                    return
+                # An Interrupt for a batch that already finished needs nothing.
+        except (EOFError, BrokenPipeError):
+            log.info("the client is gone; exiting")
+
+    def run_batch(self, batch: RunBatch) -> BatchDone | BatchStopped | BatchFailed:
+        """Render every image of every job of ``batch``, in UNet batches of at most ``max_batch_images``."""
+        import torch
+
+        from engine.pipeline import ImageSpec
+
+        params = batch.jobs[0].params
+        specs = [ImageSpec(job.prompt, job.negative_prompt, seed) for job in batch.jobs for seed in job.seeds]
+        images_done = 0
+        oom_retries = 0
+
+        def on_step(chunk_size: int, step: int) -> bool:
+            # Progress over the whole batch, even when it runs as several UNet batches.
+            overall = (images_done * params.steps + step * chunk_size) // len(specs)
+            self.conn.send(Step(batch.batch_id, overall, params.steps))
+            if self.faults.step_delay_s:
+                time.sleep(self.faults.step_delay_s)
+            return self.stop_requested(batch.batch_id)
+
+        def run(chunk: Sequence[ImageSpec]) -> list[bytes] | None:
+            nonlocal images_done
+            limit = self.faults.oom_above_images
+            if limit is not None and len(chunk) > limit:
+                raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected above {limit} images)")
+            pngs = self.pipeline.render(params, chunk, lambda step: on_step(len(chunk), step))
+            images_done += len(chunk)
+            return pngs
+
+        def on_shrink(size: int) -> None:
+            nonlocal oom_retries
+            oom_retries += 1
+            log.warning("out of GPU memory: retrying with %d images per UNet batch", size)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        self.pipeline.reset_peak_memory()
+        try:
+            pngs = run_in_chunks(run, specs, self.settings.max_batch_images, on_shrink)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                log.error("out of GPU memory even for one %dx%d image", params.width, params.height)
+                return BatchFailed(
+                    batch.batch_id,
+                    f"Not enough GPU memory for a {params.width}x{params.height} image; try a smaller size.",
+                )
+            log.exception("batch %d failed", batch.batch_id)
+            return BatchFailed(batch.batch_id, INTERNAL_ERROR)
+        if pngs is None:
+            return BatchStopped(batch.batch_id)
+        per_job = []
+        for job in batch.jobs:
+            per_job.append(tuple(pngs[: job.count]))
+            pngs = pngs[job.count :]
+        return BatchDone(batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes())
+
+    def stop_requested(self, batch_id: int) -> bool:
+        """Read what the client sent during the batch: should it stop?"""
+        while self.stop_batch != batch_id and not self.shutting_down and self.conn.poll():
+            try:
+                message = self.conn.recv()
+            except EOFError:
+                message = Shutdown()
+            if isinstance(message, Shutdown):
+                self.shutting_down = True
+            elif isinstance(message, Interrupt):
+                self.stop_batch = message.batch_id
+        return self.shutting_down or self.stop_batch == batch_id
