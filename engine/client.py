@@ -158,6 +158,7 @@ class _Stats:
     oom_retries: int = 0
     peak_memory_bytes: int = 0
     last_batch_seconds: float = 0.0
+    busy_seconds: float = 0.0
 
 
 class EngineProcess:
@@ -183,6 +184,7 @@ class EngineProcess:
         self._device = ""
         self._model = ""
         self._detail = "not started"
+        self._batch_size = 0
         self._stats = _Stats()
 
     async def __aenter__(self) -> EngineProcess:
@@ -282,6 +284,8 @@ class EngineProcess:
                 "oom_retries": stats.oom_retries,
                 "peak_memory_mb": stats.peak_memory_bytes / 2**20,  # of the last batch
                 "last_batch_seconds": stats.last_batch_seconds,
+                "busy_seconds": stats.busy_seconds,  # device time spent generating, all batches so far
+                "batch_size": self._batch_size,  # images per UNet batch, as set or measured at start
             },
         )
 
@@ -301,9 +305,12 @@ class EngineProcess:
             child.kill()
             raise
         match message:
-            case Ready(device=device, model=model, seconds=seconds):
-                log.info("engine ready on %s with %s after %.1f s (pid %s)", device, model, seconds, child.process.pid)
-                self._device, self._model, self._detail = device, model, "ready"
+            case Ready(device=device, model=model, seconds=seconds, batch_size=batch_size):
+                log.info(
+                    "engine ready on %s with %s after %.1f s, %d images per UNet batch (pid %s)",
+                    device, model, seconds, batch_size, child.process.pid,
+                )
+                self._device, self._model, self._detail, self._batch_size = device, model, "ready", batch_size
                 self._child = child
                 return child
             case StartFailed(reason=reason):
@@ -433,6 +440,7 @@ class EngineProcess:
         stats.oom_retries += done.oom_retries
         stats.peak_memory_bytes = done.peak_memory_bytes
         stats.last_batch_seconds = seconds
+        stats.busy_seconds += done.busy_seconds
 
 
 def plan_batches(jobs: Sequence[JobRequest], max_images: int) -> list[list[JobRequest]]:

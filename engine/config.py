@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from engine.types import SAMPLERS, Limits
 
@@ -39,6 +39,32 @@ class EngineSettings(BaseModel):
     watchdog_timeout_s: PositiveFloat = 120.0
     """A batch that reports no step for this long is taken as hung: the engine is restarted."""
 
+    # Speed and memory. Every option's default is the plain diffusers pipeline.
+    dtype: Literal["auto", "fp16", "bf16", "fp32"] = "auto"
+    """Weights and activations: ``auto`` is fp16 on CUDA and fp32 on the CPU."""
+    channels_last: bool = False
+    """Store the UNet's and VAE's convolution tensors channels-last (faster convolutions on tensor cores)."""
+    fuse_qkv: bool = False
+    """Fuse each attention layer's query, key and value projections into one matmul."""
+    compile: bool = False
+    """``torch.compile`` the UNet and the VAE decoder, for every batch size at each of ``warm_up_sizes``."""
+    compile_mode: Literal["default", "max-autotune"] = "default"
+    """``max-autotune`` tries more kernels while compiling: slower to start, maybe faster to run."""
+    cuda_graphs: bool = False
+    """Replay compiled batches as CUDA graphs (``reduce-overhead``): less CPU work per step. CUDA only."""
+    warm_up_sizes: tuple[tuple[PositiveInt, PositiveInt], ...] = ()
+    """``(width, height)`` pairs run at start (empty: 512x512, or the nearest the limits allow). With ``compile``,
+    each is compiled for every batch size and other sizes run uncompiled; ``batch_size: auto`` measures the first."""
+    compile_cache_dir: Path | None = None
+    """Where compiled kernels are kept across restarts (None: PyTorch's default under the temp folder)."""
+    batch_size: PositiveInt | Literal["auto"] | None = None
+    """Images per UNet batch: a number, ``auto`` (the fastest measured at start), or None for ``max_batch_images``."""
+    low_memory: bool = False
+    """For small cards: attention slicing, VAE slicing and (on CUDA) model CPU offload. Slower."""
+    vae_tiling: bool = False
+    """Decode images larger than the VAE's tile (512 px for SD 1.x) tile by tile: less memory, but the tiles'
+    seams are blended, so large images change slightly. Images up to the tile size are not affected."""
+
     @model_validator(mode="after")
     def _check(self) -> EngineSettings:
         if self.default_sampler not in SAMPLERS:
@@ -46,7 +72,41 @@ class EngineSettings(BaseModel):
         for name in ("min_size", "max_width", "max_height"):
             if getattr(self, name) % 8:
                 raise ValueError(f"{name} must be a multiple of 8")
+        for width, height in self.warm_up_sizes:
+            if not (self.min_size <= width <= self.max_width and self.min_size <= height <= self.max_height):
+                raise ValueError(f"warm_up_sizes: {width}x{height} is outside min_size, max_width and max_height")
+        if isinstance(self.batch_size, int) and self.batch_size > self.max_batch_images:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must not exceed max_batch_images ({self.max_batch_images})"
+            )
+        needs = {
+            "compile_mode": (self.compile_mode != "default", self.compile, "compile: true"),
+            "cuda_graphs": (self.cuda_graphs, self.compile, "compile: true"),
+            # Offload hooks and sliced attention replace what compiling and fusing would speed up.
+            "low_memory": (self.low_memory, not (self.compile or self.fuse_qkv), "compile: false and fuse_qkv: false"),
+        }
+        for name, (used, allowed, requirement) in needs.items():
+            if used and not allowed:
+                raise ValueError(f"{name} needs {requirement}")
+        if self.cuda_graphs and self.device == "cpu":
+            raise ValueError("cuda_graphs needs a CUDA device, not device: cpu")
         return self
+
+    @field_validator("warm_up_sizes")
+    @classmethod
+    def _sizes_are_multiples_of_8(cls, sizes: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        for width, height in sizes:
+            if width % 8 or height % 8:
+                raise ValueError(f"{width}x{height}: width and height must be multiples of 8")
+        return sizes
+
+    @property
+    def start_sizes(self) -> tuple[tuple[int, int], ...]:
+        """The ``(width, height)`` pairs run at start: ``warm_up_sizes``, or one typical size within the limits."""
+        if self.warm_up_sizes:
+            return self.warm_up_sizes
+        size = max(self.min_size, min(512, self.max_width, self.max_height))
+        return ((size, size),)
 
     @property
     def limits(self) -> Limits:

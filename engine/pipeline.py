@@ -4,14 +4,22 @@ Runs inside the engine process only (it imports torch). One call renders a
 batch of images that share :class:`GenerationParams`; each image has its own
 prompt, negative prompt and seed, and its own ``torch.Generator``, so an image
 comes out the same whether it was made alone or in a batch.
+
+The speed and memory options of :class:`EngineSettings` are applied at load
+(:mod:`engine.optimize`). A compiled pipeline runs each shape it warmed up
+compiled, padding a batch with throw-away images up to the next compiled batch
+size; any other shape runs uncompiled rather than compiling mid-service.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import logging
 import resource
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +38,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 
 from engine.config import EngineSettings
+from engine.optimize import check_device, compile_networks, place, resolve_dtype
 from engine.pnginfo import encode_png, format_parameters, model_label
 from engine.types import GenerationParams
 
@@ -54,6 +63,12 @@ SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
 StepCallback = Callable[[int], bool]
 """Called after each denoising step with the number of steps done; returning True stops the batch."""
 
+WARM_UP_STEPS = 2
+MEASURE_STEPS = 8
+"""Denoising steps of each timed run when ``batch_size: auto`` measures the batch sizes."""
+BATCH_TOLERANCE = 0.05
+"""A batch size this close to the best rate wins over a larger one: same throughput, less waiting."""
+
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -62,6 +77,24 @@ class ImageSpec:
     prompt: str
     negative_prompt: str
     seed: int
+
+
+PADDING = ImageSpec("", "", 0)
+"""A throw-away image that fills a batch up to a compiled batch size."""
+
+Shape = tuple[int, int, bool]
+"""(width, height, classifier-free guidance on): what fixes a compiled graph's shapes, with the batch size."""
+
+
+def batch_buckets(batch_size: int) -> list[int]:
+    """The batch sizes worth compiling for UNet batches of up to ``batch_size``: powers of two below it, and it."""
+    return [1 << n for n in range(batch_size.bit_length()) if 1 << n < batch_size] + [batch_size]
+
+
+def choose_batch_size(rates: dict[int, float]) -> int:
+    """The batch size with the most images/s in ``rates``, or the smallest within :data:`BATCH_TOLERANCE` of it."""
+    best = max(rates.values())
+    return min(batch for batch, rate in rates.items() if rate >= best * (1 - BATCH_TOLERANCE))
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -74,27 +107,45 @@ def resolve_device(setting: str) -> torch.device:
 class Pipeline:
     """A loaded Stable Diffusion pipeline that renders batches of :class:`ImageSpec`."""
 
-    def __init__(self, pipe: StableDiffusionPipeline, device: torch.device, model: str) -> None:
+    def __init__(
+        self,
+        pipe: StableDiffusionPipeline,
+        device: torch.device,
+        model: str,
+        *,
+        batch_size: int = 8,
+        compiled: bool = False,
+    ) -> None:
         self.pipe = pipe
         self.device = device
         self.model = model
         """The model's name as written into the images' parameters."""
+        self.batch_size = batch_size
+        """Most images per UNet batch (``batch_size: auto`` settles it in :meth:`warm_up`)."""
+        self.compiled = compiled
+        self.busy_seconds = 0.0
+        """Time spent generating so far: GPU time between each batch's first and last kernel on CUDA."""
         self._base_scheduler_config = pipe.scheduler.config
         self._schedulers: dict[str, SchedulerMixin] = {}
+        self._warm: set[tuple[Shape, int]] = set()
+        self._compiled_batches: dict[Shape, list[int]] = {}
 
     @classmethod
-    def load(cls, settings: EngineSettings) -> Pipeline:
-        """Load ``settings.model`` (a local folder or a Hugging Face id): fp16 on CUDA, fp32 on the CPU.
+    def load(cls, settings: EngineSettings, *, compile_backend: str = "inductor") -> Pipeline:
+        """Load ``settings.model`` (a local folder or a Hugging Face id) with the engine's options applied.
 
         Attention runs through PyTorch's scaled-dot-product attention (diffusers'
-        default ``AttnProcessor2_0``); there is no safety checker.
+        default ``AttnProcessor2_0``) unless ``low_memory`` slices it; there is no
+        safety checker. ``compile_backend`` is for tests (``eager`` captures and
+        guards the graphs as inductor would, without generating kernels).
         """
         if not settings.model:
             raise ValueError("no model configured (engine.model)")
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
         device = resolve_device(settings.device)
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        check_device(settings, device)
+        dtype = resolve_dtype(settings.dtype, device)
         pipe = StableDiffusionPipeline.from_pretrained(
             settings.model,
             torch_dtype=dtype,
@@ -104,10 +155,13 @@ class Pipeline:
             feature_extractor=None,
             requires_safety_checker=False,
         )
-        pipe.to(device)
+        place(pipe, settings, device)
         pipe.set_progress_bar_config(disable=True)
+        if settings.compile:
+            compile_networks(pipe, settings, compile_backend)
         log.info("loaded %s on %s (%s)", settings.model, device, dtype)
-        return cls(pipe, device, model_label(settings.model))
+        batch_size = settings.batch_size if isinstance(settings.batch_size, int) else settings.max_batch_images
+        return cls(pipe, device, model_label(settings.model), batch_size=batch_size, compiled=settings.compile)
 
     def set_sampler(self, name: str) -> None:
         """Use sampler ``name`` from now on; schedulers are built once and reused, so switching is cheap."""
@@ -122,9 +176,10 @@ class Pipeline:
     ) -> list[Image.Image] | None:
         """Render ``images`` in one UNet batch; None if ``on_step`` stopped it."""
         self.set_sampler(params.sampler)
+        batch, uncompiled = self._fit(params, images)
         # One generator per image, on the CPU: an image's noise depends on its seed alone,
         # not on its place in the batch or on the GPU model.
-        generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in images]
+        generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in batch]
 
         def step_end(
             pipe: StableDiffusionPipeline, index: int, timestep: Any, tensors: dict[str, Any]
@@ -133,27 +188,36 @@ class Pipeline:
                 pipe._interrupt = True  # diffusers skips the remaining steps
             return tensors
 
-        latents = self.pipe(
-            prompt=[spec.prompt for spec in images],
-            negative_prompt=[spec.negative_prompt for spec in images],
-            width=params.width,
-            height=params.height,
-            num_inference_steps=params.steps,
-            guidance_scale=params.guidance,
-            generator=generators,
-            output_type="latent",
-            callback_on_step_end=step_end,
-        ).images
-        if self.pipe.interrupt:
-            return None
-        return self.decode(latents)
+        # A shape compiled at warm-up runs compiled; any other runs eagerly rather than compiling mid-service.
+        with torch.compiler.set_stance("force_eager") if uncompiled else contextlib.nullcontext(), self._busy():
+            latents = self.pipe(
+                prompt=[spec.prompt for spec in batch],
+                negative_prompt=[spec.negative_prompt for spec in batch],
+                width=params.width,
+                height=params.height,
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance,
+                generator=generators,
+                output_type="latent",
+                callback_on_step_end=step_end,
+            ).images
+            if self.pipe.interrupt:
+                return None
+            return self.decode(latents, len(images))
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
-        """Latents to images through the VAE (skipped for a stopped batch, hence outside the pipeline call)."""
+    def decode(self, latents: torch.Tensor, count: int | None = None) -> list[Image.Image]:
+        """Latents to images through the VAE, the first ``count`` only (the rest pad a compiled batch).
+
+        Skipped for a stopped batch, hence outside the pipeline call.
+        """
         vae = self.pipe.vae
         pixels = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-        return self.pipe.image_processor.postprocess(pixels, output_type="pil")
+        return self.pipe.image_processor.postprocess(pixels[:count], output_type="pil")
+
+    def png_text(self, params: GenerationParams, spec: ImageSpec) -> str:
+        """The parameters text embedded in ``spec``'s PNG."""
+        return format_parameters(spec.prompt, spec.negative_prompt, params, [spec.seed], self.model)
 
     def render(
         self, params: GenerationParams, images: Sequence[ImageSpec], on_step: StepCallback | None = None
@@ -163,13 +227,94 @@ class Pipeline:
         if pictures is None:
             return None
         return [
-            encode_png(picture, format_parameters(spec.prompt, spec.negative_prompt, params, [spec.seed], self.model))
-            for spec, picture in zip(images, pictures, strict=True)
+            encode_png(picture, self.png_text(params, spec)) for spec, picture in zip(images, pictures, strict=True)
         ]
 
-    def warm_up(self, params: GenerationParams) -> None:
-        """Run one small image through every network so the first member's job does not pay for it."""
-        self.generate(params, [ImageSpec("warm-up", "", 0)])
+    def warm_up(self, settings: EngineSettings) -> None:
+        """Run every network once, so the first member's job does not pay for it; settle the batch size.
+
+        Each start size runs once; ``batch_size: auto`` measures the candidate
+        batch sizes at the first. A compiled pipeline compiles every batch size
+        a UNet batch can take at each start size, so no member's job waits for
+        a compile.
+        """
+        sizes = settings.start_sizes
+        if settings.batch_size == "auto":
+            self.batch_size = self._fastest_batch(sizes[0], settings.max_batch_images, settings.default_sampler)
+        batches = batch_buckets(self.batch_size) if self.compiled else [1]
+        for size in sizes:
+            for batch in batches:
+                self._warm_shape(size, batch, settings.default_sampler)
+
+    def _warm_shape(self, size: tuple[int, int], batch: int, sampler: str) -> None:
+        """Render one batch of ``batch`` images at ``size`` (compiling it, if compiled), unless done before."""
+        shape = (*size, True)  # warm-up runs with guidance, as members' jobs do
+        if (shape, batch) in self._warm:
+            return
+        if self.compiled:
+            bisect.insort(self._compiled_batches.setdefault(shape, []), batch)
+        started = time.perf_counter()
+        params = GenerationParams(width=size[0], height=size[1], steps=WARM_UP_STEPS, sampler=sampler)
+        self.generate(params, [ImageSpec("warm-up", "", seed) for seed in range(batch)])
+        self._warm.add((shape, batch))
+        log.info("warmed up %dx%d, %d images per batch, in %.1f s", *size, batch, time.perf_counter() - started)
+
+    def _fastest_batch(self, size: tuple[int, int], max_images: int, sampler: str) -> int:
+        """Time each candidate batch size at ``size``; the fastest in images/s (or a smaller one within 5 %)."""
+        params = GenerationParams(width=size[0], height=size[1], steps=MEASURE_STEPS, sampler=sampler)
+        rates: dict[int, float] = {}
+        for batch in batch_buckets(max_images):
+            images = [ImageSpec("a lighthouse on a cliff", "blurry", seed) for seed in range(batch)]
+            try:
+                self._warm_shape(size, batch, sampler)
+                seconds = []
+                for _ in range(2):
+                    started = time.perf_counter()
+                    self.generate(params, images)
+                    seconds.append(time.perf_counter() - started)
+            except torch.cuda.OutOfMemoryError:
+                if not rates:
+                    raise
+                log.info("batch size %d runs out of GPU memory: measuring no further", batch)
+                break
+            rates[batch] = batch / min(seconds)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # outside the handler, once the failed batch's tensors are released
+        chosen = choose_batch_size(rates)
+        measured = ", ".join(f"{batch}: {rate:.2f}" for batch, rate in rates.items())
+        log.info("images/s by batch size at %dx%d: %s; chose %d", *size, measured, chosen)
+        return chosen
+
+    def _fit(self, params: GenerationParams, images: Sequence[ImageSpec]) -> tuple[list[ImageSpec], bool]:
+        """The batch to run for ``images``, and whether it must run uncompiled.
+
+        A compiled shape is padded up to the next compiled batch size; a compiled
+        pipeline runs a shape not compiled at warm-up uncompiled.
+        """
+        compiled = self._compiled_batches.get((params.width, params.height, params.guidance > 1), [])
+        size = next((batch for batch in compiled if batch >= len(images)), None)
+        if size is None:
+            return list(images), self.compiled
+        return [*images, *[PADDING] * (size - len(images))], False
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Add the time the block keeps the device busy to :attr:`busy_seconds`."""
+        if self.device.type != "cuda":
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.busy_seconds += time.perf_counter() - started
+            return
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        try:
+            yield
+        finally:
+            end.record()
+            end.synchronize()
+            self.busy_seconds += start.elapsed_time(end) / 1000
 
     def reset_peak_memory(self) -> None:
         """Start measuring peak GPU memory afresh (the CPU's peak resident memory cannot be reset)."""

@@ -44,6 +44,8 @@ class Ready:
     device: str
     model: str
     seconds: float
+    batch_size: int = 1
+    """Images per UNet batch, as set or measured at start."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class BatchDone:
     oom_retries: int
     peak_memory_bytes: int
     """Peak GPU memory of this batch (CUDA), or the engine process's peak resident memory (CPU)."""
+    busy_seconds: float = 0.0
+    """Time the batch kept the device busy generating (see ``Pipeline.busy_seconds``)."""
 
 
 @dataclass(frozen=True)

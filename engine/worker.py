@@ -9,8 +9,10 @@ diffusers are imported inside the child.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,7 +29,7 @@ from engine.protocol import (
     StartFailed,
     Step,
 )
-from engine.types import GenerationParams
+from engine.pnginfo import encode_png
 
 if TYPE_CHECKING:
     from engine.pipeline import ImageSpec, Pipeline
@@ -38,6 +40,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 INTERNAL_ERROR = "The image engine hit an internal error on this batch."
+
+PNG_THREADS = min(4, os.cpu_count() or 1)
+"""Threads that encode PNGs while the next UNet batch runs (zlib lets go of the GIL while it compresses)."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -87,35 +92,44 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
     logging.basicConfig(level=log_level, format="%(asctime)s engine[%(process)d] %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
-        from engine.pipeline import Pipeline  # torch is imported here, in the engine process only
+        # torch is imported here, in the engine process only
+        from engine.optimize import OptionError
+        from engine.pipeline import Pipeline
 
         pipeline = Pipeline.load(settings)
-        pipeline.warm_up(_warm_up_params(settings))
+        pipeline.warm_up(settings)
     except Exception as exc:
         log.exception("could not start the engine")
-        conn.send(StartFailed(f"could not load the model {settings.model!r}: {type(exc).__name__}: {exc}"))
+        reason = str(exc) if isinstance(exc, OptionError) else f"{type(exc).__name__}: {exc}"
+        conn.send(StartFailed(f"could not load the model {settings.model!r}: {reason}"))
         return
-    conn.send(Ready(str(pipeline.device), pipeline.model, time.perf_counter() - started))
-    Server(conn, pipeline, settings, faults).serve()
-
-
-def _warm_up_params(settings: EngineSettings) -> GenerationParams:
-    """Two steps at a typical size within the limits."""
-    size = max(settings.min_size, min(512, settings.max_width, settings.max_height))
-    return GenerationParams(width=size, height=size, steps=2, sampler=settings.default_sampler)
+    conn.send(Ready(str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size))
+    with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as encoder:
+        Server(conn, pipeline, settings, faults, encoder).serve()
 
 
 class Server:
     """The serving loop of one engine process: runs batches, reports steps, watches for interrupts.
 
+    PNGs are encoded on ``encoder``'s threads, so a UNet batch's images encode
+    while the next UNet batch of the same request runs.
+
     Tests can drive it in-process with one end of a ``multiprocessing.Pipe`` and a loaded pipeline.
     """
 
-    def __init__(self, conn: Connection, pipeline: Pipeline, settings: EngineSettings, faults: EngineFaults) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        pipeline: Pipeline,
+        settings: EngineSettings,
+        faults: EngineFaults,
+        encoder: ThreadPoolExecutor,
+    ) -> None:
         self.conn = conn
         self.pipeline = pipeline
         self.settings = settings
         self.faults = faults
+        self.encoder = encoder
         self.shutting_down = False
         self.stop_batch: int | None = None
 
@@ -133,7 +147,7 @@ class Server:
             log.info("the client is gone; exiting")
 
     def run_batch(self, batch: RunBatch) -> BatchDone | BatchStopped | BatchFailed:
-        """Render every image of every job of ``batch``, in UNet batches of at most ``max_batch_images``."""
+        """Render every image of every job of ``batch``, in UNet batches of at most the pipeline's batch size."""
         import torch
 
         from engine.pipeline import ImageSpec
@@ -151,14 +165,19 @@ class Server:
                 time.sleep(self.faults.step_delay_s)
             return self.stop_requested(batch.batch_id)
 
-        def run(chunk: Sequence[ImageSpec]) -> list[bytes] | None:
+        def run(chunk: Sequence[ImageSpec]) -> list[Future[bytes]] | None:
             nonlocal images_done
             limit = self.faults.oom_above_images
             if limit is not None and len(chunk) > limit:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected above {limit} images)")
-            pngs = self.pipeline.render(params, chunk, lambda step: on_step(len(chunk), step))
+            pictures = self.pipeline.generate(params, chunk, lambda step: on_step(len(chunk), step))
+            if pictures is None:
+                return None
             images_done += len(chunk)
-            return pngs
+            return [
+                self.encoder.submit(encode_png, picture, self.pipeline.png_text(params, spec))
+                for spec, picture in zip(chunk, pictures, strict=True)
+            ]
 
         def on_shrink(size: int) -> None:
             nonlocal oom_retries
@@ -168,8 +187,10 @@ class Server:
                 torch.cuda.empty_cache()
 
         self.pipeline.reset_peak_memory()
+        busy_before = self.pipeline.busy_seconds
         try:
-            pngs = run_in_chunks(run, specs, self.settings.max_batch_images, on_shrink)
+            encoded = run_in_chunks(run, specs, self.pipeline.batch_size, on_shrink)
+            pngs = None if encoded is None else [future.result() for future in encoded]
         except Exception as exc:
             if is_out_of_memory(exc):
                 log.error("out of GPU memory even for one %dx%d image", params.width, params.height)
@@ -185,7 +206,8 @@ class Server:
         for job in batch.jobs:
             per_job.append(tuple(pngs[: job.count]))
             pngs = pngs[job.count :]
-        return BatchDone(batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes())
+        busy = self.pipeline.busy_seconds - busy_before
+        return BatchDone(batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy)
 
     def stop_requested(self, batch_id: int) -> bool:
         """Read what the client sent during the batch: should it stop?"""

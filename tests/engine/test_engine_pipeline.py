@@ -6,6 +6,7 @@ import io
 import json
 import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +129,9 @@ def test_step_callback_reports_every_step_and_can_stop(pipeline: Pipeline) -> No
 def run_in_process(pipeline: Pipeline, faults: EngineFaults, jobs: tuple[JobRequest, ...]) -> tuple[object, list[Step]]:
     """Drive the engine's batch server in this process (the documented in-process test hook)."""
     ours, theirs = multiprocessing.Pipe()
-    server = Server(theirs, pipeline, EngineSettings(model="in-process", device="cpu"), faults)
-    answer = server.run_batch(RunBatch(1, jobs))
+    with ThreadPoolExecutor(2) as encoder:
+        server = Server(theirs, pipeline, EngineSettings(model="in-process", device="cpu"), faults, encoder)
+        answer = server.run_batch(RunBatch(1, jobs))
     steps = []
     while ours.poll():
         steps.append(ours.recv())
