@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from bot.app import run_bot  # the Discord stack is only imported to run the bot
 
-            return run_bot(settings)
+            return run_bot(settings, args.config)
         if args.command == "generate":
             return asyncio.run(_generate(settings, args))
         if args.command == "backup":

@@ -33,10 +33,32 @@ class Section(BaseModel):
 
 
 class DiscordSettings(Section):
-    """The ``discord:`` section."""
+    """The ``discord:`` section: where the bot answers, who moderates, and how it talks to Discord."""
 
     guild_ids: tuple[int, ...] = ()
     """Guilds to sync commands to (instant); empty syncs globally (can take an hour to show)."""
+    dream_channel_ids: tuple[int, ...] = ()
+    """Channels where ``/dream`` may be used; empty allows every channel the bot can see."""
+    moderator_role_ids: tuple[int, ...] = ()
+    """Roles allowed to use ``/mod``; empty lets anyone with Manage Messages moderate."""
+    admin_role_ids: tuple[int, ...] = ()
+    """Roles allowed to use ``/admin`` (and ``/mod``); empty lets anyone with Administrator."""
+    moderators_channel_id: int | None = None
+    """Where flag alerts go; None sends no alerts (flags still wait in ``/mod review``)."""
+    progress_edit_interval_s: float = Field(default=3.0, ge=1.0, le=60.0)
+    """Least time between two progress edits of one message (Discord rate-limits edits)."""
+    late_result_after_s: float = Field(default=14 * 60, ge=60, le=14.5 * 60)
+    """Results for interactions older than this go out as a channel message mentioning the member,
+    since the interaction token dies at 15 minutes."""
+    max_prompt_tokens: int = Field(default=75, ge=1, le=1000)
+    """CLIP reads 75 tokens of a prompt (77 with its start and end markers); the rest is ignored."""
+    hide_flagged: Literal["spoiler", "remove"] = "spoiler"
+    """At ``moderation.flags.hide_score``: blur the image behind a spoiler, or take it off the message."""
+    long_prompt: Literal["refuse", "truncate"] = "refuse"
+    """A prompt over ``max_prompt_tokens``: refuse it, or cut it there and warn the member."""
+    shutdown: Literal["finish", "cancel"] = "finish"
+    """On SIGINT/SIGTERM: let the running batch finish (up to ``scheduler.shutdown_grace_s``), or
+    cancel it at once (its jobs are re-queued on the next start)."""
 
 
 class DatabaseSettings(Section):

@@ -1,17 +1,164 @@
-"""Scheduler and quota settings (placeholder until the scheduler lands)."""
+"""Scheduler and quota settings: the ``scheduler:`` and ``quotas:`` sections of the config.
+
+Tier limits declare their allowed range once, as field constraints; the same
+ranges check admins' live changes (:func:`check_limit`), so a value the config
+would refuse is refused at the admin command too, with the range named.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import math
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.scheduler.errors import InvalidLimit
 
 
-class SchedulerSettings(BaseModel):
-    """The ``scheduler:`` section."""
+class TierSettings(BaseModel):
+    """One quota tier. Images are the unit of every quota; a request of 4 images costs 4."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roles: tuple[int | str, ...] = ()
+    """Discord role ids (numbers) or role names (text) that put a member in this tier."""
+    burst: int = Field(default=8, ge=1, le=1000)
+    """Images a member may request at once after a rest (the bucket size)."""
+    rate_per_hour: float = Field(default=30.0, ge=0.01, le=100_000)
+    """Images per hour the bucket refills (the sustained rate)."""
+    daily_images: int = Field(default=200, ge=0, le=1_000_000)
+    """Images per day; the day starts at ``quotas.daily_reset_hour_utc``."""
+    max_images: int = Field(default=4, ge=1, le=9)
+    """Images in one request."""
+    max_queued: int = Field(default=3, ge=1, le=1000)
+    """Jobs a member may have waiting or running at once."""
+    max_steps: int = Field(default=50, ge=1, le=500)
+    max_pixels: int = Field(default=768 * 768, ge=64 * 64, le=2048 * 2048)
+    """Width x height of one image (589,824 is 768x768)."""
+    weight: float = Field(default=1.0, ge=0.01, le=100)
+    """Share of the GPU while backlogged: a weight-2 member gets twice a weight-1 member's GPU time."""
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_not_blank(cls, roles: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        if any(isinstance(role, str) and not role.strip() for role in roles):
+            raise ValueError("role names must not be blank")
+        return roles
+
+
+LIMIT_NAMES: tuple[str, ...] = tuple(name for name in TierSettings.model_fields if name != "roles")
+"""The tier limits an admin may set live or override per member."""
+
+_INTEGER_LIMITS = frozenset(name for name in LIMIT_NAMES if TierSettings.model_fields[name].annotation is int)
+
+
+def _field_range(model: type[BaseModel], name: str) -> tuple[float, float]:
+    """The inclusive ``(lowest, highest)`` a field's ``ge``/``le`` constraints allow."""
+    low = high = math.nan
+    for constraint in model.model_fields[name].metadata:
+        if isinstance(constraint, annotated_types.Ge):
+            low = constraint.ge
+        elif isinstance(constraint, annotated_types.Le):
+            high = constraint.le
+    return low, high
+
+
+def _number(value: float) -> str:
+    """A number as an admin would write it: 1,000,000 or 0.01."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _check_number(name: str, value: object, low: float, high: float, *, integer: bool) -> float | int:
+    allowed = f"allowed range is {_number(low)} to {_number(high)}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidLimit(name, f"must be a number; {allowed}")
+    if integer and value != int(value):
+        raise InvalidLimit(name, f"must be a whole number; {allowed}")
+    if not low <= value <= high:
+        raise InvalidLimit(name, f"{_number(value)} is out of range; {allowed}")
+    return int(value) if integer else float(value)
+
+
+def limit_range(name: str) -> tuple[float, float]:
+    """The inclusive ``(lowest, highest)`` value allowed for tier limit ``name``."""
+    return _field_range(TierSettings, name)
+
+
+def check_limit_name(name: str) -> None:
+    """Raise :class:`InvalidLimit` listing the limits if ``name`` is not one."""
+    if name not in LIMIT_NAMES:
+        raise InvalidLimit(name, f"unknown limit; choose one of {', '.join(LIMIT_NAMES)}")
+
+
+def check_limit(name: str, value: float | None) -> float | None:
+    """Return ``value`` as the limit's type (None stays None: "remove the change"), or raise :class:`InvalidLimit`."""
+    check_limit_name(name)
+    if value is None:
+        return None
+    return _check_number(name, value, *limit_range(name), integer=name in _INTEGER_LIMITS)
 
 
 class QuotaSettings(BaseModel):
-    """The ``quotas:`` section."""
+    """The ``quotas:`` section: tiers by role, the default tier, the daily reset and the tap."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_tier: str = "default"
+    """The tier of members none of whose roles match a tier."""
+    tiers: dict[str, TierSettings] = Field(default_factory=lambda: {"default": TierSettings()})
+    """Tiers from lowest to highest: a member whose roles match several gets the last one listed."""
+    daily_reset_hour_utc: int = Field(default=0, ge=0, le=23)
+    multiplier: float = Field(default=1.0, ge=0.01, le=100)
+    """Scales every tier's burst, rate and daily budget (admins change it live to open the tap gradually)."""
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> QuotaSettings:
+        if self.default_tier not in self.tiers:
+            raise ValueError(f"default_tier {self.default_tier!r} is not one of the tiers ({', '.join(self.tiers)})")
+        if any(not name.strip() for name in self.tiers):
+            raise ValueError("tier names must not be blank")
+        return self
+
+    def tier_for_roles(self, role_ids: tuple[int, ...], role_names: tuple[str, ...]) -> str:
+        """The best tier (the last listed) any of the roles matches, else the default tier."""
+        held: set[int | str] = {*role_ids, *role_names}
+        best = self.default_tier
+        for name, tier in self.tiers.items():
+            if held.intersection(tier.roles):
+                best = name
+        return best
+
+
+class SchedulerSettings(BaseModel):
+    """The ``scheduler:`` section: queue caps, pausing, retries, ETA, journal housekeeping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_queued_jobs: int = Field(default=500, ge=1, le=1_000_000)
+    """Jobs waiting or running across everyone; beyond it members are told to come back later."""
+    accept_while_paused: bool = True
+    """While an admin has paused the queue: accept jobs (run nothing) or refuse them."""
+    requeue_on_failure: int = Field(default=1, ge=0, le=5)
+    """Times a job hit by an engine crash, hang or bot restart is re-queued before it fails."""
+    assumed_seconds_per_step: float = Field(default=0.1, gt=0, le=60)
+    """ETA guess for one 512x512 image step until throughput has been measured."""
+    throughput_smoothing: float = Field(default=0.2, gt=0, le=1)
+    """Weight of the newest batch in the moving average of seconds per unit of cost."""
+    idempotency_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    """How long an interaction id is remembered in memory (the database remembers it forever)."""
+    image_retention_hours: float = Field(default=24.0, ge=0, le=24 * 365)
+    """How long images are kept in the database after delivery (for full-size requests)."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    """On shutdown, how long the running batch may finish before it is left to be resumed."""
+
+    @field_validator("assumed_seconds_per_step")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+def check_multiplier(value: float) -> float:
+    """Return a valid global multiplier, or raise :class:`InvalidLimit` naming the allowed range."""
+    return _check_number("multiplier", value, *_field_range(QuotaSettings, "multiplier"), integer=False)

@@ -1,0 +1,349 @@
+"""Benchmark the fair scheduler with the simulated engine: fairness, waits, duty cycle, admission throughput.
+
+    python bench/scheduler.py [--members 1000] [--hours 1] [--admissions 20000] [--seed 1]
+
+1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
+   one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
+   as its quota and queue cap allow) while 999 light members arrive at random
+   in sessions of a few jobs, together asking for about 60 % of the GPU. The
+   real service, journal (SQLite file) and simulated engine run; only time is
+   virtual. Printed: GPU duty cycle while work waits, Jain's index of GPU time
+   (divided by weight) among the members backlogged through each window, and
+   the light members' median and p99 wait (admission to start) against the
+   flooder's.
+2. Duty cycle on the real clock: the same kind of load for a few wall-clock
+   seconds with short steps, so the scheduler's own work between batches
+   (journal writes, events, picking) shows up as idle GPU time.
+3. Admission throughput (real clock): submits through quota check, group-
+   committed journal write and enqueue, with many submits in flight as when
+   many members press /dream at once; with SQLite ``synchronous=NORMAL`` (the
+   bot's setting: durable against a crash of the bot) and ``FULL`` (durable
+   against power loss too, one fsync per group commit).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path and bench/engine.py would shadow the engine package.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(HERE.parent)] + [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+
+import argparse
+import asyncio
+import math
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from bot.db import Database
+from bot.scheduler.clock import Clock, SystemClock, VirtualClock
+from bot.scheduler.config import QuotaSettings, SchedulerSettings, TierSettings
+from bot.scheduler.errors import DreamError, MemberQueueFull, QuotaExceeded
+from bot.scheduler.events import EventKind
+from bot.scheduler.models import DreamRequest, Member
+from bot.scheduler.service import DreamService
+from engine.simulated import SimulatedEngine
+from engine.types import GenerationParams
+
+FLOODER = 1
+SMALL = GenerationParams(width=512, height=512, steps=10)
+LARGE = GenerationParams(width=768, height=768, steps=10)
+TIER = TierSettings(burst=40, rate_per_hour=20_000, daily_images=100_000, max_images=4, max_queued=20)
+QUOTAS = QuotaSettings(
+    tiers={"default": TIER, "supporter": TIER.model_copy(update={"roles": ("Supporter",), "weight": 2.0})}
+)
+
+
+@dataclass
+class JobRecord:
+    member: int
+    weight: float
+    gpu_seconds: float
+    queued: float
+    started: float | None = None
+    finished: float | None = None
+
+
+@dataclass
+class Recorder:
+    """Listens to the service's events and keeps each job's timeline."""
+
+    jobs: dict[int, JobRecord] = field(default_factory=dict)
+    finished_by_member: dict[int, asyncio.Event] = field(default_factory=lambda: defaultdict(asyncio.Event))
+
+    async def listen(self, service: DreamService) -> None:
+        with service.subscribe() as events:
+            async for event in events:
+                record = self.jobs.get(event.job_id)
+                if record is None:
+                    continue
+                if event.kind is EventKind.STARTED and record.started is None:
+                    record.started = event.at
+                elif event.kind in (EventKind.DONE, EventKind.FAILED, EventKind.CANCELLED):
+                    record.finished = event.at
+                    self.finished_by_member[record.member].set()
+
+
+def gpu_seconds(params: GenerationParams, images: int, seconds_per_step: float) -> float:
+    return images * params.steps * params.width * params.height / (512 * 512) * seconds_per_step
+
+
+async def open_service(path: Path, clock: Clock, seconds_per_step: float, **scheduler: object) -> DreamService:
+    db = await Database.open(path)
+    engine = SimulatedEngine(seconds_per_step=seconds_per_step, max_batch_images=8, image_max_side=16, sleep=clock.sleep)
+    await engine.start()
+    service = DreamService(
+        db, engine, scheduler=SchedulerSettings(max_queued_jobs=1_000_000, **scheduler), quotas=QUOTAS,
+        max_batch_images=8, clock=clock,
+    )
+    if isinstance(clock, VirtualClock):
+        clock.settle_hook = service.journal.wait_idle
+    return service
+
+
+async def close_service(service: DreamService) -> None:
+    await service.close(grace_s=0)
+    await service.journal.db.close()
+
+
+class Load:
+    """The flooder and the light members, submitting into one service until ``end``.
+
+    Light members come in two kinds of visit, at random times and from random
+    members: a casual one (1 to 3 jobs at once, then gone) and an iterating one
+    (for a few minutes, keeping up to two jobs in the queue, as someone trying
+    prompt after prompt). Jobs have 1 to 4 images; a fifth of them are 768x768.
+    """
+
+    def __init__(self, service: DreamService, recorder: Recorder, rng: random.Random, members: int,
+                 seconds_per_step: float, end: float) -> None:
+        self.service, self.recorder, self.rng = service, recorder, rng
+        self.members, self.seconds_per_step, self.end = members, seconds_per_step, end
+        self.keys = 0
+        self.refused: defaultdict[str, int] = defaultdict(int)
+
+    def member(self, member_id: int) -> Member:
+        """Every tenth member is a supporter (weight 2)."""
+        return Member(member_id, role_names=("Supporter",) if member_id % 10 == 0 else ())
+
+    async def submit(self, member_id: int, images: int, params: GenerationParams) -> int:
+        self.keys += 1
+        member = self.member(member_id)
+        request = DreamRequest(member, "a lighthouse at dusk", tuple(range(images)), f"bench-{self.keys}", params)
+        admission = await self.service.submit(request)
+        weight = self.service.quota_status(member).limits.weight
+        self.recorder.jobs[admission.job.job_id] = JobRecord(
+            member_id, weight, gpu_seconds(params, images, self.seconds_per_step), self.service.clock.now()
+        )
+        return admission.job.job_id
+
+    def random_job(self) -> tuple[int, GenerationParams]:
+        return self.rng.randint(1, 4), LARGE if self.rng.random() < 0.2 else SMALL
+
+    async def flood(self) -> None:
+        """Submit 4-image jobs as fast as allowed: wait for a job to finish when the queue cap is hit."""
+        clock = self.service.clock
+        finished = self.recorder.finished_by_member[FLOODER]
+        while clock.now() < self.end:
+            try:
+                await self.submit(FLOODER, 4, SMALL)
+            except MemberQueueFull:
+                finished.clear()
+                await finished.wait()
+            except QuotaExceeded as refusal:
+                await clock.sleep(refusal.reset_at - clock.now())
+
+    async def light(self, casual_per_hour: float, iterating_per_hour: float, iterating_minutes: float) -> None:
+        clock = self.service.clock
+        visits = []
+        rate = (casual_per_hour + iterating_per_hour) / 3600
+        while clock.now() + (gap := self.rng.expovariate(rate)) < self.end:
+            await clock.sleep(gap)
+            member = self.rng.randint(2, self.members)
+            if self.rng.random() < casual_per_hour / (casual_per_hour + iterating_per_hour):
+                visit = self.casual(member)
+            else:
+                visit = self.iterate(member, clock.now() + self.rng.expovariate(1 / (iterating_minutes * 60)))
+            visits.append(asyncio.create_task(visit))
+        await asyncio.gather(*visits)
+
+    async def casual(self, member: int) -> None:
+        for _ in range(self.rng.randint(1, 3)):
+            await self.try_submit(member)
+
+    async def iterate(self, member: int, leave: float) -> None:
+        finished = self.recorder.finished_by_member[member]
+        waiting: set[int] = set()
+        while self.service.clock.now() < min(leave, self.end):
+            waiting = {job for job in waiting if self.recorder.jobs[job].finished is None}
+            if len(waiting) < 2 and (job := await self.try_submit(member)) is not None:
+                waiting.add(job)
+            elif not waiting:  # refused with nothing queued: come back a little later
+                await self.service.clock.sleep(min(60.0, max(0.0, self.end - self.service.clock.now())))
+            else:
+                finished.clear()
+                await finished.wait()
+
+    async def try_submit(self, member: int) -> int | None:
+        try:
+            return await self.submit(member, *self.random_job())
+        except DreamError as refusal:
+            self.refused[type(refusal).__name__] += 1
+            return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def jain(values: list[float]) -> float:
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
+
+
+def windowed_jain(jobs: dict[int, JobRecord], start: float, end: float, window: float) -> tuple[float, float, float, int]:
+    """Jain's index of weight-divided GPU time among members backlogged through each whole window.
+
+    A member is backlogged from the admission of a job while they had none to
+    the end of their last one; a job's GPU time is spread evenly over the batch
+    that ran it. Returns (mean, minimum, mean members per window, windows).
+    """
+    intervals: dict[int, list[list[float]]] = defaultdict(list)
+    weight: dict[int, float] = {}
+    for job in sorted(jobs.values(), key=lambda j: j.queued):
+        if job.finished is None:
+            job.finished = math.inf
+        spans = intervals[job.member]
+        if spans and job.queued <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], job.finished)
+        else:
+            spans.append([job.queued, job.finished])
+        weight[job.member] = job.weight
+    indices, sizes = [], []
+    t = start
+    while t + window <= end:
+        members = [m for m, spans in intervals.items() if any(a <= t and b >= t + window for a, b in spans)]
+        if len(members) >= 2:
+            served = dict.fromkeys(members, 0.0)
+            for job in jobs.values():
+                if job.member in served and job.started is not None and job.finished > job.started:
+                    overlap = min(job.finished, t + window) - max(job.started, t)
+                    if overlap > 0:
+                        served[job.member] += job.gpu_seconds * overlap / (job.finished - job.started)
+            indices.append(jain([served[m] / weight[m] for m in members]))
+            sizes.append(len(members))
+        t += window
+    if not indices:
+        return math.nan, math.nan, 0.0, 0
+    return statistics.fmean(indices), min(indices), statistics.fmean(sizes), len(indices)
+
+
+async def fairness(args: argparse.Namespace, folder: Path) -> None:
+    clock = VirtualClock()
+    service = await open_service(folder / "fairness.db", clock, args.seconds_per_step)
+    recorder = Recorder()
+    listener = asyncio.create_task(recorder.listen(service))
+    await service.start()
+    begin = clock.now()
+    end = begin + args.hours * 3600
+    load = Load(service, recorder, random.Random(args.seed), args.members, args.seconds_per_step, end)
+    wall = time.perf_counter()
+    await clock.run(asyncio.gather(load.flood(), load.light(args.casual, args.iterating, args.iterating_minutes)))
+    stats = service.stats()
+    wall = time.perf_counter() - wall
+    listener.cancel()
+    await close_service(service)
+
+    warm = begin + min(600.0, args.hours * 360)  # the first ten minutes (a tenth of short runs) fill the queue
+    measured = [job for job in recorder.jobs.values() if job.queued >= warm and job.started is not None]
+    waits = defaultdict(list)
+    for job in measured:
+        waits["flooder" if job.member == FLOODER else "light"].append(job.started - job.queued)
+    mean_jain, min_jain, members_per_window, windows = windowed_jain(recorder.jobs, warm, end, args.window)
+    light_gpu = sum(j.gpu_seconds for j in measured if j.member != FLOODER and j.finished is not None)
+    print(f"fairness: {args.members} members, {args.hours:g} h simulated in {wall:.1f} s wall, "
+          f"{len(recorder.jobs)} jobs, {stats.engine['extra']['batches']:.0f} batches, "
+          f"light members used {light_gpu / (end - warm):.0%} of the GPU, refused: {dict(load.refused) or 'none'}")
+    print(f"  GPU duty cycle while work waits: {stats.duty_cycle:.2%} (engine busy / time with work queued or running)")
+    print(f"  Jain's index of GPU time / weight over {args.window:g} s windows: mean {mean_jain:.3f}, "
+          f"min {min_jain:.3f} ({windows} windows, {members_per_window:.1f} backlogged members each)")
+    for who in ("light", "flooder"):
+        print(f"  {who:8s} wait to start: median {statistics.median(waits[who]):6.1f} s, "
+              f"p99 {percentile(waits[who], 0.99):6.1f} s ({len(waits[who])} jobs)")
+
+
+async def real_clock_duty(args: argparse.Namespace, folder: Path) -> None:
+    clock = SystemClock()
+    seconds_per_step = 0.002  # a batch of 8 small images: 0.16 s, so scheduling gaps would show
+    service = await open_service(folder / "duty.db", clock, seconds_per_step)
+    recorder = Recorder()
+    listener = asyncio.create_task(recorder.listen(service))
+    await service.start()
+    end = clock.now() + args.real_seconds
+    load = Load(service, recorder, random.Random(args.seed), 200, seconds_per_step, end)
+    speedup = args.seconds_per_step / seconds_per_step
+    await asyncio.gather(
+        load.flood(), load.light(args.casual * speedup, args.iterating * speedup, args.iterating_minutes / speedup)
+    )
+    stats = service.stats()
+    engine_compute = stats.engine["extra"]["busy_seconds"]
+    listener.cancel()
+    await close_service(service)
+    print(f"real-clock duty cycle: {args.real_seconds:g} s, {stats.engine['extra']['batches']:.0f} batches of "
+          f"about {8 * SMALL.steps * seconds_per_step:.2f} s: engine.generate running {stats.duty_cycle:.2%} of the "
+          f"time work waited; simulated compute alone {engine_compute / stats.backlog_seconds:.2%}")
+
+
+async def admission(args: argparse.Namespace, folder: Path, concurrency: int, synchronous: str) -> float:
+    service = await open_service(folder / f"admit-{concurrency}-{synchronous}.db", SystemClock(), 1.0)
+    await service.journal.db.conn.execute(f"PRAGMA synchronous = {synchronous}")
+    await service.start()
+    await service.pause(actor_id=0)  # measure admission alone: nothing is dispatched
+    requests = [
+        DreamRequest(Member(2 + i % args.members), "a lighthouse at dusk", (i % 7,), f"admit-{i}", SMALL)
+        for i in range(args.admissions)
+    ]
+    pending = iter(requests)
+
+    async def worker() -> None:
+        for request in pending:
+            await service.submit(request)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    assert service.queue_summary().queued_jobs == args.admissions
+    await close_service(service)
+    return args.admissions / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--hours", type=float, default=1.0, help="simulated time of the fairness run")
+    parser.add_argument("--seconds-per-step", type=float, default=0.04, help="simulated engine, 512x512 image step")
+    parser.add_argument("--window", type=float, default=60.0, help="Jain's index window (simulated seconds)")
+    parser.add_argument("--casual", type=float, default=180, help="casual visits (1 to 3 jobs) an hour")
+    parser.add_argument("--iterating", type=float, default=60, help="iterating visits an hour")
+    parser.add_argument("--iterating-minutes", type=float, default=5, help="mean length of an iterating visit")
+    parser.add_argument("--real-seconds", type=float, default=10.0, help="length of the real-clock duty run")
+    parser.add_argument("--admissions", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        await fairness(args, Path(folder))
+        await real_clock_duty(args, Path(folder))
+        for synchronous in ("NORMAL", "FULL"):
+            for concurrency in (1, 64, 512):
+                rate = await admission(args, Path(folder), concurrency, synchronous)
+                print(f"admission: {rate:8,.0f} jobs/s  ({args.admissions} jobs, {concurrency} in flight, "
+                      f"synchronous={synchronous})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

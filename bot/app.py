@@ -1,0 +1,161 @@
+"""Starting and stopping the whole bot: database, engine, scheduler, moderation, Discord.
+
+:func:`run_bot` is what ``dreamqueue run`` and ``python -m bot`` call.
+:class:`App` opens the parts in order and closes them in reverse; tests use it
+to run the real bot against a fake Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import discord
+
+from bot.alerts import AlertLog
+from bot.client import DreamBot
+from bot.db import Database
+from bot.filter_rules import FilterRuleLog, replay
+from bot.scheduler.service import DreamService
+from bot.services import Services
+from bot.settings import TOKEN_ENV, Settings
+from engine.client import EngineProcess, EngineStartError
+from engine.types import EngineClient
+from moderation.filter import PromptFilter
+from moderation.flags import FlagStore
+from moderation.prompt_log import BlockedPromptLog
+
+log = logging.getLogger(__name__)
+
+NO_TOKEN = f"""\
+dreamqueue: no bot token: set the {TOKEN_ENV} environment variable.
+
+To get a token: open https://discord.com/developers/applications, create an
+application (or pick yours), open "Bot", press "Reset Token" and copy it. Then
+    export {TOKEN_ENV}=...   (or put it in your service's environment)
+Invite the bot with the "bot" and "applications.commands" scopes (OAuth2 >
+URL Generator) and the Send Messages, Embed Links, Attach Files and Manage
+Messages permissions. Never put the token in config.yaml."""
+
+
+def make_engine(settings: Settings) -> EngineClient:
+    """The simulated engine when ``engine.simulated``, else the engine process."""
+    if settings.engine.simulated:
+        from engine.simulated import SimulatedEngine
+
+        return SimulatedEngine.from_settings(settings.engine)
+    return EngineProcess(settings.engine)
+
+
+class App:
+    """The running parts of the bot. ``await App.open(settings)``, run :attr:`bot`, then :meth:`close`."""
+
+    def __init__(self, settings: Settings, db: Database, engine: EngineClient, services: Services) -> None:
+        self.settings = settings
+        self.db = db
+        self.engine = engine
+        self.services = services
+        self.bot = DreamBot(services)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, engine: EngineClient | None = None, config_path: Path | None = None
+    ) -> App:
+        """Open the database, start the engine (``engine`` replaces the configured one) and the scheduler.
+
+        ``config_path`` is the file ``/admin reload`` re-reads (default: ``config.yaml``).
+        """
+        db = await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms)
+        engine = engine or make_engine(settings)
+        try:
+            await engine.start()
+            dreams = DreamService(
+                db,
+                engine,
+                scheduler=settings.scheduler,
+                quotas=settings.quotas,
+                max_batch_images=settings.engine.max_batch_images,
+            )
+            rule_log = FilterRuleLog(db)
+            prompt_filter = replay(PromptFilter.from_settings(settings.moderation), await rule_log.changes())
+            services = Services(
+                settings,
+                db,
+                engine,
+                dreams,
+                prompt_filter,
+                BlockedPromptLog(db, retention_days=settings.moderation.prompt_log_retention_days),
+                FlagStore(db, settings.moderation.flags),
+                rule_log,
+                AlertLog(db),
+                config_path=config_path,
+            )
+            app = cls(settings, db, engine, services)  # the bot subscribes to job events before the scheduler starts
+            await dreams.start()
+        except BaseException:
+            await engine.close()
+            await db.close()
+            raise
+        return app
+
+    async def close(self) -> None:
+        """Shut down: stop admitting, let the running batch finish (or cancel it, by config), post what
+        finished, disconnect from Discord, stop the engine, close the database."""
+        if self._closed:
+            return
+        self._closed = True
+        cancel = self.settings.discord.shutdown == "cancel"
+        await self.services.dreams.close(grace_s=0.0 if cancel else None)
+        await self.bot.delivery.drain(self.settings.scheduler.shutdown_grace_s)
+        await self.bot.close()
+        await self.engine.close()
+        await self.db.close()
+
+
+async def serve(settings: Settings, token: str, config_path: Path | None = None) -> None:
+    """Run the bot until SIGINT or SIGTERM, then shut down cleanly."""
+    app = await App.open(settings, config_path=config_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = asyncio.create_task(app.bot.start(token), name="discord")
+    stopping = asyncio.create_task(stop.wait(), name="signals")
+    try:
+        await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if runner.done():
+            runner.result()  # the connection ended on its own: raise why
+        policy = "cancelling" if settings.discord.shutdown == "cancel" else "finishing"
+        log.info("shutting down (%s the running batch)", policy)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        stopping.cancel()
+        await app.close()
+        with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):
+            await runner
+
+
+def run_bot(settings: Settings, config_path: Path | None = None) -> int:
+    """Run the bot from ``settings`` (the token from ``DISCORD_TOKEN``); return the exit status.
+
+    ``config_path`` is the file the settings came from, re-read by ``/admin reload``.
+    """
+    if settings.token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings, settings.token.get_secret_value(), config_path))
+    except discord.LoginFailure:
+        print(f"dreamqueue: Discord refused the token in {TOKEN_ENV}; reset it in the developer portal.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except EngineStartError as exc:
+        print(f"dreamqueue: the image engine did not start: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,203 @@
+"""``/admin``: tier limits, member overrides, the global multiplier, filter rules, pause, reload, stats.
+
+Discord shows the group to Administrators by default; every use is checked
+again against ``discord.admin_role_ids``. Changes apply to the next request and
+are stored (and audited) by the services, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import render
+from bot.access import member_of, require_admin
+from bot.replies import defer, whisper
+from bot.text import clip
+from bot.scheduler.config import LIMIT_NAMES, limit_range
+
+LIMIT_CHOICES = [
+    app_commands.Choice(name=f"{name} ({low:g} to {high:g})", value=name)
+    for name in LIMIT_NAMES
+    for low, high in [limit_range(name)]
+]
+RULE_LISTS = [
+    app_commands.Choice(name="keyword (AutoMod syntax: word, word*, *word, *word*)", value="keywords"),
+    app_commands.Choice(name="regex (RE2, linear-time)", value="regex"),
+    app_commands.Choice(name="allow-list entry", value="allow"),
+]
+
+
+def limits_embed(title: str, limits: dict[str, float]) -> discord.Embed:
+    embed = discord.Embed(title=title, colour=render.BLURPLE)
+    for name, value in limits.items():
+        embed.add_field(name=name, value=f"{value:g}")
+    return embed
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(administrator=True)
+class Admin(commands.GroupCog, group_name="admin", group_description="Tune quotas, filters and the queue"):
+    """Admin commands."""
+
+    tier = app_commands.Group(name="tier", description="Quota tiers")
+    override = app_commands.Group(name="override", description="One member's limits")
+    filters = app_commands.Group(name="filter", description="The prompt filter")
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+        self.services = bot.services
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        require_admin(interaction)
+        return True
+
+    async def _tiers(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        names = self.services.settings.quotas.tiers
+        return [app_commands.Choice(name=name, value=name) for name in names if current.lower() in name.lower()][:25]
+
+    # tiers
+
+    @tier.command(name="show", description="A tier's limits now")
+    async def tier_show(self, interaction: discord.Interaction, tier: str) -> None:
+        await defer(interaction)
+        limits = self.services.dreams.tier_limits(tier)
+        await whisper(interaction, embed=limits_embed(f"Tier {tier}", limits))
+
+    @tier.command(name="set", description="Change one limit of a tier (applies to the next request)")
+    @app_commands.describe(value="The new value; out-of-range values are refused with the range")
+    @app_commands.choices(limit=LIMIT_CHOICES)
+    async def tier_set(self, interaction: discord.Interaction, tier: str, limit: str, value: float) -> None:
+        await defer(interaction)
+        limits = await self.services.dreams.set_tier_limit(interaction.user.id, tier, limit, value)
+        embed = limits_embed(f"Tier {tier}", limits)
+        await whisper(interaction, f"Tier **{tier}**: {limit} is now {limits[limit]:g}.", embed=embed)
+
+    @tier.command(name="reset", description="Put one limit of a tier back to its config value")
+    @app_commands.choices(limit=LIMIT_CHOICES)
+    async def tier_reset(self, interaction: discord.Interaction, tier: str, limit: str) -> None:
+        await defer(interaction)
+        limits = await self.services.dreams.set_tier_limit(interaction.user.id, tier, limit, None)
+        await whisper(interaction, f"Tier **{tier}**: {limit} is back to {limits[limit]:g}.")
+
+    tier_show.autocomplete("tier")(_tiers)
+    tier_set.autocomplete("tier")(_tiers)
+    tier_reset.autocomplete("tier")(_tiers)
+
+    # member overrides
+
+    @override.command(name="show", description="A member's limits now: tier, overrides and multiplier applied")
+    async def override_show(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        await defer(interaction)
+        limits = self.services.dreams.quota_status(member_of(member)).limits
+        shown = {name: getattr(limits, name) for name in LIMIT_NAMES}
+        await whisper(interaction, embed=limits_embed(f"{member.display_name} ({limits.tier} tier)", shown))
+
+    @override.command(name="set", description="Give one member their own value of a limit")
+    @app_commands.choices(limit=LIMIT_CHOICES)
+    async def override_set(
+        self, interaction: discord.Interaction, member: discord.Member, limit: str, value: float
+    ) -> None:
+        await defer(interaction)
+        overrides = await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, value)
+        await whisper(interaction, f"{member.mention}: {limit} is now {overrides[limit]:g} (overrides the tier).")
+
+    @override.command(name="clear", description="Remove a member's own value of a limit")
+    @app_commands.choices(limit=LIMIT_CHOICES)
+    async def override_clear(self, interaction: discord.Interaction, member: discord.Member, limit: str) -> None:
+        await defer(interaction)
+        await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, None)
+        await whisper(interaction, f"{member.mention}: {limit} follows their tier again.")
+
+    @app_commands.command(name="multiplier", description="Scale every tier's burst, rate and daily budget")
+    @app_commands.describe(value="0.01 to 100; 1 is the config's quotas as written")
+    async def multiplier(self, interaction: discord.Interaction, value: float) -> None:
+        await defer(interaction)
+        value = await self.services.dreams.set_multiplier(interaction.user.id, value)
+        await whisper(interaction, f"Quotas are now ×{value:g} of the configured tiers.")
+
+    # the prompt filter
+
+    @filters.command(name="add", description="Add a rule to a category (a new category blocks)")
+    @app_commands.choices(kind=RULE_LISTS)
+    async def filter_add(
+        self, interaction: discord.Interaction, category: str, rule: str, kind: str = "keywords"
+    ) -> None:
+        await defer(interaction)
+        await self.services.change_filter_rule(interaction.user.id, category, rule, add=True, into=kind)
+        await whisper(interaction, f"Added {kind} rule `{rule}` to **{category}**; it applies to the next prompt.")
+
+    @filters.command(name="remove", description="Remove a rule from a category")
+    @app_commands.choices(kind=RULE_LISTS)
+    async def filter_remove(
+        self, interaction: discord.Interaction, category: str, rule: str, kind: str = "keywords"
+    ) -> None:
+        await defer(interaction)
+        await self.services.change_filter_rule(interaction.user.id, category, rule, add=False, into=kind)
+        await whisper(interaction, f"Removed {kind} rule `{rule}` from **{category}**.")
+
+    @filters.command(name="test", description="What the filter says about a prompt, and why")
+    async def filter_test(self, interaction: discord.Interaction, prompt: str) -> None:
+        await defer(interaction)
+        verdict = self.services.prompt_filter.check(prompt)
+        if verdict.action == "allow":
+            await whisper(interaction, "✅ Allowed: no rule matches.")
+            return
+        start, end = verdict.span or (0, 0)
+        marked = f"{prompt[:start]}**__{prompt[start:end]}__**{prompt[end:]}"
+        await whisper(
+            interaction,
+            f"{'🚫 Blocked' if not verdict.allowed else '🏳️ Allowed but logged for moderators'}: "
+            f"category **{verdict.category}**, {verdict.kind} rule `{verdict.rule}`, characters {start}-{end}:\n"
+            f"> {clip(marked, 1500)}",
+        )
+
+    # the queue
+
+    @app_commands.command(name="pause", description="Run nothing new until resumed (the running batch finishes)")
+    async def pause(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        await self.services.dreams.pause(interaction.user.id)
+        accepting = "still accepted" if self.services.settings.scheduler.accept_while_paused else "refused"
+        await whisper(interaction, f"⏸️ The queue is paused; new jobs are {accepting}. `/admin resume` to go on.")
+
+    @app_commands.command(name="resume", description="Resume running jobs")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        await self.services.dreams.resume(interaction.user.id)
+        await whisper(interaction, "▶️ The queue is running again.")
+
+    @app_commands.command(name="reload", description="Re-read the prompt filter from the config file")
+    async def reload(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        categories = await self.services.reload_filter()
+        await whisper(
+            interaction,
+            f"Reloaded the prompt filter from the config ({categories} categories, with the live rule changes on top). "
+            "Other settings apply at the next restart.",
+        )
+
+    @app_commands.command(name="stats", description="Queue, throughput, GPU duty cycle, moderation figures")
+    async def stats(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        stats, flags, blocked = await self.services.stats()
+        embed = discord.Embed(title="dreamqueue stats", colour=render.BLURPLE, timestamp=discord.utils.utcnow())
+        queue = f"{stats.queued_jobs} jobs ({stats.queued_images} images), {stats.running_jobs} running"
+        embed.add_field(name="Queue", value=queue + (" · ⏸️ paused" if stats.paused else ""))
+        embed.add_field(name="Last hour", value=f"{stats.jobs_last_hour} jobs, {stats.images_last_hour} images")
+        embed.add_field(name="GPU duty cycle", value=f"{stats.duty_cycle:.0%} while work waited")
+        average = "n/a" if stats.average_generation_seconds is None else f"{stats.average_generation_seconds:.1f} s"
+        embed.add_field(name="Average generation", value=average)
+        embed.add_field(name="Speed", value=f"{stats.seconds_per_image_step:.3f} s per 512² image step")
+        embed.add_field(name="Quota multiplier", value=f"×{stats.multiplier:g}")
+        embed.add_field(name="Blocked prompts (24 h)", value=str(blocked))
+        embed.add_field(name="Open flags", value=f"{flags.open} ({flags.open_hidden} hidden)")
+        await whisper(interaction, embed=embed)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Admin(bot))
+

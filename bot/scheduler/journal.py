@@ -1,0 +1,440 @@
+"""The job journal and the scheduler's other tables: every SQL statement of the scheduler lives here.
+
+Admissions are group-committed: submits that arrive while a transaction is
+being written wait for the next one, which writes all of them (one
+``executemany``) together with their members' quota state. A member is told
+their job is queued only after the transaction holding it has committed.
+
+Every other write is one awaited ``db.transaction()``. All database work is
+counted, so :meth:`Journal.wait_idle` can tell a virtual clock when real I/O
+has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.db import Database
+from bot.scheduler.models import AuditEntry, Ban, JobState, JobView
+from bot.scheduler.quotas import Charge, QuotaState
+from engine.types import GeneratedImage, GenerationParams
+
+log = logging.getLogger(__name__)
+
+QuotaRow = Callable[[int], QuotaState]
+"""Returns a member's current quota state, read at commit time so the newest state is written."""
+
+_INSERT_JOB = """
+    INSERT INTO jobs (id, idempotency_key, member_id, guild_id, channel_id, prompt, negative_prompt,
+                      params, seeds, cost, tier, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (idempotency_key) DO NOTHING
+"""
+_UPSERT_QUOTA = """
+    INSERT INTO quota_state (member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
+                                          day = excluded.day, day_images = excluded.day_images
+"""
+_JOB_COLUMNS = """
+    id, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
+    created_at, attempts, started_at, finished_at, error, result_message_id, tier
+"""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job row to insert at admission."""
+
+    job_id: int
+    idempotency_key: str
+    member_id: int
+    guild_id: int | None
+    channel_id: int | None
+    prompt: str
+    negative_prompt: str
+    params: GenerationParams
+    seeds: tuple[int, ...]
+    cost: int
+    tier: str
+    created_at: float
+
+    def row(self) -> tuple[object, ...]:
+        return (
+            self.job_id, self.idempotency_key, self.member_id, self.guild_id, self.channel_id, self.prompt,
+            self.negative_prompt, encode_params(self.params), json.dumps(list(self.seeds)), self.cost, self.tier,
+            self.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """A state change at the end of a batch, a cancel or a restart."""
+
+    job_id: int
+    state: JobState
+    at: float
+    error: str | None = None
+    seconds: float | None = None
+    images: tuple[GeneratedImage, ...] = ()
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The audit record of one admin change (``before`` and ``after`` are stored as JSON)."""
+
+    at: float
+    actor_id: int
+    action: str
+    target: str
+    before: object
+    after: object
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What a restart finds: rules, quota state, and the jobs that were queued or running."""
+
+    max_job_id: int
+    tier_limits: list[tuple[str, str, float]]
+    overrides: list[tuple[int, str, float]]
+    bans: list[Ban]
+    switches: dict[str, str]
+    quotas: dict[int, QuotaState]
+    active: list[aiosqlite.Row]
+    recent_keys: list[tuple[str, int, float]]
+
+
+def encode_params(params: GenerationParams) -> str:
+    return json.dumps(
+        {"width": params.width, "height": params.height, "steps": params.steps, "guidance": params.guidance,
+         "sampler": params.sampler},
+        sort_keys=True,
+    )
+
+
+def job_view(row: aiosqlite.Row) -> JobView:
+    """Decode a ``jobs`` row; raises ``ValueError`` (or ``TypeError``/``KeyError``) on a corrupt row."""
+    params = GenerationParams(**json.loads(row["params"]))
+    seeds = json.loads(row["seeds"])
+    if not isinstance(seeds, list) or not all(isinstance(seed, int) for seed in seeds):
+        raise ValueError(f"seeds is not a list of integers: {row['seeds']!r}")
+    return JobView(
+        job_id=row["id"], member_id=row["member_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
+        state=JobState(row["state"]), prompt=row["prompt"], negative_prompt=row["negative_prompt"], params=params,
+        seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
+        started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
+        result_message_id=row["result_message_id"],
+    )
+
+
+def salvage_view(row: aiosqlite.Row) -> JobView:
+    """What can be shown of a row that :func:`job_view` cannot decode: ids, state and prompt, default parameters."""
+    try:
+        state = JobState(row["state"])
+    except ValueError:
+        state = JobState.FAILED
+    return JobView(
+        job_id=row["id"], member_id=row["member_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
+        state=state, prompt=str(row["prompt"]), negative_prompt="", params=GenerationParams(), seeds=(), cost=0,
+        created_at=row["created_at"], attempts=row["attempts"], started_at=row["started_at"],
+        finished_at=row["finished_at"], error=row["error"], result_message_id=row["result_message_id"],
+    )
+
+
+def read_view(row: aiosqlite.Row) -> JobView:
+    """Decode a row for display, falling back to :func:`salvage_view` (logged) if it is corrupt."""
+    try:
+        return job_view(row)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.error("job %s has a corrupt journal row (%s)", row["id"], exc)
+        return salvage_view(row)
+
+
+def _quota_state(row: aiosqlite.Row) -> QuotaState:
+    """Decode a ``quota_state`` row; unreadable pending charges are logged and dropped (the rest is kept)."""
+    try:
+        charges = [Charge(int(a), int(b), int(c), int(d), bool(e)) for a, b, c, d, e in json.loads(row["charges"])]
+    except (ValueError, TypeError) as exc:
+        log.error("quota state of member %s has unreadable charges (%s); dropping them", row["member_id"], exc)
+        charges = []
+    return QuotaState(row["base_tat_ns"], charges, row["day"], row["day_images"])
+
+
+class Journal:
+    """Reads and writes the scheduler's tables through the one :class:`~bot.db.Database`."""
+
+    def __init__(self, db: Database, quota_row: QuotaRow) -> None:
+        self.db = db
+        self._quota_row = quota_row
+        self._pending: list[tuple[NewJob, asyncio.Future[bool]]] = []
+        self._has_pending = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # housekeeping
+
+    def start(self) -> None:
+        self._committer = asyncio.create_task(self._commit_loop(), name="journal-committer")
+
+    async def close(self) -> None:
+        """Commit what is pending, then stop the committer."""
+        await self.wait_idle()
+        if self._committer is not None:
+            self._committer.cancel()
+            await asyncio.gather(self._committer, return_exceptions=True)
+            self._committer = None
+
+    async def wait_idle(self) -> bool:
+        """Wait until no database work is pending or running; True if there was some."""
+        if self._idle.is_set():
+            return False
+        await self._idle.wait()
+        return True
+
+    def _update_idle(self) -> None:
+        if self._in_flight or self._pending:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    @asynccontextmanager
+    async def _io(self) -> AsyncIterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._update_idle()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._io(), self.db.transaction() as conn:
+            yield conn
+
+    async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
+        async with self._io(), self.db.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _upsert_quotas(self, conn: aiosqlite.Connection, member_ids: Iterable[int]) -> None:
+        rows = []
+        for member_id in set(member_ids):
+            state = self._quota_row(member_id)
+            charges = json.dumps([[c.job_id, c.at_ns, c.cost_ns, c.images, c.settled] for c in state.charges])
+            rows.append((member_id, state.base_tat_ns, charges, state.day, state.day_images))
+        if rows:
+            await conn.executemany(_UPSERT_QUOTA, rows)
+
+    # admission (group commit)
+
+    def admit(self, job: NewJob) -> asyncio.Future[bool]:
+        """Queue ``job`` for the next group commit. The future is True once it is durable, False if
+        its idempotency key was already in the table (nothing written), or raises if the commit failed."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((job, future))
+        self._has_pending.set()
+        self._update_idle()
+        return future
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._has_pending.wait()
+            batch, self._pending = self._pending, []
+            self._has_pending.clear()
+            self._in_flight += 1  # in flight from here until every waiter has its answer
+            try:
+                conflicts = await self._write_admissions([job for job, _ in batch])
+            except Exception as exc:
+                log.exception("could not journal %d admissions", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for job, future in batch:
+                    if not future.done():
+                        future.set_result(job.job_id not in conflicts)
+            finally:
+                self._in_flight -= 1
+                self._update_idle()
+
+    async def _write_admissions(self, jobs: list[NewJob]) -> set[int]:
+        async with self._transaction() as conn:
+            cursor = await conn.executemany(_INSERT_JOB, [job.row() for job in jobs])
+            conflicts: set[int] = set()
+            if cursor.rowcount != len(jobs):
+                # Some keys were already in the table (older than the in-memory window): find which rows
+                # this transaction did not write.
+                ids = [job.job_id for job in jobs]
+                written: set[int] = set()
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    async with conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk) as found:
+                        written.update(row[0] for row in await found.fetchall())
+                conflicts = set(ids) - written
+            await self._upsert_quotas(conn, (job.member_id for job in jobs))
+        return conflicts
+
+    # job life
+
+    async def mark_running(self, job_ids: Sequence[int], at: float) -> set[int]:
+        """Mark queued jobs running (one more attempt); return the ids whose row is missing or not queued."""
+        refused = set()
+        async with self._transaction() as conn:
+            for job_id in job_ids:
+                cursor = await conn.execute(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?"
+                    " WHERE id = ? AND state = 'queued'",
+                    (at, job_id),
+                )
+                if cursor.rowcount != 1:
+                    refused.add(job_id)
+        return refused
+
+    async def end(self, ends: Sequence[JobEnd], quota_members: Iterable[int] = ()) -> set[int]:
+        """Write state changes (and images of done jobs) with the members' quota state, in one transaction.
+
+        Returns the ids whose row was missing (nothing could be written for them).
+        """
+        missing = set()
+        async with self._transaction() as conn:
+            for end in ends:
+                cursor = await conn.execute(
+                    "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ? WHERE id = ?",
+                    (end.state.value, end.error, end.at if end.state.final else None, end.seconds, end.job_id),
+                )
+                if cursor.rowcount != 1:
+                    missing.add(end.job_id)
+                elif end.images:
+                    await conn.executemany(
+                        "INSERT OR REPLACE INTO job_images (job_id, idx, seed, png) VALUES (?, ?, ?, ?)",
+                        [(end.job_id, index, image.seed, image.png) for index, image in enumerate(end.images)],
+                    )
+            await self._upsert_quotas(conn, quota_members)
+        return missing
+
+    async def record_delivery(self, job_id: int, message_id: int, at: float) -> bool:
+        """Record the message that delivered a done job; False if a delivery was already recorded."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET result_message_id = ?, delivered_at = ?"
+                " WHERE id = ? AND state = 'done' AND result_message_id IS NULL",
+                (message_id, at, job_id),
+            )
+            return cursor.rowcount == 1
+
+    async def prune_images(self, delivered_before: float) -> None:
+        """Forget the images of jobs delivered before ``delivered_before``."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs WHERE delivered_at < ?)",
+                (delivered_before,),
+            )
+
+    # reads
+
+    async def job(self, job_id: int) -> aiosqlite.Row | None:
+        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def job_by_key(self, key: str) -> aiosqlite.Row | None:
+        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?", (key,))
+        return rows[0] if rows else None
+
+    async def images(self, job_id: int) -> tuple[GeneratedImage, ...]:
+        rows = await self._fetchall("SELECT seed, png FROM job_images WHERE job_id = ? ORDER BY idx", (job_id,))
+        return tuple(GeneratedImage(seed=row["seed"], png=bytes(row["png"])) for row in rows)
+
+    async def undelivered(self) -> list[aiosqlite.Row]:
+        return await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'done' AND result_message_id IS NULL ORDER BY id"
+        )
+
+    async def audit(self, limit: int) -> list[AuditEntry]:
+        rows = await self._fetchall(
+            "SELECT id, at, actor_id, action, target, before, after FROM admin_audit ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AuditEntry(id=row["id"], at=row["at"], actor_id=row["actor_id"], action=row["action"],
+                       target=row["target"], before=json.loads(row["before"]), after=json.loads(row["after"]))
+            for row in rows
+        ]
+
+    async def recover(self, since: float) -> Recovered:
+        """Everything a start needs; ``since`` bounds the idempotency keys loaded into memory."""
+        max_id = (await self._fetchall("SELECT coalesce(max(id), 0) FROM jobs"))[0][0]
+        bans = [
+            Ban(member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
+                banned_at=row["banned_at"])
+            for row in await self._fetchall("SELECT * FROM bans")
+        ]
+        quotas = {row["member_id"]: _quota_state(row) for row in await self._fetchall("SELECT * FROM quota_state")}
+        return Recovered(
+            max_job_id=max_id,
+            tier_limits=[tuple(row) for row in await self._fetchall("SELECT tier, name, value FROM tier_limits")],
+            overrides=[tuple(row) for row in await self._fetchall("SELECT member_id, name, value FROM member_overrides")],
+            bans=bans,
+            switches={row["key"]: row["value"] for row in await self._fetchall("SELECT key, value FROM scheduler_state")},
+            quotas=quotas,
+            active=await self._fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+            ),
+            recent_keys=[
+                tuple(row) for row in await self._fetchall(
+                    "SELECT idempotency_key, id, created_at FROM jobs"
+                    " WHERE created_at >= ? AND idempotency_key IS NOT NULL ORDER BY id",
+                    (since,),
+                )
+            ],
+        )
+
+    # admin changes, each with its audit record in the same transaction
+
+    async def set_tier_limit(self, tier: str, name: str, value: float | None, audit: Audit) -> None:
+        await self._audited(
+            ("DELETE FROM tier_limits WHERE tier = ? AND name = ?", (tier, name)) if value is None else
+            ("INSERT OR REPLACE INTO tier_limits (tier, name, value) VALUES (?, ?, ?)", (tier, name, value)),
+            audit,
+        )
+
+    async def set_override(self, member_id: int, name: str, value: float | None, audit: Audit) -> None:
+        await self._audited(
+            ("DELETE FROM member_overrides WHERE member_id = ? AND name = ?", (member_id, name)) if value is None else
+            ("INSERT OR REPLACE INTO member_overrides (member_id, name, value) VALUES (?, ?, ?)",
+             (member_id, name, value)),
+            audit,
+        )
+
+    async def set_ban(self, ban: Ban, audit: Audit) -> None:
+        await self._audited(
+            ("INSERT OR REPLACE INTO bans (member_id, until, reason, banned_by, banned_at) VALUES (?, ?, ?, ?, ?)",
+             (ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
+            audit,
+        )
+
+    async def lift_ban(self, member_id: int, audit: Audit) -> None:
+        await self._audited(("DELETE FROM bans WHERE member_id = ?", (member_id,)), audit)
+
+    async def set_switch(self, key: str, value: str, audit: Audit) -> None:
+        await self._audited(
+            ("INSERT OR REPLACE INTO scheduler_state (key, value) VALUES (?, ?)", (key, value)), audit
+        )
+
+    async def _audited(self, change: tuple[str, Sequence[object]], audit: Audit) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(*change)
+            await conn.execute(
+                "INSERT INTO admin_audit (at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+                (audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before),
+                 json.dumps(audit.after)),
+            )

@@ -1,0 +1,201 @@
+"""The value types the Discord layer sends to and gets back from :class:`~bot.scheduler.service.DreamService`."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from engine.types import GeneratedImage, GenerationParams
+
+
+@dataclass(frozen=True)
+class Member:
+    """Who is asking: the Discord user id and the roles that decide their tier."""
+
+    id: int
+    role_ids: tuple[int, ...] = ()
+    role_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DreamRequest:
+    """One ``/dream``: what to draw, how, and where the answer goes.
+
+    ``idempotency_key`` is the Discord interaction id: submitting the same key
+    twice returns the first admission instead of queueing a second job.
+    """
+
+    member: Member
+    prompt: str
+    seeds: tuple[int, ...]
+    idempotency_key: str
+    params: GenerationParams = field(default_factory=GenerationParams)
+    negative_prompt: str = ""
+    guild_id: int | None = None
+    channel_id: int | None = None
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life; the last four are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A snapshot of one job as the journal knows it."""
+
+    job_id: int
+    member_id: int
+    guild_id: int | None
+    channel_id: int | None
+    state: JobState
+    prompt: str
+    negative_prompt: str
+    params: GenerationParams
+    seeds: tuple[int, ...]
+    cost: int
+    created_at: float
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    result_message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job stands: ``position`` 1 runs next (0 while running); ETA in seconds until its images are ready.
+
+    Positions and ETAs are estimates from the current queue and measured
+    throughput: newcomers entitled to their fair share may still go ahead.
+    """
+
+    job_id: int
+    state: JobState
+    position: int | None
+    eta_seconds: float | None
+    queue_length: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to a successful submit. ``duplicate`` is True when the key had already been submitted."""
+
+    job: JobView
+    placement: Placement
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    """A member's limits right now: their tier, admin changes and overrides, and the global multiplier."""
+
+    tier: str
+    burst: int
+    rate_per_hour: float
+    daily_images: int
+    max_images: int
+    max_queued: int
+    max_steps: int
+    max_pixels: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """Everything a member can ask about their quota, in one answer (times are unix seconds)."""
+
+    tier: str
+    limits: EffectiveLimits
+    burst_left: int
+    next_image_at: float | None
+    """When one more image of burst comes back; None if the burst is full."""
+    burst_full_at: float | None
+    daily_left: int
+    daily_resets_at: float
+    queued_jobs: int
+    banned_until: float | None = None
+    banned: bool = False
+
+
+@dataclass(frozen=True)
+class Ban:
+    """A member barred from generating; ``until`` None means until lifted."""
+
+    member_id: int
+    until: float | None
+    reason: str
+    banned_by: int
+    banned_at: float
+
+    def active(self, now: float) -> bool:
+        return self.until is None or now < self.until
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One admin change: who did what to what, the value before and after, and when."""
+
+    id: int
+    at: float
+    actor_id: int
+    action: str
+    target: str
+    before: object
+    after: object
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """A done job and its images, for posting (see ``DreamService.undelivered``)."""
+
+    job: JobView
+    images: tuple[GeneratedImage, ...]
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """The whole queue at a glance, for members."""
+
+    queued_jobs: int
+    queued_images: int
+    members_waiting: int
+    running_jobs: tuple[int, ...]
+    drain_seconds: float
+    """Estimated time until everything now queued or running is done."""
+    paused: bool
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    """Figures for the admins' status command."""
+
+    queued_jobs: int
+    queued_images: int
+    running_jobs: int
+    members_waiting: int
+    jobs_last_hour: int
+    images_last_hour: int
+    duty_cycle: float
+    """Fraction of the time work was waiting (since start) that the engine was generating."""
+    busy_seconds: float
+    """Time spent inside the engine's ``generate`` since start."""
+    backlog_seconds: float
+    """Time since start during which work was queued or running (and the queue not paused)."""
+    average_generation_seconds: float | None
+    """Mean engine seconds per job over the last hour."""
+    seconds_per_image_step: float
+    """Measured throughput: seconds for one 512x512 image step (moving average)."""
+    paused: bool
+    multiplier: float
+    engine: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,207 @@
+"""The services the cogs call, built once in :mod:`bot.app` and attached to the bot.
+
+:class:`Services` composes the scheduler, the prompt filter and the flag store
+into the few calls a cog makes, so that a cog callback is: validate, defer, one
+call here, render. Nothing here imports discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.alerts import AlertLog
+from bot.db import Database
+from bot.refusal import Refusal
+from bot.filter_rules import FilterRuleLog, RuleChange, replay
+from bot.scheduler.models import (
+    Admission,
+    DreamRequest,
+    JobState,
+    JobView,
+    Member,
+    Placement,
+    QueueSummary,
+    QuotaStatus,
+    SchedulerStats,
+)
+from bot.scheduler.service import DreamService
+from bot.settings import ConfigError, Settings, load_settings
+from bot.text import clip
+from engine.pnginfo import model_label
+from engine.types import MAX_SEED, EngineClient, GeneratedImage
+from moderation.filter import PromptFilter, RuleError, RuleList, Verdict
+from moderation.flags import FlaggedImage, FlagOutcome, FlagStats, FlagStore, MemberHistory, ReviewItem
+from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
+
+STATS_PROMPT_WINDOW = 10_000
+"""Most recent log entries counted for the blocked-prompts figure."""
+
+
+class PromptBlocked(Refusal):
+    """The prompt filter refused a prompt; the text names the rule's message and what matched."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(
+            f"🚫 {verdict.message or 'This prompt is not allowed here.'}\n"
+            f"Matched: “{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase the prompt and try again."
+        )
+        self.verdict = verdict
+
+
+def random_seeds(count: int) -> tuple[int, ...]:
+    """``count`` consecutive seeds from a random start, so each image can be made again alone."""
+    first = random.randint(0, MAX_SEED - count + 1)
+    return tuple(range(first, first + count))
+
+
+@dataclass(frozen=True)
+class ReviewAction:
+    """What a moderator's review decision did, for the reply and the Discord side effects."""
+
+    item: ReviewItem
+    ban_until: float | None = None
+
+
+class Services:
+    """Everything the Discord layer needs from the core, in one object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        engine: EngineClient,
+        dreams: DreamService,
+        prompt_filter: PromptFilter,
+        prompt_log: BlockedPromptLog,
+        flags: FlagStore,
+        rule_log: FilterRuleLog,
+        alerts: AlertLog,
+        *,
+        config_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.engine = engine
+        self.dreams = dreams
+        self.prompt_filter = prompt_filter
+        self.prompt_log = prompt_log
+        self.flags = flags
+        self.rule_log = rule_log
+        self.alerts = alerts
+        self.config_path = config_path
+        self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")
+        """The model name written into images' parameters."""
+
+    # members
+
+    async def dream(self, request: DreamRequest) -> Admission:
+        """Filter the prompt (logging what it stops or notes), then submit the job to the fair queue.
+
+        Raises :class:`PromptBlocked` or one of the scheduler's ``DreamError``.
+        """
+        verdict = self.prompt_filter.check(request.prompt)
+        if verdict.action != "allow":
+            await self.prompt_log.record(request.member.id, verdict, guild_id=request.guild_id)
+        if not verdict.allowed:
+            raise PromptBlocked(verdict)
+        return await self.dreams.submit(request)
+
+    async def reroll(self, job_id: int, member: Member, key: str) -> Admission:
+        """The job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
+        job = await self.dreams.job(job_id)
+        request = DreamRequest(
+            member=member,
+            prompt=job.prompt,
+            seeds=random_seeds(len(job.seeds)),
+            idempotency_key=key,
+            params=job.params,
+            negative_prompt=job.negative_prompt,
+            guild_id=job.guild_id,
+            channel_id=job.channel_id,
+        )
+        return await self.dream(request)
+
+    async def queue_view(self, job_ids: list[int]) -> tuple[list[tuple[JobView, Placement]], QueueSummary]:
+        """The given jobs with their places in the queue, and the whole queue's summary."""
+        jobs = [(await self.dreams.job(job_id), await self.dreams.placement(job_id)) for job_id in job_ids]
+        return [(job, placement) for job, placement in jobs if not job.state.final], self.dreams.queue_summary()
+
+    async def cancel(self, job_ids: list[int], actor_id: int, *, moderator: bool = False) -> list[JobView]:
+        """Cancel jobs (refunded); each job as it ended (already finished ones as they were)."""
+        return [await self.dreams.cancel(job_id, actor_id, moderator=moderator) for job_id in job_ids]
+
+    async def finished_job(self, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
+        """A done job and its stored images; refuses when they are gone."""
+        job = await self.dreams.job(job_id)
+        images = await self.dreams.images(job_id) if job.state is JobState.DONE else ()
+        if not images:
+            raise Refusal("The images of this job are no longer stored; re-roll it to make new ones.")
+        return job, images
+
+    async def flag(
+        self, job_id: int, message_id: int, flagger_id: int, reason: str, note: str
+    ) -> tuple[JobView, FlagOutcome]:
+        """Record a member's flag on a posted image; the outcome says whether to alert or hide now."""
+        job = await self.dreams.job(job_id)
+        image = FlaggedImage(message_id, job.member_id, job.prompt, job.job_id, job.channel_id, job.guild_id)
+        return job, await self.flags.flag(image, flagger_id, reason, note)
+
+    # moderators
+
+    async def review(self, item_id: int, moderator_id: int, action: str, *, ban_hours: float | None = None,
+                     note: str = "") -> ReviewAction:  # fmt: skip
+        """Resolve a review item: ``dismiss``, ``remove`` (the image), ``warn`` or ``ban`` (the author)."""
+        if action == "dismiss":
+            return ReviewAction(await self.flags.dismiss(item_id, moderator_id, note))
+        resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
+        item = await self.flags.action(item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
+        if action != "ban":
+            return ReviewAction(item)
+        ban = await self.ban(moderator_id, item.author_id, ban_hours, note or f"flagged image (review #{item.id})")
+        return ReviewAction(item, ban)
+
+    async def ban(self, moderator_id: int, member_id: int, hours: float | None, reason: str) -> float | None:
+        """Bar a member from generating for ``hours`` (None: until lifted); return when it ends."""
+        until = None if hours is None else self.dreams.clock.now() + hours * 3600
+        ban = await self.dreams.ban(moderator_id, member_id, until=until, reason=reason)
+        return ban.until
+
+    # admins
+
+    async def change_filter_rule(self, actor_id: int, category: str, rule: str, *, add: bool,
+                                 into: RuleList = "keywords") -> None:  # fmt: skip
+        """Add or remove a filter rule: it applies to the next prompt, and is stored for restarts and reloads."""
+        change = RuleChange(actor_id, add, category, into, rule)
+        try:
+            # Off the event loop: rebuilding the matching automaton takes a while with many rules.
+            changed = await asyncio.to_thread(change.apply, self.prompt_filter)
+        except RuleError as exc:
+            raise Refusal(f"That rule change cannot be made: {exc}") from None
+        await self.rule_log.record(change)
+        self.prompt_filter = changed
+
+    async def reload_filter(self) -> int:
+        """Rebuild the filter from the config file (and the stored live changes); return its category count."""
+        try:
+            settings = await asyncio.to_thread(load_settings, self.config_path)
+        except ConfigError as exc:
+            raise Refusal(f"The config file has errors; nothing was reloaded.\n{exc}") from None
+        base = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
+        self.prompt_filter = replay(base, await self.rule_log.changes())
+        return len(self.prompt_filter.settings.categories)
+
+    async def stats(self) -> tuple[SchedulerStats, FlagStats, int]:
+        """The scheduler's figures, the flag store's, and how many prompts were blocked in the last day."""
+        since = self.dreams.clock.now() - 86400
+        recent = await self.prompt_log.recent(limit=STATS_PROMPT_WINDOW)
+        blocked = sum(1 for entry in recent if entry.action == "block" and entry.created_at >= since)
+        return self.dreams.stats(), await self.flags.stats(), blocked
+
+    async def member_history(self, member: Member) -> tuple[MemberHistory, list[LoggedPrompt], QuotaStatus]:
+        """A member's flag record, recent blocked or noted prompts, and quota standing."""
+        history = await self.flags.member_history(member.id)
+        prompts = await self.prompt_log.recent(member_id=member.id, limit=10)
+        return history, prompts, self.dreams.quota_status(member)

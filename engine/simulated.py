@@ -1,0 +1,219 @@
+"""A simulated engine: the :class:`~engine.types.EngineClient` interface without torch or a GPU.
+
+It spends ``seconds_per_step`` for each image step at 512x512 (scaled by pixel
+count; a UNet batch of several images costs the sum of its images), reports
+progress every step, honours cancellation between steps, and draws a small
+deterministic PNG per image from the prompt, parameters and seed (small by
+default, to keep load tests cheap; full size from :meth:`from_settings`, drawn
+in a worker thread). Tests can make a batch crash
+(:meth:`SimulatedEngine.crash_next_batch`). Time is spent through an injected
+``sleep`` so a virtual clock can run it instantly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+
+from PIL import Image, ImageDraw, ImageOps
+
+from engine.config import EngineSettings
+from engine.pnginfo import encode_png, format_parameters
+from engine.types import (
+    EngineHealth,
+    GeneratedImage,
+    JobRequest,
+    JobResult,
+    Limits,
+    Outcome,
+    Progress,
+    ProgressCallback,
+    RequestError,
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+REFERENCE_PIXELS = 512 * 512
+MODEL_LABEL = "simulated"
+
+
+def draw_image(job: JobRequest, seed: int, max_side: int | None = 64) -> bytes:
+    """A deterministic PNG for one image: a two-colour gradient and a disc, chosen by hashing the request.
+
+    ``max_side`` shrinks the picture (keeping the aspect ratio) so load tests stay cheap; None draws it
+    at the requested size. The generation parameters are embedded as the real engine embeds them.
+    """
+    p = job.params
+    digest = hashlib.sha256(
+        f"{job.prompt}\0{job.negative_prompt}\0{p.width}x{p.height}\0{p.steps}\0{p.guidance}\0{p.sampler}\0{seed}".encode()
+    ).digest()
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(p.width, p.height))
+    width, height = max(1, round(p.width * scale)), max(1, round(p.height * scale))
+    image = ImageOps.colorize(
+        Image.linear_gradient("L").resize((width, height)).rotate(digest[0] % 4 * 90), tuple(digest[1:4]),
+        tuple(digest[4:7]),
+    )
+    radius = max(1, min(width, height) * (digest[7] % 32 + 16) // 128)
+    cx, cy = digest[8] * width // 256, digest[9] * height // 256
+    ImageDraw.Draw(image).ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(digest[10:13]))
+    return encode_png(image, format_parameters(job.prompt, job.negative_prompt, p, [seed], MODEL_LABEL))
+
+
+class SimulatedEngine:
+    """Generates placeholder images on a schedule, like the real engine without the GPU."""
+
+    def __init__(
+        self,
+        *,
+        limits: Limits | None = None,
+        seconds_per_step: float = 0.02,
+        max_batch_images: int = 8,
+        image_max_side: int | None = 64,
+        draw_in_thread: bool = False,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.seconds_per_step = seconds_per_step
+        self.max_batch_images = max_batch_images
+        self.image_max_side = image_max_side
+        self.draw_in_thread = draw_in_thread
+        self._sleep = sleep
+        self._gpu = asyncio.Lock()
+        self._held: set[str] = set()
+        self._cancelled: set[str] = set()
+        self._crash_at: list[tuple[int, str]] = []
+        self._ready = False
+        self._busy = False
+        self.restarts = 0
+        self.busy_seconds = 0.0
+        self.batches = 0
+        self.images_made = 0
+
+    @classmethod
+    def from_settings(cls, settings: EngineSettings, *, sleep: Sleep = asyncio.sleep) -> SimulatedEngine:
+        """The demo engine: full-size images, drawn in a worker thread so the bot's event loop stays free."""
+        return cls(
+            limits=settings.limits,
+            seconds_per_step=settings.simulated_seconds_per_step,
+            max_batch_images=settings.max_batch_images,
+            image_max_side=None,
+            draw_in_thread=True,
+            sleep=sleep,
+        )
+
+    async def start(self) -> None:
+        self._ready = True
+
+    async def close(self) -> None:
+        self._ready = False
+
+    def health(self) -> EngineHealth:
+        return EngineHealth(
+            ready=self._ready,
+            busy=self._busy,
+            restarts=self.restarts,
+            device="simulated",
+            model=MODEL_LABEL,
+            extra={"busy_seconds": self.busy_seconds, "batches": float(self.batches), "images": float(self.images_made)},
+        )
+
+    def crash_next_batch(self, at_step: int = 1, error: str = "the engine crashed") -> None:
+        """Make the next UNet batch to reach ``at_step`` crash: every unfinished job of that call fails, retryable."""
+        self._crash_at.append((at_step, error))
+
+    async def cancel(self, job_id: str) -> bool:
+        if job_id not in self._held:
+            return False
+        self._cancelled.add(job_id)
+        return True
+
+    async def generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None = None) -> list[JobResult]:
+        ids = [job.job_id for job in jobs]
+        self._held.update(ids)
+        try:
+            async with self._gpu:
+                results = await self._generate(jobs, on_progress)
+        finally:
+            self._held.difference_update(ids)
+            self._cancelled.difference_update(ids)
+        return [results[job.job_id] for job in jobs]
+
+    async def _generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None) -> dict[str, JobResult]:
+        results: dict[str, JobResult] = {}
+        valid = []
+        for job in jobs:
+            try:
+                job.validate(self.limits)
+            except RequestError as exc:
+                results[job.job_id] = JobResult(job.job_id, Outcome.FAILED, error=str(exc))
+            else:
+                valid.append(job)
+        self._busy = True
+        try:
+            for group in self._unet_batches(valid):
+                crash = await self._run_batch(group, results, on_progress)
+                if crash is not None:
+                    for job in valid:
+                        if job.job_id not in results:
+                            results[job.job_id] = JobResult(job.job_id, Outcome.FAILED, error=crash, retryable=True)
+                    break
+        finally:
+            self._busy = False
+        return results
+
+    def _unet_batches(self, jobs: list[JobRequest]) -> list[list[JobRequest]]:
+        """Group jobs with equal parameters, at most ``max_batch_images`` images a group (a bigger job goes alone)."""
+        groups: list[list[JobRequest]] = []
+        for job in jobs:
+            for group in groups:
+                if group[0].params == job.params and sum(j.count for j in group) + job.count <= self.max_batch_images:
+                    group.append(job)
+                    break
+            else:
+                groups.append([job])
+        return groups
+
+    async def _run_batch(
+        self, group: list[JobRequest], results: dict[str, JobResult], on_progress: ProgressCallback | None
+    ) -> str | None:
+        """Run one UNet batch step by step; returns the crash message if it crashed."""
+        self.batches += 1
+        steps = group[0].params.steps
+        live = list(group)
+        spent = 0.0
+        for step in range(1, steps + 1):
+            for job in [job for job in live if job.job_id in self._cancelled]:
+                live.remove(job)
+                results[job.job_id] = JobResult(job.job_id, Outcome.CANCELLED, error="cancelled", seconds=spent)
+            if not live:
+                return None
+            if not self._ready:
+                return "the engine was stopped"
+            if self._crash_at and self._crash_at[0][0] <= step:
+                self.restarts += 1
+                return self._crash_at.pop(0)[1]
+            pixels = sum(job.count * job.params.width * job.params.height for job in live)
+            duration = self.seconds_per_step * pixels / REFERENCE_PIXELS
+            await self._sleep(duration)
+            spent += duration
+            self.busy_seconds += duration
+            if on_progress is not None:
+                for job in live:
+                    reported = on_progress(Progress(job.job_id, step, steps))
+                    if inspect.isawaitable(reported):
+                        await reported
+        draw = functools.partial(self._draw, live)
+        images = await asyncio.to_thread(draw) if self.draw_in_thread else draw()
+        for job in live:
+            self.images_made += len(images[job.job_id])
+            results[job.job_id] = JobResult(job.job_id, Outcome.DONE, images=images[job.job_id], seconds=spent)
+        return None
+
+    def _draw(self, jobs: list[JobRequest]) -> dict[str, tuple[GeneratedImage, ...]]:
+        return {
+            job.job_id: tuple(GeneratedImage(seed, draw_image(job, seed, self.image_max_side)) for seed in job.seeds)
+            for job in jobs
+        }

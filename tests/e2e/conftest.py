@@ -1,0 +1,153 @@
+"""End-to-end harness: the real bot (``bot.app.App``) connected to the fake Discord.
+
+A :class:`World` is one guild with a dream channel, a moderators' channel,
+moderator and admin roles and a few members; :meth:`World.start` opens the app
+on a fresh (or the same, for restarts) database file and connects its bot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+import pytest_asyncio
+
+from bot.app import App
+from bot.settings import Settings, parse_settings
+from engine.types import EngineClient
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeMember
+from tests.fakediscord.records import Message
+
+
+@dataclass
+class World:
+    """The fake server, its people and places, and the running app."""
+
+    fake: FakeDiscord
+    guild: FakeGuild
+    dreams: FakeChannel
+    lounge: FakeChannel
+    mods: FakeChannel
+    alice: FakeMember
+    bob: FakeMember
+    carol: FakeMember
+    moderator: FakeMember
+    admin: FakeMember
+    db_path: Path
+    config: dict[str, Any]
+    app: App | None = None
+    apps: list[App] = field(default_factory=list)
+
+    def settings(self, **overrides: Any) -> Settings:
+        config = {**self.config}
+        for section, values in overrides.items():
+            config[section] = {**config.get(section, {}), **values}
+        return parse_settings(config, env={})
+
+    async def start(self, *, engine_client: EngineClient | None = None, **overrides: Any) -> App:
+        """Open the app (same database file every time) and connect its bot to the fake.
+
+        ``overrides`` are config sections to change, e.g. ``discord={"long_prompt": "truncate"}``.
+        """
+        app = await App.open(self.settings(**overrides), engine=engine_client)
+        self.apps.append(app)
+        try:
+            await self.fake.start_bot(app.bot)
+        except BaseException:
+            await app.close()
+            raise
+        self.app = app
+        return app
+
+    async def stop(self) -> None:
+        """Disconnect the bot and close the app, as on shutdown."""
+        if self.app is not None:
+            app, self.app = self.app, None
+            await app.close()
+            await self.fake.stop_bot()
+
+    async def restart(self, **overrides: Any) -> App:
+        await self.stop()
+        return await self.start(**overrides)
+
+    async def dream(self, who: FakeMember, channel: FakeChannel | None = None, **options: Any) -> Any:
+        """Run ``/dream`` (few steps, to keep it quick) and return the interaction."""
+        options.setdefault("steps", 4)
+        return await self.fake.slash(who, channel or self.dreams, "dream", **options)
+
+    async def result(self, ix: Any, timeout: float = 20.0) -> Message:
+        """The message that carries the job's grid."""
+        return await ix.wait_message(
+            lambda m: bool(m.attachments) and bool(m.embeds) and "Seeds" in str(m.embeds[0]), timeout=timeout
+        )
+
+
+def has_text(text: str) -> Callable[[Message], bool]:
+    """A message predicate: ``text`` in its content or first embed."""
+    return lambda m: text in m.content or (bool(m.embeds) and text in str(m.embeds[0]))
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test in which the bot logged an error it did not expect (a test that expects one clears the log)."""
+    caplog.set_level(logging.INFO)
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and not r.name.startswith("tests.")]
+    assert not errors, "\n".join(f"{r.name}: {r.getMessage()}" for r in errors)
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with FakeDiscord(timeout=20.0) as fake:
+        guild = fake.add_guild("Dream Club")
+        dreams = guild.add_text_channel("dreams")
+        lounge = guild.add_text_channel("lounge")
+        mods = guild.add_text_channel("moderators")
+        mod_role = guild.add_role("Moderators", discord.Permissions(manage_messages=True))
+        admin_role = guild.add_role("Admins", discord.Permissions(administrator=True))
+        vip = guild.add_role("VIP")
+        config = {
+            "database": {"path": str(tmp_path / "dreamqueue.db")},
+            "engine": {"simulated": True, "simulated_seconds_per_step": 0.01},
+            "discord": {
+                "guild_ids": [guild.id],
+                "dream_channel_ids": [dreams.id],
+                "moderator_role_ids": [mod_role.id],
+                "admin_role_ids": [admin_role.id],
+                "moderators_channel_id": mods.id,
+                "progress_edit_interval_s": 1.0,
+            },
+            "scheduler": {"shutdown_grace_s": 5},
+            "quotas": {
+                "tiers": {
+                    "default": {"burst": 8, "rate_per_hour": 60, "max_images": 4, "max_queued": 3},
+                    "vip": {"roles": ["VIP"], "burst": 60, "rate_per_hour": 600, "max_images": 9, "max_queued": 30},
+                }
+            },
+        }
+        world = World(
+            fake=fake,
+            guild=guild,
+            dreams=dreams,
+            lounge=lounge,
+            mods=mods,
+            alice=guild.add_member("alice"),
+            bob=guild.add_member("bob"),
+            carol=guild.add_member("carol", roles=[vip]),
+            moderator=guild.add_member("mod", roles=[mod_role]),
+            admin=guild.add_member("admin", roles=[admin_role]),
+            db_path=tmp_path / "dreamqueue.db",
+            config=config,
+        )
+        try:
+            yield world
+        finally:
+            await world.stop()
+            for app in world.apps:  # a test that failed half-way may leave one open
+                await app.close()
+

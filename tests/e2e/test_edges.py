@@ -1,0 +1,84 @@
+"""Discord's edges: dying interaction tokens, deleted messages and channels, restarts, bugs."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+import pytest
+
+from tests.e2e.conftest import World, has_text
+
+
+async def test_a_result_older_than_14_minutes_is_posted_in_the_channel_mentioning_the_member(world: World) -> None:
+    await world.start()
+    old = datetime.timedelta(minutes=14, seconds=30)  # the token has 30 s left
+    ix = await world.fake.slash(world.alice, world.dreams, "dream", prompt="a slow snail", count=1, steps=4, age=old)
+    result = await world.fake.wait_message(
+        lambda m: bool(m.attachments) and m.interaction_id is None, channel=world.dreams
+    )
+    assert result.content == f"<@{world.alice.id}> your dream is ready."
+    assert result.mentions.users == {world.alice.id} and not result.mentions.everyone and not result.mentions.roles
+    pointer = await ix.wait_message(has_text("Finished: https://discord.com/channels/"), include_channel=False)
+    assert str(result.id) in pointer.content
+
+
+async def test_a_deleted_reply_falls_back_to_a_channel_message(world: World) -> None:
+    await world.start(engine={"simulated_seconds_per_step": 0.1})
+    ix = await world.dream(world.alice, prompt="a comet", count=1, steps=10)
+    status = await ix.wait_message(has_text("Queued"))
+    await world.fake.delete_message(status)
+    result = await world.fake.wait_message(lambda m: bool(m.attachments), channel=world.dreams)
+    assert result.interaction_id is None and result.mentions.users == {world.alice.id}
+
+
+async def test_a_deleted_channel_at_delivery_crashes_nothing_and_is_logged(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await world.start(engine={"simulated_seconds_per_step": 0.1}, discord={"dream_channel_ids": []})
+    ix = await world.dream(world.alice, world.lounge, prompt="a lost letter", count=1, steps=10)
+    await ix.wait_message(has_text("Queued"))
+    await world.fake.delete_channel(world.lounge)
+    other = await world.dream(world.bob, prompt="still working", count=1, steps=2)
+    await world.result(other)
+    job_id = 1
+    view = await app.services.dreams.job(job_id)
+    assert view.state == "done" and view.result_message_id is None
+    assert any("the result cannot be delivered" in r.getMessage() for r in caplog.records)
+
+
+async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: World) -> None:
+    await world.start(engine={"simulated_seconds_per_step": 0.2}, discord={"shutdown": "cancel"})
+    running = await world.dream(world.alice, prompt="interrupted", count=1, steps=20)
+    queued = await world.dream(world.bob, prompt="waiting", count=1, steps=2)
+    await queued.wait_message(has_text("Queued: #1 of"))
+    await world.restart(engine={"simulated_seconds_per_step": 0.01})
+    notice = await world.fake.wait_message(
+        has_text("was interrupted by a restart and is back in the queue"), channel=world.dreams
+    )
+    assert notice.mentions.users == {world.alice.id}
+    for member, prompt in ((world.alice, "interrupted"), (world.bob, "waiting")):
+        result = await world.fake.wait_message(
+            lambda m, p=prompt: bool(m.attachments) and bool(m.embeds) and m.embeds[0]["description"] == p,
+            channel=world.dreams,
+        )
+        assert result.mentions.users == {member.id}
+    assert not running.original_message.attachments  # the old interaction's token is not used after a restart
+
+
+async def test_an_unexpected_error_gives_an_error_id_and_logs_the_traceback(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await world.start()
+
+    def broken(member: object) -> object:
+        raise RuntimeError("database on fire")
+
+    app.services.dreams.quota_status = broken  # type: ignore[method-assign]
+    ix = await world.fake.slash(world.alice, world.dreams, "quota")
+    message = await ix.wait_message(lambda m: m.ephemeral)
+    assert "Something went wrong on our side (error id `" in message.content
+    error_id = message.content.split("`")[1]
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert error_id in record.getMessage() and "database on fire" in caplog.text
+    caplog.clear()  # expected: keep the no-unexpected-errors guard quiet

@@ -1,0 +1,45 @@
+"""Starting and stopping: the token check, a clean stop on SIGTERM, bad Discord settings named by path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from bot.app import run_bot, serve
+from bot.settings import ConfigError, parse_settings
+from tests.e2e.conftest import World, has_text
+
+
+def test_without_a_token_it_says_how_to_get_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_bot(parse_settings({}, env={})) == 2
+    err = capsys.readouterr().err
+    assert "set the DISCORD_TOKEN environment variable" in err and "discord.com/developers/applications" in err
+
+
+def test_bad_discord_settings_are_named_by_their_path() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"discord": {"late_result_after_s": 900, "long_prompt": "shorten"}}, env={})
+    text = str(error.value)
+    assert "discord.late_result_after_s: Input should be less than or equal to 870" in text
+    assert "discord.long_prompt: Input should be 'refuse' or 'truncate'" in text
+
+
+async def test_sigterm_finishes_the_running_job_then_stops_cleanly(world: World) -> None:
+    settings = world.settings(engine={"simulated_seconds_per_step": 0.1})
+    server = asyncio.create_task(serve(settings, world.fake.token))  # logs in and connects itself, as in production
+    try:
+        while not world.fake.gateway.connected:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the guild arrives
+        ix = await world.dream(world.alice, prompt="a last one", count=1, steps=20)
+        await ix.wait_message(has_text("Queued"))
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(asyncio.shield(server), 20)
+        result = await world.result(ix, timeout=1)  # posted before the bot disconnected
+        assert result.attachments
+    finally:
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
