@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from bot.settings import ConfigError, Settings, load_settings, parse_settings
 
@@ -72,3 +74,32 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(Exception, match="frozen"):
         settings.engine.max_steps = 3  # type: ignore[misc]
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every settings key as a dotted path, descending into nested sections."""
+    keys = set()
+    for name, field in model.model_fields.items():
+        if name == "token":
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.add(f"{prefix}{name}")
+    return keys
+
+
+def _present(data: dict, path: str) -> bool:
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def test_shipped_config_documents_every_key_with_its_default() -> None:
+    data = yaml.safe_load((REPO / "config.yaml").read_text())
+    missing = sorted(key for key in _keys(Settings) if not _present(data, key) and not key.endswith("pii.allow"))
+    assert missing == []
+    assert load_settings(REPO / "config.yaml", env={}) == Settings()
