@@ -3,9 +3,9 @@
 It spends ``seconds_per_step`` for each image step at 512x512 (scaled by pixel
 count; a UNet batch of several images costs the sum of its images), reports
 progress every step, honours cancellation between steps, and draws a small
-deterministic PNG per image from the prompt, parameters and seed (small by
-default, to keep load tests cheap; full size from :meth:`from_settings`, drawn
-in a worker thread). Tests can make a batch crash
+deterministic PNG per image from the prompt, parameters and seed (at most 64
+pixels a side by default, to keep load tests and demos cheap; ``image_max_side=None``
+draws the requested size). Tests can make a batch crash
 (:meth:`SimulatedEngine.crash_next_batch`). Time is spent through an injected
 ``sleep`` so a virtual clock can run it instantly.
 """
@@ -94,12 +94,12 @@ class SimulatedEngine:
 
     @classmethod
     def from_settings(cls, settings: EngineSettings, *, sleep: Sleep = asyncio.sleep) -> SimulatedEngine:
-        """The demo engine: full-size images, drawn in a worker thread so the bot's event loop stays free."""
+        """The engine the bot runs with ``engine.simulated``: small images, drawn in a worker thread so the
+        bot's event loop stays free."""
         return cls(
             limits=settings.limits,
             seconds_per_step=settings.simulated_seconds_per_step,
             max_batch_images=settings.max_batch_images,
-            image_max_side=None,
             draw_in_thread=True,
             sleep=sleep,
         )

@@ -108,11 +108,20 @@ async def test_stopped_engine_fails_jobs_as_retryable(engine: SimulatedEngine, c
     assert result.outcome is Outcome.FAILED and result.retryable and "stopped" in result.error
 
 
-async def test_from_settings_draws_full_size_images_off_the_event_loop() -> None:
+async def test_from_settings_draws_off_the_event_loop() -> None:
     settings = EngineSettings(simulated=True, simulated_seconds_per_step=0.001, max_batch_images=4, max_steps=60)
     engine = SimulatedEngine.from_settings(settings)
     assert (engine.seconds_per_step, engine.max_batch_images, engine.limits.max_steps) == (0.001, 4, 60)
+    assert engine.draw_in_thread
     await engine.start()
     (result,) = await engine.generate([job("a", steps=2, width=512, height=384)])
     with Image.open(io.BytesIO(result.images[0].png)) as image:
-        assert image.size == (512, 384)
+        assert image.size == (64, 48)  # the aspect ratio of the request, at most 64 pixels a side
+
+
+async def test_full_size_images_on_request(clock: VirtualClock) -> None:
+    engine = SimulatedEngine(image_max_side=None, sleep=clock.sleep)
+    await engine.start()
+    (result,) = await clock.run(engine.generate([job("a", steps=1, width=320, height=200)]))
+    with Image.open(io.BytesIO(result.images[0].png)) as image:
+        assert image.size == (320, 200)
