@@ -6,8 +6,8 @@ bar (edits throttled to ``discord.progress_edit_interval_s``), then the grid
 with its buttons. Past ``discord.late_result_after_s`` the interaction's token
 is about to die, so the result goes out as a channel message that mentions the
 member, as do results of jobs that outlived a restart. A deleted message falls
-back to the channel; a deleted channel is logged and recorded, and nothing
-crashes.
+back to the channel; a deleted channel is logged and the job recorded as
+undeliverable (so a restart does not try again), and nothing crashes.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ ATTACH_GRACE_S = 2.0
 TOKEN_LIFETIME_S = 15 * 60 - 10
 """Discord's interaction tokens die at 15 minutes; later edits go through the channel."""
 REQUEUED = "The image engine had a problem; your job is back at the front of the queue."
+UNDELIVERABLE = "its message and channel were deleted, or the bot may no longer post there"
+"""Recorded on a done job whose result could not be posted anywhere."""
 _GONE = (discord.NotFound, discord.Forbidden)
 
 
@@ -45,7 +47,6 @@ class Reply:
     """The message that shows one job, and what is waiting to be shown on it."""
 
     job_id: int
-    member_id: int
     channel_id: int | None
     interaction: discord.Interaction | None = None
     job: JobView | None = None
@@ -135,17 +136,13 @@ class Delivery:
         reply.attached.set()
         self._show(reply, render.queued_embed(job, admission.placement, time.time(), note), status_view(job))
 
-    def active_jobs(self, member_id: int) -> list[int]:
-        """Ids of a member's jobs that are queued or running, oldest first."""
-        return sorted(reply.job_id for reply in self._replies.values() if reply.member_id == member_id)
-
     # events
 
     def _reply_for(self, job: JobView | JobEvent, *, orphan: bool = False) -> Reply:
         """The job's reply, made on first sight; an ``orphan`` will never get an interaction."""
         reply = self._replies.get(job.job_id)
         if reply is None:
-            reply = self._replies[job.job_id] = Reply(job.job_id, job.member_id, job.channel_id)
+            reply = self._replies[job.job_id] = Reply(job.job_id, job.channel_id)
             if orphan:
                 reply.attached.set()
         return reply
@@ -263,6 +260,7 @@ class Delivery:
                 await self._edit_status(reply, content=f"Finished: {message.jump_url}", embed=None, view=None)
         if message is None:
             log.warning("job %s: its channel %s is gone; the result cannot be delivered", job.job_id, job.channel_id)
+            await self.services.dreams.record_undeliverable(job.job_id, UNDELIVERABLE)
             return
         await self.services.dreams.record_delivery(job.job_id, message.id)
 

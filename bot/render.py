@@ -60,6 +60,12 @@ def relative(moment: float) -> str:
     return f"<t:{math.ceil(moment)}:R>"
 
 
+def job_line(job: JobView) -> str:
+    """One line of a member's history: number, state, when, prompt (clipped)."""
+    state = f"{job.state}, undeliverable" if job.undeliverable else str(job.state)
+    return f"• #{job.job_id} {state}, {relative(job.created_at)}: {clip(job.prompt, 50)}"
+
+
 def _job_embed(job: JobView, colour: discord.Colour) -> discord.Embed:
     embed = discord.Embed(description=clip(job.prompt, 4000), colour=colour)
     if job.negative_prompt:

@@ -38,6 +38,8 @@ from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
 
 STATS_PROMPT_WINDOW = 10_000
 """Most recent log entries counted for the blocked-prompts figure."""
+HISTORY_JOBS = 10
+"""Jobs shown in a member's history."""
 
 
 class PromptBlocked(Refusal):
@@ -55,6 +57,18 @@ def random_seeds(count: int) -> tuple[int, ...]:
     """``count`` consecutive seeds from a random start, so each image can be made again alone."""
     first = random.randint(0, MAX_SEED - count + 1)
     return tuple(range(first, first + count))
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """What ``/mod history`` shows of a member."""
+
+    jobs: list[JobView]
+    """Newest first."""
+    flags: MemberHistory
+    prompts: list[LoggedPrompt]
+    """Recent blocked or noted prompts, newest first."""
+    quota: QuotaStatus
 
 
 @dataclass(frozen=True)
@@ -124,14 +138,22 @@ class Services:
         )
         return await self.dream(request)
 
-    async def queue_view(self, job_ids: list[int]) -> tuple[list[tuple[JobView, Placement]], QueueSummary]:
-        """The given jobs with their places in the queue, and the whole queue's summary."""
-        jobs = [(await self.dreams.job(job_id), await self.dreams.placement(job_id)) for job_id in job_ids]
-        return [(job, placement) for job, placement in jobs if not job.state.final], self.dreams.queue_summary()
+    async def queue_view(self, member_id: int) -> tuple[list[tuple[JobView, Placement]], QueueSummary]:
+        """The member's queued and running jobs with their places in the queue, and the whole queue's summary."""
+        jobs = [(job, await self.dreams.placement(job.job_id)) for job in self.dreams.active_jobs(member_id)]
+        # A job still being journaled has no place yet (for a moment); it is listed once it has one.
+        return [(job, place) for job, place in jobs if place.position is not None], self.dreams.queue_summary()
 
     async def cancel(self, job_ids: list[int], actor_id: int, *, moderator: bool = False) -> list[JobView]:
         """Cancel jobs (refunded); each job as it ended (already finished ones as they were)."""
         return [await self.dreams.cancel(job_id, actor_id, moderator=moderator) for job_id in job_ids]
+
+    async def cancel_mine(self, member_id: int, job_id: int | None = None) -> list[JobView]:
+        """Cancel one of the member's jobs, or (``job_id`` None) all their queued and running ones."""
+        job_ids = [job_id] if job_id is not None else [job.job_id for job in self.dreams.active_jobs(member_id)]
+        if not job_ids:
+            raise Refusal("You have no jobs waiting or running.")
+        return await self.cancel(job_ids, member_id)
 
     async def finished_job(self, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
         """A done job and its stored images; refuses when they are gone."""
@@ -140,6 +162,21 @@ class Services:
         if not images:
             raise Refusal("The images of this job are no longer stored; re-roll it to make new ones.")
         return job, images
+
+    async def delete_result(self, job_id: int, message_id: int, actor_id: int, *, moderator: bool) -> JobView:
+        """Allow the job's author or a moderator to delete its result message; a moderator's deletion of
+        someone else's image is audited (with its review item, if it was flagged). Refuses anyone else."""
+        job = await self.dreams.job(job_id)
+        if job.member_id == actor_id:
+            return job
+        if not moderator:
+            raise Refusal("Only the member who made this image, or a moderator, can delete it.")
+        item = await self.flags.item_for_message(message_id)
+        await self.flags.audit(
+            actor_id, "deleted_image", item_id=item.id if item else None, member_id=job.member_id,
+            detail=f"job #{job_id}: deleted its result message {message_id}",
+        )
+        return job
 
     async def flag(
         self, job_id: int, message_id: int, flagger_id: int, reason: str, note: str
@@ -200,8 +237,11 @@ class Services:
         blocked = sum(1 for entry in recent if entry.action == "block" and entry.created_at >= since)
         return self.dreams.stats(), await self.flags.stats(), blocked
 
-    async def member_history(self, member: Member) -> tuple[MemberHistory, list[LoggedPrompt], QuotaStatus]:
-        """A member's flag record, recent blocked or noted prompts, and quota standing."""
-        history = await self.flags.member_history(member.id)
-        prompts = await self.prompt_log.recent(member_id=member.id, limit=10)
-        return history, prompts, self.dreams.quota_status(member)
+    async def member_history(self, member: Member) -> MemberRecord:
+        """A member's recent jobs, flag record, recent blocked or noted prompts, and quota standing."""
+        return MemberRecord(
+            jobs=await self.dreams.member_jobs(member.id, limit=HISTORY_JOBS),
+            flags=await self.flags.member_history(member.id),
+            prompts=await self.prompt_log.recent(member_id=member.id, limit=10),
+            quota=self.dreams.quota_status(member),
+        )

@@ -84,17 +84,17 @@ class FlagButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], template=
 
 
 class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], template=r"dq:delete:(?P<job>\d+)"):
-    """Delete the result message (its author, or a moderator)."""
+    """Delete the result message (its author, or a moderator: audited)."""
 
     action, label, emoji, style = "delete", "Delete", "🗑️", discord.ButtonStyle.danger
 
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
-        await defer(interaction, thinking=False)
-        job = await services.dreams.job(self.job_id)
-        if job.member_id != interaction.user.id and not is_moderator(interaction.user, services.settings.discord):
-            raise Refusal("Only the member who made this image, or a moderator, can delete it.")
         assert interaction.message is not None
+        await defer(interaction, thinking=False)
+        moderator = is_moderator(interaction.user, services.settings.discord)
+        job = await services.delete_result(self.job_id, interaction.message.id, interaction.user.id,
+                                           moderator=moderator)
         await interaction.message.delete()
         await whisper(interaction, f"Deleted the images of job #{job.job_id}.")
 

@@ -272,6 +272,13 @@ class FlagStore:
             await self._audit(conn, now, moderator_id, action, item_id, item.author_id, note.strip())
             return await self._one(conn, "id = ?", item_id)
 
+    async def audit(self, moderator_id: int | None, action: str, *, item_id: int | None = None,
+                    member_id: int | None = None, detail: str = "", now: float | None = None) -> None:  # fmt: skip
+        """Record a moderator's action taken outside the review queue (e.g. deleting a member's image)."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            await self._audit(conn, now, moderator_id, action, item_id, member_id, detail.strip())
+
     async def _audit(self, conn: aiosqlite.Connection, at: float, moderator_id: int | None, action: str,
                      item_id: int | None, member_id: int | None, detail: str) -> None:  # fmt: skip
         await conn.execute(

@@ -2,7 +2,8 @@
 
 Discord shows the group to members with Manage Messages by default; every use
 is checked again against ``discord.moderator_role_ids``. Every action lands in
-an audit log (the flag store's for reviews, the scheduler's for bans).
+an audit log (the flag store's for reviews, the scheduler's for bans and for
+cancelling someone else's job).
 """
 
 from __future__ import annotations
@@ -52,14 +53,17 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
         files = message.pop("attachments")
         await whisper(interaction, f"{page.total} open item{'s' * (page.total != 1)}.", files=files, **message)
 
-    @app_commands.command(name="history", description="A member's blocked prompts, flagged images and flags")
+    @app_commands.command(name="history", description="A member's jobs, blocked prompts, flagged images and flags")
     @app_commands.describe(member="Whose history")
     async def history(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        history, blocked, status = await self.services.member_history(member_of(member))
+        record = await self.services.member_history(member_of(member))
+        history, blocked, status = record.flags, record.prompts, record.quota
         embed = discord.Embed(title=f"History of {member.display_name}", colour=render.BLURPLE)
         embed.add_field(name="Tier", value=f"{status.tier}{' (banned)' if status.banned else ''}")
         embed.add_field(name="In the queue", value=str(status.queued_jobs))
+        jobs = "\n".join(render.job_line(job) for job in record.jobs)
+        embed.add_field(name="Recent jobs", value=clip(jobs, 1024) or "none", inline=False)
         embed.add_field(
             name="Flagged images",
             value=f"{history.open} open, {history.dismissed} dismissed, {history.actioned} actioned",

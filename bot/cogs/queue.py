@@ -11,7 +11,6 @@ from discord.ext import commands
 
 from bot import render
 from bot.access import member_of
-from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.text import clip
 
@@ -27,7 +26,7 @@ class Queue(commands.Cog):
     @app_commands.command(name="queue", description="Your jobs in the queue, and how long the queue is")
     async def queue(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        jobs, summary = await self.services.queue_view(self.bot.delivery.active_jobs(interaction.user.id))
+        jobs, summary = await self.services.queue_view(interaction.user.id)
         now = time.time()
         embed = discord.Embed(title="The queue", colour=render.BLURPLE)
         lines = []
@@ -52,11 +51,8 @@ class Queue(commands.Cog):
     @app_commands.command(name="cancel", description="Cancel your queued or running jobs")
     @app_commands.describe(job="The job number (default: all your jobs)")
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1] | None = None) -> None:
-        mine = self.bot.delivery.active_jobs(interaction.user.id)
-        if job is None and not mine:
-            raise Refusal("You have no jobs waiting or running.")
         await defer(interaction)
-        ended = await self.services.cancel([job] if job is not None else mine, interaction.user.id)
+        ended = await self.services.cancel_mine(interaction.user.id, job)
         lines = [
             f"Job #{view.job_id}: {'cancelled' if view.state == 'cancelled' else f'already {view.state}'}"
             for view in ended
@@ -65,8 +61,9 @@ class Queue(commands.Cog):
 
     @cancel.autocomplete("job")
     async def _my_jobs(self, interaction: discord.Interaction, current: int | None) -> list[app_commands.Choice[int]]:
-        jobs = self.bot.delivery.active_jobs(interaction.user.id)
-        return [app_commands.Choice(name=f"Job #{job_id}", value=job_id) for job_id in jobs][:25]
+        jobs = self.services.dreams.active_jobs(interaction.user.id)
+        return [app_commands.Choice(name=f"Job #{job.job_id}: {clip(job.prompt, 80)}", value=job.job_id)
+                for job in jobs][:25]
 
     @app_commands.guild_only()
     @app_commands.command(name="quota", description="Your tier, and how many images you have left")

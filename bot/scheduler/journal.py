@@ -44,7 +44,7 @@ _UPSERT_QUOTA = """
 """
 _JOB_COLUMNS = """
     id, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
-    created_at, attempts, started_at, finished_at, error, result_message_id, tier
+    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable
 """
 
 
@@ -130,7 +130,7 @@ def job_view(row: aiosqlite.Row) -> JobView:
         state=JobState(row["state"]), prompt=row["prompt"], negative_prompt=row["negative_prompt"], params=params,
         seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
         started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-        result_message_id=row["result_message_id"],
+        result_message_id=row["result_message_id"], undeliverable=row["undeliverable"],
     )
 
 
@@ -145,6 +145,7 @@ def salvage_view(row: aiosqlite.Row) -> JobView:
         state=state, prompt=str(row["prompt"]), negative_prompt="", params=GenerationParams(), seeds=(), cost=0,
         created_at=row["created_at"], attempts=row["attempts"], started_at=row["started_at"],
         finished_at=row["finished_at"], error=row["error"], result_message_id=row["result_message_id"],
+        undeliverable=row["undeliverable"],
     )
 
 
@@ -332,12 +333,23 @@ class Journal:
             )
             return cursor.rowcount == 1
 
-    async def prune_images(self, delivered_before: float) -> None:
-        """Forget the images of jobs delivered before ``delivered_before``."""
+    async def record_undeliverable(self, job_id: int, reason: str) -> bool:
+        """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET undeliverable = ?"
+                " WHERE id = ? AND state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL",
+                (reason, job_id),
+            )
+            return cursor.rowcount == 1
+
+    async def prune_images(self, before: float) -> None:
+        """Forget the images of jobs delivered before ``before``, or finished before it and undeliverable."""
         async with self._transaction() as conn:
             await conn.execute(
-                "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs WHERE delivered_at < ?)",
-                (delivered_before,),
+                "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs WHERE delivered_at < ?1"
+                " OR (undeliverable IS NOT NULL AND finished_at < ?1))",
+                (before,),
             )
 
     # reads
@@ -356,7 +368,14 @@ class Journal:
 
     async def undelivered(self) -> list[aiosqlite.Row]:
         return await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'done' AND result_message_id IS NULL ORDER BY id"
+            f"SELECT {_JOB_COLUMNS} FROM jobs"
+            " WHERE state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL ORDER BY id"
+        )
+
+    async def member_jobs(self, member_id: int, limit: int) -> list[aiosqlite.Row]:
+        """A member's newest jobs first."""
+        return await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE member_id = ? ORDER BY id DESC LIMIT ?", (member_id, limit)
         )
 
     async def audit(self, limit: int) -> list[AuditEntry]:
@@ -430,11 +449,19 @@ class Journal:
             ("INSERT OR REPLACE INTO scheduler_state (key, value) VALUES (?, ?)", (key, value)), audit
         )
 
+    async def record_audit(self, audit: Audit) -> None:
+        """Audit an action that changed nothing else in these tables (e.g. a moderator's cancel)."""
+        async with self._transaction() as conn:
+            await _insert_audit(conn, audit)
+
     async def _audited(self, change: tuple[str, Sequence[object]], audit: Audit) -> None:
         async with self._transaction() as conn:
             await conn.execute(*change)
-            await conn.execute(
-                "INSERT INTO admin_audit (at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-                (audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before),
-                 json.dumps(audit.after)),
-            )
+            await _insert_audit(conn, audit)
+
+
+async def _insert_audit(conn: aiosqlite.Connection, audit: Audit) -> None:
+    await conn.execute(
+        "INSERT INTO admin_audit (at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+        (audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before), json.dumps(audit.after)),
+    )

@@ -70,6 +70,8 @@ class JobView:
     finished_at: float | None = None
     error: str | None = None
     result_message_id: int | None = None
+    undeliverable: str | None = None
+    """Why a done job's result could not be posted (it will not be tried again)."""
 
 
 @dataclass(frozen=True)

@@ -431,8 +431,12 @@ class DreamService:
             engine=asdict(self.engine.health()),
         )
 
+    async def member_jobs(self, member_id: int, limit: int = 10) -> list[JobView]:
+        """A member's newest jobs first, in any state (as the journal has them)."""
+        return [read_view(row) for row in await self.journal.member_jobs(member_id, limit)]
+
     async def undelivered(self) -> list[FinishedJob]:
-        """Done jobs whose result message was never recorded (after a restart: post these)."""
+        """Done jobs whose result was neither posted nor found undeliverable (after a restart: post these)."""
         finished = []
         for row in await self.journal.undelivered():
             view = read_view(row)
@@ -452,13 +456,21 @@ class DreamService:
                 raise ValueError(f"job {job_id} is {view.state}, not done: there is nothing to deliver")
         return delivered
 
+    async def record_undeliverable(self, job_id: int, reason: str) -> bool:
+        """Record why a done job's result cannot be posted, so it is not tried again after a restart.
+
+        True the first time; False if it was delivered or recorded undeliverable already.
+        """
+        return await self.journal.record_undeliverable(job_id, reason)
+
     # cancel
 
     async def cancel(self, job_id: int, actor_id: int, *, moderator: bool = False) -> JobView:
         """Cancel a queued or running job (refunded); return the job's final view.
 
-        Members may cancel their own jobs, moderators anyone's. A job that had
-        already finished is returned as it is.
+        Members may cancel their own jobs, moderators anyone's (audited, with
+        the state before and after). A job that had already finished is
+        returned as it is.
         """
         job = self._jobs.get(job_id)
         if job is not None and job.key in self._admitting:
@@ -472,7 +484,9 @@ class DreamService:
             return view
         if job.member_id != actor_id and not moderator:
             raise NotYourJob(job_id)
-        reason = "cancelled by a moderator" if job.member_id != actor_id else "cancelled"
+        by_moderator = job.member_id != actor_id
+        before = job.view.state
+        reason = "cancelled by a moderator" if by_moderator else "cancelled"
         if job.id in self.queue:
             self._account()
             self.queue.remove(job_id)
@@ -480,7 +494,13 @@ class DreamService:
         elif job in self._running:
             job.cancel_reason = reason
             await self.engine.cancel(str(job_id))
-        return await asyncio.shield(job.ended)
+        view = await asyncio.shield(job.ended)
+        if by_moderator:
+            await self.journal.record_audit(self._audit(
+                actor_id, "cancel", f"job {job_id} of member {job.member_id}", {"state": before},
+                {"state": view.state, "error": view.error},
+            ))
+        return view
 
     # admin
 

@@ -32,7 +32,7 @@ async def test_a_deleted_reply_falls_back_to_a_channel_message(world: World) -> 
     assert result.interaction_id is None and result.mentions.users == {world.alice.id}
 
 
-async def test_a_deleted_channel_at_delivery_crashes_nothing_and_is_logged(
+async def test_a_deleted_channel_at_delivery_crashes_nothing_and_marks_the_job_undeliverable(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = await world.start(engine={"simulated_seconds_per_step": 0.1}, discord={"dream_channel_ids": []})
@@ -44,7 +44,11 @@ async def test_a_deleted_channel_at_delivery_crashes_nothing_and_is_logged(
     job_id = 1
     view = await app.services.dreams.job(job_id)
     assert view.state == "done" and view.result_message_id is None
+    assert view.undeliverable is not None and "deleted" in view.undeliverable
     assert any("the result cannot be delivered" in r.getMessage() for r in caplog.records)
+    app = await world.restart()
+    assert await app.services.dreams.undelivered() == []  # the restart does not try it again
+    assert (await app.services.dreams.job(job_id)).undeliverable == view.undeliverable
 
 
 async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: World) -> None:

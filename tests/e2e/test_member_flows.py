@@ -32,8 +32,8 @@ async def test_buttons_work_after_the_bot_restarts(world: World) -> None:
     assert modal["title"] == "Flag this image"
 
 
-async def test_delete_is_for_the_author_or_a_moderator(world: World) -> None:
-    await world.start()
+async def test_delete_is_for_the_author_or_a_moderator_and_a_moderator_is_audited(world: World) -> None:
+    app = await world.start()
     result = await world.result(await world.dream(world.alice, prompt="a teapot", count=1))
     denied = await world.fake.click(world.bob, result, label="Delete")
     message = await denied.wait_message(lambda m: m.ephemeral)
@@ -42,6 +42,15 @@ async def test_delete_is_for_the_author_or_a_moderator(world: World) -> None:
     allowed = await world.fake.click(world.alice, result, label="Delete")
     await allowed.wait_message(has_text("Deleted the images of job"))
     assert world.fake.message(result).deleted
+    assert await app.services.flags.audit_log() == []  # an author deleting their own image is not moderation
+
+    other = await world.result(await world.dream(world.bob, prompt="a kettle", count=1))
+    by_moderator = await world.fake.click(world.moderator, other, label="Delete")
+    await by_moderator.wait_message(has_text("Deleted the images of job"))
+    assert world.fake.message(other).deleted
+    [entry] = await app.services.flags.audit_log()
+    assert (entry.moderator_id, entry.action, entry.member_id) == (world.moderator.id, "deleted_image", world.bob.id)
+    assert str(other.id) in entry.detail
 
 
 async def test_queue_cancel_and_quota(world: World) -> None:
@@ -60,12 +69,16 @@ async def test_queue_cancel_and_quota(world: World) -> None:
     fields = {f["name"]: f["value"] for f in shown["fields"]}
     assert shown["title"] == "Your quota: default tier" and fields["Burst"].startswith("**6** of 8 images")
 
+    pick = await world.fake.autocomplete(world.alice, world.dreams, "cancel", focused="job", job=1)
+    assert [choice["name"].split(": ")[1] for choice in await pick.wait_choices()] == ["first", "second"]
     cancel = await world.fake.slash(world.alice, world.dreams, "cancel")
     said = await cancel.wait_message(lambda m: m.ephemeral)
     assert said.content.count("cancelled") == 2
     for ix in (running, waiting):
         ended = await ix.wait_message(has_text("Cancelled"))
         assert ended.buttons == []
+    again = await world.fake.slash(world.alice, world.dreams, "cancel")
+    assert "You have no jobs waiting or running." in (await again.wait_message(lambda m: m.ephemeral)).content
 
     quota = await world.fake.slash(world.alice, world.dreams, "quota")
     shown = (await quota.wait_message(lambda m: m.ephemeral)).embeds[0]

@@ -102,13 +102,21 @@ async def test_mod_commands_are_hidden_from_members_and_checked_again(world: Wor
 
 
 async def test_mod_ban_unban_history_and_cancel(world: World) -> None:
-    await world.start(engine={"simulated_seconds_per_step": 0.2})
+    app = await world.start(engine={"simulated_seconds_per_step": 0.2})
     running = await world.dream(world.alice, prompt="slow", count=1, steps=30)
     await running.wait_message(has_text("Queued"))
     job = running.events[-1].message.embeds[0]["footer"]["text"].split("#")[1]
     cancel = await world.fake.slash(world.moderator, world.dreams, "mod", "cancel", job=int(job))
     assert "cancelled" in (await cancel.wait_message(lambda m: m.ephemeral)).content
-    await running.wait_message(has_text("✖️ Cancelled"))
+    ended = await running.wait_message(has_text("✖️ Cancelled"))
+    assert "cancelled by a moderator" in str(ended.embeds[0])  # it was running: the member is told who
+    [entry] = await app.services.dreams.audit_log()
+    assert (entry.actor_id, entry.action, entry.target, entry.before, entry.after["state"]) == (
+        world.moderator.id, "cancel", f"job {job} of member {world.alice.id}", {"state": "running"}, "cancelled"
+    )
+    history = await world.fake.slash(world.moderator, world.dreams, "mod", "history", member=world.alice)
+    fields = {f["name"]: f["value"] for f in (await history.wait_message(lambda m: m.ephemeral)).embeds[0]["fields"]}
+    assert fields["Recent jobs"].startswith(f"• #{job} cancelled, <t:") and fields["Recent jobs"].endswith(": slow")
 
     ban = await world.fake.slash(
         world.moderator, world.dreams, "mod", "ban", member=world.bob, duration=1.0, reason="spam"
@@ -119,6 +127,7 @@ async def test_mod_ban_unban_history_and_cancel(world: World) -> None:
     history = await world.fake.slash(world.moderator, world.dreams, "mod", "history", member=world.bob)
     shown = (await history.wait_message(lambda m: m.ephemeral)).embeds[0]
     assert "(banned)" in str(shown["fields"][0]) and "a N.U.D.E cat" in str(shown["fields"])
+    assert {f["name"]: f["value"] for f in shown["fields"]}["Recent jobs"] == "none"  # a blocked prompt is no job
     unban = await world.fake.slash(world.moderator, world.dreams, "mod", "unban", member=world.bob)
     assert "may generate again" in (await unban.wait_message(lambda m: m.ephemeral)).content
 

@@ -99,6 +99,16 @@ async def test_audit_log_is_append_only(db: Database, store: FlagStore) -> None:
     assert [entry.action for entry in await store.audit_log()] == ["dismissed"]
 
 
+async def test_actions_outside_the_review_queue_are_audited(store: FlagStore) -> None:
+    outcome = await store.flag(image(), flagger_id=1, reason="hate")
+    await store.audit(9, "deleted_image", item_id=outcome.item.id, member_id=7, detail=" job #3 ", now=50.0)
+    await store.audit(9, "deleted_image", member_id=8, detail="job #4", now=60.0)
+    entries = [(e.at, e.moderator_id, e.action, e.item_id, e.member_id, e.detail) for e in await store.audit_log()]
+    assert entries == [(60.0, 9, "deleted_image", None, 8, "job #4"),
+                       (50.0, 9, "deleted_image", outcome.item.id, 7, "job #3")]
+    assert [e.detail for e in await store.audit_log(item_id=outcome.item.id)] == ["job #3"]
+
+
 async def test_flags_on_a_reviewed_item_count_but_do_not_alert(store: FlagStore) -> None:
     item = (await store.flag(image(), flagger_id=1, reason="sexual")).item
     await store.dismiss(item.id, moderator_id=90)

@@ -173,6 +173,23 @@ async def test_cancel_queued_and_running_jobs_refunds(harness: Harness) -> None:
     assert (await rows(harness, "SELECT state FROM jobs ORDER BY id")) == [("cancelled",), ("cancelled",)]
     with pytest.raises(JobNotFound):
         await service.cancel(12345, actor_id=1)
+    # Only the moderator's cancel of someone else's job is audited; the member's own is not.
+    [entry] = await service.audit_log()
+    assert (entry.actor_id, entry.action, entry.target, entry.before, entry.after) == (
+        7, "cancel", f"job {running.job.job_id} of member 1", {"state": "running"},
+        {"state": "cancelled", "error": "cancelled by a moderator"},
+    )
+
+
+async def test_a_moderator_cancelling_a_queued_job_is_audited(harness: Harness) -> None:
+    await harness.submit(2, steps=50)  # runs, so the next one waits
+    queued = await harness.submit(1)
+    await harness.clock.advance(1.0)
+    view = await harness.service.cancel(queued.job.job_id, actor_id=7, moderator=True)
+    assert view.error == "cancelled by a moderator"
+    [entry] = await harness.service.audit_log()
+    assert (entry.actor_id, entry.action, entry.before, entry.after["state"]) == (7, "cancel", {"state": "queued"},
+                                                                                 "cancelled")
 
 
 async def test_engine_crash_requeues_once_then_fails_and_refunds(harness: Harness) -> None:
@@ -223,6 +240,33 @@ async def test_delivery_is_recorded_exactly_once_and_survives_restart(harness: H
     assert not await harness.service.record_delivery(job.job.job_id, message_id=556)
     assert await harness.service.undelivered() == []
     assert (await harness.service.job(job.job.job_id)).result_message_id == 555
+
+
+async def test_an_undeliverable_result_is_recorded_and_not_offered_again(harness: Harness) -> None:
+    lost, posted = await harness.submit(1), await harness.submit(2)
+    await harness.drain()
+    assert await harness.service.record_undeliverable(lost.job.job_id, "its channel was deleted")
+    assert not await harness.service.record_undeliverable(lost.job.job_id, "again")
+    await harness.restart()
+    assert [finished.job.job_id for finished in await harness.service.undelivered()] == [posted.job.job_id]
+    assert (await harness.service.job(lost.job.job_id)).undeliverable == "its channel was deleted"
+    await harness.service.record_delivery(posted.job.job_id, message_id=556)
+    assert not await harness.service.record_undeliverable(posted.job.job_id, "too late: it was posted")
+
+
+async def test_member_jobs_are_newest_first_in_every_state(harness: Harness) -> None:
+    done = await harness.submit(1)
+    await harness.drain()
+    await harness.submit(2)
+    cancelled = await harness.submit(1)
+    await harness.service.cancel(cancelled.job.job_id, actor_id=1)
+    queued = await harness.submit(1)
+    jobs = await harness.service.member_jobs(1)
+    assert [(job.job_id, job.state) for job in jobs] == [
+        (queued.job.job_id, JobState.QUEUED), (cancelled.job.job_id, JobState.CANCELLED),
+        (done.job.job_id, JobState.DONE),
+    ]
+    assert [job.job_id for job in await harness.service.member_jobs(1, limit=1)] == [queued.job.job_id]
 
 
 async def test_restart_resumes_queued_in_order_and_reports_interrupted(harness: Harness) -> None:
