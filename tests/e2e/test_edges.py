@@ -52,7 +52,7 @@ async def test_a_deleted_channel_at_delivery_crashes_nothing_and_marks_the_job_u
 
 
 async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: World) -> None:
-    await world.start(engine={"simulated_seconds_per_step": 0.2}, discord={"shutdown": "cancel"})
+    await world.start(engine={"simulated_seconds_per_step": 1.0}, discord={"shutdown": "cancel"})
     running = await world.dream(world.alice, prompt="interrupted", count=1, steps=20)
     queued = await world.dream(world.bob, prompt="waiting", count=1, steps=2)
     await queued.wait_message(has_text("Queued: #1 of"))
