@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from engine.batching import plan_batches, refuse_invalid
 from engine.config import EngineSettings
 from engine.protocol import (
     BatchDone,
@@ -44,7 +45,6 @@ from engine.types import (
     Outcome,
     Progress,
     ProgressCallback,
-    RequestError,
 )
 from engine.worker import serve
 
@@ -234,16 +234,8 @@ class EngineProcess:
         """
         if len({job.job_id for job in jobs}) < len(jobs):
             raise ValueError("job ids must be unique within one call")
-        results: dict[str, JobResult] = {}
-        accepted: list[JobRequest] = []
-        for job in jobs:
-            try:
-                job.validate(self.limits)
-            except RequestError as exc:
-                results[job.job_id] = JobResult(job.job_id, Outcome.FAILED, error=str(exc))
-            else:
-                accepted.append(job)
-                self._pending.add(job.job_id)
+        accepted, results = refuse_invalid(jobs, self.limits)
+        self._pending.update(job.job_id for job in accepted)
         try:
             for batch in plan_batches(accepted, self.settings.max_batch_images):
                 async with self._gpu:
@@ -441,20 +433,3 @@ class EngineProcess:
         stats.peak_memory_bytes = done.peak_memory_bytes
         stats.last_batch_seconds = seconds
         stats.busy_seconds += done.busy_seconds
-
-
-def plan_batches(jobs: Sequence[JobRequest], max_images: int) -> list[list[JobRequest]]:
-    """Group jobs with equal params into batches of at most ``max_images`` images, first come first placed.
-
-    A job larger than ``max_images`` gets a batch of its own (the engine runs it
-    in several UNet batches).
-    """
-    batches: list[list[JobRequest]] = []
-    for job in jobs:
-        for batch in batches:
-            if batch[0].params == job.params and sum(other.count for other in batch) + job.count <= max_images:
-                batch.append(job)
-                break
-        else:
-            batches.append([job])
-    return batches

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageOps
 
+from engine.batching import plan_batches, refuse_invalid
 from engine.config import EngineSettings
 from engine.pnginfo import encode_png, format_parameters
 from engine.types import (
@@ -31,7 +32,6 @@ from engine.types import (
     Outcome,
     Progress,
     ProgressCallback,
-    RequestError,
 )
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -142,18 +142,10 @@ class SimulatedEngine:
         return [results[job.job_id] for job in jobs]
 
     async def _generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None) -> dict[str, JobResult]:
-        results: dict[str, JobResult] = {}
-        valid = []
-        for job in jobs:
-            try:
-                job.validate(self.limits)
-            except RequestError as exc:
-                results[job.job_id] = JobResult(job.job_id, Outcome.FAILED, error=str(exc))
-            else:
-                valid.append(job)
+        valid, results = refuse_invalid(jobs, self.limits)
         self._busy = True
         try:
-            for group in self._unet_batches(valid):
+            for group in plan_batches(valid, self.max_batch_images):
                 crash = await self._run_batch(group, results, on_progress)
                 if crash is not None:
                     for job in valid:
@@ -163,18 +155,6 @@ class SimulatedEngine:
         finally:
             self._busy = False
         return results
-
-    def _unet_batches(self, jobs: list[JobRequest]) -> list[list[JobRequest]]:
-        """Group jobs with equal parameters, at most ``max_batch_images`` images a group (a bigger job goes alone)."""
-        groups: list[list[JobRequest]] = []
-        for job in jobs:
-            for group in groups:
-                if group[0].params == job.params and sum(j.count for j in group) + job.count <= self.max_batch_images:
-                    group.append(job)
-                    break
-            else:
-                groups.append([job])
-        return groups
 
     async def _run_batch(
         self, group: list[JobRequest], results: dict[str, JobResult], on_progress: ProgressCallback | None

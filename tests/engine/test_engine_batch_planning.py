@@ -1,6 +1,6 @@
 """How the client groups jobs into UNet batches."""
 
-from engine.client import plan_batches
+from engine.batching import plan_batches
 from engine.types import GenerationParams, JobRequest
 
 SMALL = GenerationParams(width=64, height=64, steps=3)
