@@ -337,6 +337,31 @@ async def measure_low_memory(args: argparse.Namespace, model: Path) -> tuple[flo
 # Each option on and off, in-process
 
 
+def in_process_seconds(args: argparse.Namespace, settings: EngineSettings, batches: list[int]) -> dict[int, float]:
+    """Median seconds per batch of the engine's own pipeline called in this process: no process boundary.
+
+    Batches are cut into the pipeline's batch size as the engine process cuts them.
+    """
+    pipeline = Pipeline.load(settings)
+    try:
+        pipeline.warm_up(settings)
+        seconds = {}
+        for batch in batches:
+            images = [ImageSpec(PROMPT, NEGATIVE, seed) for seed in range(batch)]
+            chunks = [images[i : i + pipeline.batch_size] for i in range(0, batch, pipeline.batch_size)]
+
+            def run(chunks: list[list[ImageSpec]] = chunks) -> None:
+                for chunk in chunks:
+                    pipeline.render(params_of(args), chunk)
+
+            run()  # warm this batch size
+            seconds[batch] = timed(run, args.repeats)
+        return seconds
+    finally:
+        del pipeline
+        release_memory()
+
+
 def ablate(args: argparse.Namespace, model: Path, scratch: Path) -> list[tuple[str, float, float]]:
     """Images/s of the plain pipeline with each option turned on alone, at the largest batch size."""
     batch = max(args.batches)
@@ -351,20 +376,12 @@ def ablate(args: argparse.Namespace, model: Path, scratch: Path) -> list[tuple[s
         variants["compile + cuda_graphs"] = {"compile": True, "cuda_graphs": True}
     else:
         variants["dtype fp16"] = {"dtype": "fp16"}
-    images = [ImageSpec(PROMPT, NEGATIVE, seed) for seed in range(batch)]
 
     def rate(options: dict[str, Any]) -> float:
         settings = engine_settings(
             args, model, batch_size=batch, compile_cache_dir=scratch / "ablate-cache", **options
         )
-        pipeline = Pipeline.load(settings)
-        try:
-            pipeline.warm_up(settings)
-            pipeline.render(params_of(args), images)
-            return batch / timed(lambda: pipeline.render(params_of(args), images), args.repeats)
-        finally:
-            del pipeline
-            release_memory()
+        return batch / in_process_seconds(args, settings, [batch])[batch]
 
     plain = rate({})
     rows = []
@@ -377,7 +394,9 @@ def ablate(args: argparse.Namespace, model: Path, scratch: Path) -> list[tuple[s
 # Report
 
 
-def report(args: argparse.Namespace, stock: dict[int, Cell], stock_first_s: float, run: EngineRun) -> None:
+def report(
+    args: argparse.Namespace, stock: dict[int, Cell], stock_first_s: float, run: EngineRun, direct: dict[int, float]
+) -> None:
     cuda = args.device == "cuda"
     what = "GPU" if cuda else "CPU, tiny model" if args.arch == "tiny" else "CPU"
     memory = "peak GPU MiB (max_memory_allocated)" if cuda else "peak RSS MiB of the process so far"
@@ -389,7 +408,7 @@ def report(args: argparse.Namespace, stock: dict[int, Cell], stock_first_s: floa
     print(f"stock: diffusers {'fp16' if cuda else 'fp32'}, SDPA, defaults; engine options: {options}")
     print(f"engine batch size (images per UNet batch): {run.batch_size}; memory: {memory}")
     columns = ("batch", "stock img/s", "engine img/s", "x stock", "x stock b1", "stock steps/s", "engine steps/s")
-    columns += ("stock mem", "engine mem")
+    columns += ("stock mem", "engine mem", "in-process img/s", "boundary")
     widths = [max(len(name), 6) for name in columns]
     header = " | ".join(f"{name:>{width}}" for name, width in zip(columns, widths, strict=True))
     print(header + "\n" + "-" * len(header))
@@ -407,9 +426,12 @@ def report(args: argparse.Namespace, stock: dict[int, Cell], stock_first_s: floa
             f"{args.steps / ours.seconds:.1f}",
             f"{theirs.peak_mb:.0f}",
             f"{ours.peak_mb:.0f}",
+            f"{batch / direct[batch]:.2f}",
+            f"{ours.seconds / direct[batch] - 1:+.1%}",
         )
         print(" | ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True)))
     print("steps/s: denoising steps of the whole batch per second, end to end (decode and, for the engine, PNGs)")
+    print("boundary: engine time / the same pipeline called in this process - 1 (what the process boundary costs)")
     print(
         f"time to first image: stock (load + 1 image) {stock_first_s:.1f} s; engine from start, cold "
         f"{run.first_image_cold_s:.1f} s, with the compile cache {run.first_image_cached_s:.1f} s"
@@ -440,8 +462,10 @@ def main() -> None:
         model = write_model(args.arch, args.model_dir or scratch / args.arch)
         stock, stock_first_s = measure_stock(args, model)
         run = asyncio.run(measure_engine(args, model, scratch))
+        settings = engine_settings(args, model, compile_cache_dir=scratch / "compile-cache", **args.options)
+        direct = in_process_seconds(args, settings, args.batches)
         rows = ablate(args, model, scratch) if args.ablate else []
-    report(args, stock, stock_first_s, run)
+    report(args, stock, stock_first_s, run, direct)
     if rows:
         report_ablation(rows, max(args.batches))
 
