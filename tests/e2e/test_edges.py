@@ -56,6 +56,8 @@ async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: Wo
     running = await world.dream(world.alice, prompt="interrupted", count=1, steps=20)
     queued = await world.dream(world.bob, prompt="waiting", count=1, steps=2)
     await queued.wait_message(has_text("Queued: #1 of"))
+    # Picked is not yet started: wait until the journal has it running, or the restart merely re-queues it.
+    await running.wait_message(lambda m: "Dreaming" in str(m.embeds))
     await world.restart(engine={"simulated_seconds_per_step": 0.01})
     notice = await world.fake.wait_message(
         has_text("was interrupted by a restart and is back in the queue"), channel=world.dreams
