@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import ValidationError
 
 from moderation.config import PII_CATEGORY, FilterSettings, ModerationSettings
-from moderation.normalise import MATCH_STEPS, PREPARE_STEPS, Mapped, apply
+from moderation.normalise import PREPARE_STEPS, Mapped, apply, match_views
 from moderation.pii import PiiDetector
 from moderation.rules import KeywordIndex, compile_regex, parse_keyword
 
@@ -112,29 +112,32 @@ class PromptFilter:
     def check(self, prompt: str) -> Verdict:
         """The verdict on ``prompt``: a blocking match wins over a flagging one, then the earliest."""
         prepared = apply(PREPARE_STEPS, Mapped.of(prompt))
-        found = [*self._rule_matches(apply(MATCH_STEPS, prepared)), *self._pii_matches(prepared)]
+        found = [*self._rule_matches(match_views(prepared)), *self._pii_matches(prepared)]
         if not found:
             return Verdict(prompt, allowed=True, action="allow")
         first = min(found, key=lambda f: (f.action != "block", f.span))
         return Verdict(prompt, first.action != "block", first.action, first.category, first.kind, first.rule,
                        first.span, first.message)  # fmt: skip
 
-    def _rule_matches(self, text: Mapped) -> list[_Found]:
+    def _rule_matches(self, views: list[Mapped]) -> list[_Found]:
+        # Spans are compared in the original prompt, so an allow entry seen in one view covers a hit in another.
         allowed: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        hits: list[tuple[int, int, str, str, str]] = []
-        for hit in self._keywords.find(text):
-            if hit.payload.allow:
-                allowed[hit.payload.name].append((hit.start, hit.end))
-            else:
-                hits.append((hit.start, hit.end, hit.payload.name, "keyword", hit.keyword.text))
-        for name, pattern, compiled in self._regexes:
-            hits += ((match.start(), match.end(), name, "regex", pattern) for match in compiled.finditer(text.text))
+        hits: list[tuple[tuple[int, int], str, str, str]] = []
+        for text in views:
+            for hit in self._keywords.find(text):
+                span = text.origin(hit.start, hit.end)
+                if hit.payload.allow:
+                    allowed[hit.payload.name].append(span)
+                else:
+                    hits.append((span, hit.payload.name, "keyword", hit.keyword.text))
+            for name, pattern, compiled in self._regexes:
+                hits += ((text.origin(*match.span()), name, "regex", pattern) for match in compiled.finditer(text.text))
         found = []
-        for start, end, name, kind, rule in hits:
+        for (start, end), name, kind, rule in hits:
             if any(a <= start and end <= b for a, b in allowed[name]):
                 continue
             rules = self.settings.categories[name]
-            found.append(_Found(rules.action, text.origin(start, end), name, kind, rule, rules.message))
+            found.append(_Found(rules.action, (start, end), name, kind, rule, rules.message))
         return found
 
     def _pii_matches(self, prepared: Mapped) -> list[_Found]:

@@ -1,8 +1,8 @@
 """Normalise a prompt before matching, remembering where every character came from.
 
 People dodge keyword filters with invisible characters, look-alike letters,
-accents, prompt weights, spaced-out and stretched letters and leetspeak. Each
-step below undoes one trick. Every step takes and returns a :class:`Mapped`
+accents, prompt weights, spaced-out and stretched letters, words split by a
+mark and leetspeak. Each step below undoes one trick. Every step takes and returns a :class:`Mapped`
 text, which keeps, for each character, the span of the original prompt it came
 from, so a match in normalised text can be shown in what the member typed.
 """
@@ -198,6 +198,23 @@ def strip_prompt_syntax(m: Mapped) -> Mapped:
     return _rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
 
 
+# One hyphen, underscore, dot, apostrophe or asterisk between letters, or one to three letters in brackets.
+_SPLIT_WORD = re.compile(r"(?<=[^\W_])(?:[-_.'’*]|[(\[{](?P<inner>[^\W_]{1,3})[)\]}])(?=[^\W_])")
+
+
+def join_split_words(m: Mapped) -> Mapped:
+    """Join a word split by one mark to dodge a filter: ``nu-de``, ``nu_de``, ``n(u)de`` become ``nude``.
+
+    Innocent compounds are joined too (``x-ray``, ``spider-man``), so this runs
+    on a second view of the prompt, beside the one that keeps them apart.
+    """
+    return _rewrite(
+        m,
+        _SPLIT_WORD,
+        lambda match: [(char, i, i + 1, 0) for i, char in enumerate(match.group("inner") or "", match.start("inner"))],
+    )
+
+
 # Three or more single letters or digits, separated by the same spaces, dots, underscores or hyphens.
 _SPACED_OUT = re.compile(r"(?<![^\W_])[^\W_](?P<sep>[ \t]*[._\-][ \t]*|[ \t]+)[^\W_](?:(?P=sep)[^\W_])+(?![^\W_])")
 
@@ -273,17 +290,16 @@ Step = Callable[[Mapped], Mapped]
 
 PREPARE_STEPS: tuple[Step, ...] = (strip_invisible, nfkc)
 """What every check sees, personal-information detection included."""
-MATCH_STEPS: tuple[Step, ...] = (
-    strip_accents,
-    fold_confusables,
-    casefold,
+FOLD_STEPS: tuple[Step, ...] = (strip_accents, fold_confusables, casefold)
+"""Letter by letter folding, after :data:`PREPARE_STEPS`."""
+WORD_STEPS: tuple[Step, ...] = (
     strip_prompt_syntax,
     join_spaced_letters,
     decode_leetspeak,
     collapse_separators,
     squeeze_stretched,
 )
-"""What keyword and regex rules are matched against, after :data:`PREPARE_STEPS`."""
+"""Rewrites of words and what lies between them, after :data:`FOLD_STEPS`."""
 
 
 def apply(steps: Sequence[Step], m: Mapped) -> Mapped:
@@ -293,6 +309,20 @@ def apply(steps: Sequence[Step], m: Mapped) -> Mapped:
     return m
 
 
+def match_views(prepared: Mapped) -> list[Mapped]:
+    """The texts rules are matched against, from a prompt after :data:`PREPARE_STEPS`.
+
+    The normalised prompt and, when it splits a word with one mark
+    (:func:`join_split_words`), the normalised prompt with such words joined.
+    """
+    folded = apply(FOLD_STEPS, prepared)
+    joined = join_split_words(folded)
+    views = [apply(WORD_STEPS, folded)]
+    if joined is not folded:
+        views.append(apply(WORD_STEPS, joined))
+    return views
+
+
 def normalise(text: str) -> Mapped:
-    """The fully normalised form of ``text`` that rules are matched against."""
-    return apply(MATCH_STEPS, apply(PREPARE_STEPS, Mapped.of(text)))
+    """The fully normalised form of ``text`` (the first of its :func:`match_views`), as keywords are stored."""
+    return apply(WORD_STEPS, apply(FOLD_STEPS, apply(PREPARE_STEPS, Mapped.of(text))))

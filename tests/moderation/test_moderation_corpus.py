@@ -35,6 +35,11 @@ CAUGHT = [
     ("n.a.k.e.d", "sexual"),  # dotted
     ("p_o_r_n", "sexual"),  # underscores
     ("n - u - d - e", "sexual"),  # hyphens with spaces
+    ("nu-de model", "sexual"),  # one mark splits the word
+    ("po_rn", "sexual"),
+    ("n(u)de model", "sexual"),  # a letter in brackets
+    ("s[e]x scene", "sexual"),
+    ("re-tard", "hate"),
     ("nuuuuude", "sexual"),  # stretched
     ("boooooobs", "sexual"),  # stretched double letter
     ("s3x", "sexual"),  # leetspeak
@@ -91,7 +96,9 @@ INNOCENT = [
     "graduated summa cum laude, oil painting",
     "cumulus clouds over the sea",
     "a kitchen-cum-dining room, Alan Cumming",
-    "Offa's Dyke path",
+    "Offa's Dyke path",  # the allow entry covers the joined "offas dyke" too
+    "an x-ray of a hand, rock'n'roll poster",
+    "nu-disco album cover, Saint-Tropez",
     "a car with suicide doors",
     "oilseed rape field in May",
     "paint stripper on a workbench",

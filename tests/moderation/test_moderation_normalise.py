@@ -16,6 +16,8 @@ from moderation.normalise import (
     decode_leetspeak,
     fold_confusables,
     join_spaced_letters,
+    join_split_words,
+    match_views,
     nfkc,
     normalise,
     squeeze_stretched,
@@ -105,6 +107,30 @@ def test_strip_prompt_syntax(text: str, expected: str) -> None:
 )
 def test_join_spaced_letters(text: str, expected: str) -> None:
     assert run(join_spaced_letters, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nu-de", "nude"),
+        ("nu_de po.rn", "nude porn"),
+        ("po'rn se*x", "porn sex"),
+        ("n(u)de s[e]x", "nude sex"),
+        ("x-ray", "xray"),  # innocent compounds too: this is a second view
+        ("a - b", "a - b"),  # a mark between words is not inside one
+        ("nu--de", "nu--de"),
+        ("n(ude)", "n(ude)"),
+    ],
+)
+def test_join_split_words(text: str, expected: str) -> None:
+    assert run(join_split_words, text) == expected
+
+
+def test_match_views_add_the_joined_view_only_when_a_word_is_split() -> None:
+    assert [view.text for view in match_views(Mapped.of("a cat"))] == ["a cat"]
+    [apart, joined] = match_views(Mapped.of("Nu-de (cat:1.2)"))
+    assert (apart.text, joined.text) == ("nu de cat ", "nude cat ")
+    assert joined.origin(0, 4) == (0, 5)  # the joined word maps back to what was typed
 
 
 @pytest.mark.parametrize(
