@@ -109,7 +109,7 @@ class App:
         if self._closed:
             return
         self._closed = True
-        cancel = self.settings.discord.shutdown == "cancel"
+        cancel = self.services.settings.discord.shutdown == "cancel"  # as last reloaded
         await self.services.dreams.close(grace_s=0.0 if cancel else None)
         await self.bot.delivery.drain(self.settings.scheduler.shutdown_grace_s)
         await self.bot.close()
@@ -130,7 +130,7 @@ async def serve(settings: Settings, token: str, config_path: Path | None = None)
         await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if runner.done():
             runner.result()  # the connection ended on its own: raise why
-        policy = "cancelling" if settings.discord.shutdown == "cancel" else "finishing"
+        policy = "cancelling" if app.services.settings.discord.shutdown == "cancel" else "finishing"
         log.info("shutting down (%s the running batch)", policy)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -7,11 +7,10 @@ import logging
 import discord
 from discord.ext import commands
 
-from bot import errors
+from bot import errors, review, views
 from bot.command_sync import sync_commands
 from bot.delivery import Delivery
 from bot.services import Services
-from bot import review, views
 
 log = logging.getLogger(__name__)
 

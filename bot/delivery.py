@@ -70,7 +70,6 @@ class Delivery:
     def __init__(self, bot: Any, services: Services) -> None:
         self.bot = bot
         self.services = services
-        self.settings = services.settings.discord
         self._events = services.dreams.subscribe()
         self._replies: dict[int, Reply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -188,7 +187,7 @@ class Delivery:
     async def _flush(self, reply: Reply) -> None:
         loop = asyncio.get_running_loop()
         while reply.pending is not None:
-            wait = reply.last_edit + self.settings.progress_edit_interval_s - loop.time()
+            wait = reply.last_edit + self.services.settings.discord.progress_edit_interval_s - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             embed, view = reply.pending
@@ -213,7 +212,7 @@ class Delivery:
 
     def _late(self, reply: Reply) -> bool:
         """Past ``late_result_after_s``: results go out as a channel message that notifies the member."""
-        return self._age(reply) > self.settings.late_result_after_s
+        return self._age(reply) > self.services.settings.discord.late_result_after_s
 
     async def _edit_status(self, reply: Reply, **fields: Any) -> discord.Message | None:
         """Edit the job's reply: through the interaction while its token lives, else as a channel message."""

@@ -22,8 +22,8 @@ from bot.access import require_moderator
 from bot.errors import Guarded, report
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
-from bot.text import clip
 from bot.services import ReviewAction
+from bot.text import clip
 from moderation.flags import Flag, ReviewItem
 
 log = logging.getLogger(__name__)

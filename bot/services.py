@@ -8,14 +8,15 @@ call here, render. Nothing here imports discord.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.alerts import AlertLog
 from bot.db import Database
-from bot.refusal import Refusal
 from bot.filter_rules import FilterRuleLog, RuleChange, replay
+from bot.refusal import Refusal
 from bot.scheduler.models import (
     Admission,
     DreamRequest,
@@ -28,13 +29,15 @@ from bot.scheduler.models import (
     SchedulerStats,
 )
 from bot.scheduler.service import DreamService
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import ConfigError, Settings, changed_keys, is_live, load_settings, with_live
 from bot.text import clip
 from engine.pnginfo import model_label
 from engine.types import MAX_SEED, EngineClient, GeneratedImage
 from moderation.filter import PromptFilter, RuleError, RuleList, Verdict
 from moderation.flags import FlaggedImage, FlagOutcome, FlagStats, FlagStore, MemberHistory, ReviewItem
 from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
+
+log = logging.getLogger(__name__)
 
 STATS_PROMPT_WINDOW = 10_000
 """Most recent log entries counted for the blocked-prompts figure."""
@@ -69,6 +72,18 @@ class MemberRecord:
     prompts: list[LoggedPrompt]
     """Recent blocked or noted prompts, newest first."""
     quota: QuotaStatus
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What ``/admin reload`` found in the config file."""
+
+    applied: list[str]
+    """Changed keys now in effect."""
+    at_restart: list[str]
+    """Changed keys that take effect at the next restart."""
+    categories: int
+    """Filter categories, with the live rule changes on top."""
 
 
 @dataclass(frozen=True)
@@ -220,15 +235,24 @@ class Services:
         await self.rule_log.record(change)
         self.prompt_filter = changed
 
-    async def reload_filter(self) -> int:
-        """Rebuild the filter from the config file (and the stored live changes); return its category count."""
+    async def reload_config(self) -> Reloaded:
+        """Re-read the config file: apply the live settings (see :func:`bot.settings.is_live`) and rebuild the
+        filter from it and the stored live rule changes; report what else changed and waits for a restart."""
         try:
             settings = await asyncio.to_thread(load_settings, self.config_path)
         except ConfigError as exc:
             raise Refusal(f"The config file has errors; nothing was reloaded.\n{exc}") from None
+        changed = changed_keys(self.settings, settings)
         base = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
         self.prompt_filter = replay(base, await self.rule_log.changes())
-        return len(self.prompt_filter.settings.categories)
+        self.settings = with_live(self.settings, settings)
+        reloaded = Reloaded(
+            applied=[key for key in changed if is_live(key)],
+            at_restart=[key for key in changed if not is_live(key)],
+            categories=len(self.prompt_filter.settings.categories),
+        )
+        log.info("config reloaded; applied: %s; at the next restart: %s", reloaded.applied, reloaded.at_restart)
+        return reloaded
 
     async def stats(self) -> tuple[SchedulerStats, FlagStats, int]:
         """The scheduler's figures, the flag store's, and how many prompts were blocked in the last day."""

@@ -137,3 +137,35 @@ def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | No
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     return parse_settings(data, source=str(path), env=env)
+
+
+RESTART_ONLY = ("discord.guild_ids",)
+"""Keys under the live sections that still wait for a restart (commands are synced to guilds at start)."""
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """The dotted keys whose values differ between ``old`` and ``new``, sorted."""
+    before, after = _flatten(old.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
+def is_live(key: str) -> bool:
+    """Whether a change of ``key`` takes effect on reload (see :func:`with_live`) rather than at the next restart."""
+    return key.startswith(("discord.", "moderation.filter.")) and not key.startswith(RESTART_ONLY)
+
+
+def with_live(current: Settings, new: Settings) -> Settings:
+    """``current`` with the settings of ``new`` that :func:`is_live` names: the ``discord`` section and the filter."""
+    discord = new.discord.model_copy(update={"guild_ids": current.discord.guild_ids})
+    moderation = current.moderation.model_copy(update={"filter": new.moderation.filter})
+    return current.model_copy(update={"discord": discord, "moderation": moderation})
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

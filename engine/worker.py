@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
 from engine.config import EngineSettings
+from engine.pnginfo import encode_png
 from engine.protocol import (
     BatchDone,
     BatchFailed,
@@ -29,7 +30,6 @@ from engine.protocol import (
     StartFailed,
     Step,
 )
-from engine.pnginfo import encode_png
 
 if TYPE_CHECKING:
     from engine.pipeline import ImageSpec, Pipeline

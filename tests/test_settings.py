@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from bot.settings import ConfigError, Settings, load_settings, parse_settings
+from bot.settings import ConfigError, Settings, changed_keys, is_live, load_settings, parse_settings, with_live
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,3 +103,24 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
     missing = sorted(key for key in _keys(Settings) if not _present(data, key) and not key.endswith("pii.allow"))
     assert missing == []
     assert load_settings(REPO / "config.yaml", env={}) == Settings()
+
+
+def test_a_reload_takes_the_live_settings_and_leaves_the_rest_for_a_restart() -> None:
+    running = parse_settings({"discord": {"guild_ids": [1]}}, env={})
+    edited = parse_settings(
+        {
+            "discord": {"guild_ids": [2], "dream_channel_ids": [5]},
+            "engine": {"max_steps": 60},
+            "moderation": {"filter": {"pii": {"action": "flag"}}, "flags": {"alert_score": 1.5}},
+        },
+        env={},
+    )
+    changed = changed_keys(running, edited)
+    assert changed == [
+        "discord.dream_channel_ids", "discord.guild_ids", "engine.max_steps",
+        "moderation.filter.pii.action", "moderation.flags.alert_score",
+    ]  # fmt: skip
+    assert [key for key in changed if is_live(key)] == ["discord.dream_channel_ids", "moderation.filter.pii.action"]
+    reloaded = with_live(running, edited)
+    assert changed_keys(reloaded, edited) == [key for key in changed if not is_live(key)]
+    assert reloaded.discord.guild_ids == (1,) and reloaded.engine == running.engine

@@ -16,8 +16,8 @@ from discord.ext import commands
 from bot import render
 from bot.access import member_of, require_admin
 from bot.replies import defer, whisper
-from bot.text import clip
 from bot.scheduler.config import LIMIT_NAMES, limit_range
+from bot.text import clip
 
 LIMIT_CHOICES = [
     app_commands.Choice(name=f"{name} ({low:g} to {high:g})", value=name)
@@ -29,6 +29,12 @@ RULE_LISTS = [
     app_commands.Choice(name="regex (RE2, linear-time)", value="regex"),
     app_commands.Choice(name="allow-list entry", value="allow"),
 ]
+
+
+def key_list(keys: list[str], shown: int = 12) -> str:
+    """Config keys as code, the first ``shown`` of them and a count of the rest."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(f"`{key}`" for key in keys[:shown]) + more
 
 
 def limits_embed(title: str, limits: dict[str, float]) -> discord.Embed:
@@ -170,15 +176,19 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         await self.services.dreams.resume(interaction.user.id)
         await whisper(interaction, "▶️ The queue is running again.")
 
-    @app_commands.command(name="reload", description="Re-read the prompt filter from the config file")
+    @app_commands.command(name="reload", description="Re-read the config file: filter and discord settings apply now")
     async def reload(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        categories = await self.services.reload_filter()
-        await whisper(
-            interaction,
-            f"Reloaded the prompt filter from the config ({categories} categories, with the live rule changes on top). "
-            "Other settings apply at the next restart.",
-        )
+        reloaded = await self.services.reload_config()
+        lines = [f"Reloaded the config. The prompt filter has {reloaded.categories} categories, with the live rule "
+                 "changes on top."]  # fmt: skip
+        if reloaded.applied:
+            lines.append(f"**Applied now:** {key_list(reloaded.applied)}")
+        if reloaded.at_restart:
+            lines.append(f"**Changed, applied at the next restart:** {key_list(reloaded.at_restart)}")
+        if not reloaded.applied and not reloaded.at_restart:
+            lines.append("No setting changed.")
+        await whisper(interaction, "\n".join(lines))
 
     @app_commands.command(name="stats", description="Queue, throughput, GPU duty cycle, moderation figures")
     async def stats(self, interaction: discord.Interaction) -> None:

@@ -10,8 +10,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import member_of
-from bot.refusal import Refusal
 from bot.prompt_tokens import measure
+from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
 from bot.services import Services, random_seeds

@@ -17,8 +17,8 @@ from discord.ext import commands
 from bot import render
 from bot.access import member_of, require_moderator
 from bot.replies import defer, whisper
-from bot.text import clip
 from bot.review import review_message
+from bot.text import clip
 
 BAN_HOURS = [
     app_commands.Choice(name="1 hour", value=1.0),

@@ -16,9 +16,10 @@ from typing import Any
 import discord
 import pytest
 import pytest_asyncio
+import yaml
 
 from bot.app import App
-from bot.settings import Settings, parse_settings
+from bot.settings import Settings, load_settings
 from engine.types import EngineClient
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeMember
 from tests.fakediscord.records import Message
@@ -40,21 +41,26 @@ class World:
     admin: FakeMember
     db_path: Path
     config: dict[str, Any]
+    config_path: Path
+    """Where :meth:`start` writes the config, and ``/admin reload`` reads it."""
     app: App | None = None
     apps: list[App] = field(default_factory=list)
 
-    def settings(self, **overrides: Any) -> Settings:
+    def write_config(self, **overrides: Any) -> Settings:
+        """Write the config, with ``overrides`` of whole sections' keys, to :attr:`config_path`; return it loaded."""
         config = {**self.config}
         for section, values in overrides.items():
             config[section] = {**config.get(section, {}), **values}
-        return parse_settings(config, env={})
+        self.config_path.write_text(yaml.safe_dump(config), "utf-8")
+        return load_settings(self.config_path, env={})
 
     async def start(self, *, engine_client: EngineClient | None = None, **overrides: Any) -> App:
         """Open the app (same database file every time) and connect its bot to the fake.
 
         ``overrides`` are config sections to change, e.g. ``discord={"long_prompt": "truncate"}``.
         """
-        app = await App.open(self.settings(**overrides), engine=engine_client)
+        settings = self.write_config(**overrides)
+        app = await App.open(settings, engine=engine_client, config_path=self.config_path)
         self.apps.append(app)
         try:
             await self.fake.start_bot(app.bot)
@@ -143,6 +149,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             admin=guild.add_member("admin", roles=[admin_role]),
             db_path=tmp_path / "dreamqueue.db",
             config=config,
+            config_path=tmp_path / "config.yaml",
         )
         try:
             yield world

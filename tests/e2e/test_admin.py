@@ -8,7 +8,7 @@ from tests.e2e.conftest import World, has_text
 from tests.fakediscord import CommandUnavailable
 
 
-async def private(ix) -> str:  # noqa: ANN001 - a FakeInteraction
+async def private(ix) -> str:
     message = await ix.wait_message(lambda m: m.ephemeral)
     return message.content + str(message.embeds)
 
@@ -94,5 +94,26 @@ async def test_pause_resume_stats_and_reload(world: World) -> None:
     resume = await world.fake.slash(world.admin, world.dreams, "admin", "resume")
     assert "running again" in await private(resume)
     await world.result(waiting)
+
+
+async def test_reload_applies_discord_and_filter_settings_at_once_and_names_the_rest(world: World) -> None:
+    await world.start()
+    lounge = await world.dream(world.alice, world.lounge, prompt="a quiet lounge")
+    assert "`/dream` is not used in this channel" in await private(lounge)
+    world.write_config(
+        discord={"dream_channel_ids": [world.dreams.id, world.lounge.id]},
+        engine={"max_steps": 60},
+        moderation={"filter": {"categories": {"fruit": {"keywords": ["durian"], "message": "No durians here."}}}},
+    )
     reload = await world.fake.slash(world.admin, world.dreams, "admin", "reload")
-    assert "Reloaded the prompt filter" in await private(reload)
+    said = await private(reload)
+    assert "**Applied now:** `discord.dream_channel_ids`, `moderation.filter.categories.fruit.action`" in said
+    assert "**Changed, applied at the next restart:** `engine.max_steps`" in said
+    await world.result(await world.dream(world.alice, world.lounge, prompt="a quiet lounge"))
+    assert "No durians here." in await private(await world.dream(world.alice, prompt="a durian"))
+
+    world.config_path.write_text("engine:\n  max_steps: 0\n", "utf-8")
+    broken = await world.fake.slash(world.admin, world.dreams, "admin", "reload")
+    said = await private(broken)
+    assert "nothing was reloaded" in said and "engine.max_steps: Input should be greater than 0" in said
+    await world.result(await world.dream(world.alice, world.lounge, prompt="still open"))  # the old settings stand

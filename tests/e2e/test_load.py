@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.e2e.conftest import World
 
 
-def result_time(ix) -> float:  # noqa: ANN001 - a FakeInteraction
+def result_time(ix) -> float:
     """When the grid reached the member (fake clock)."""
     return next(e.at for e in ix.events if e.message is not None and e.message.attachments)
 

@@ -9,7 +9,7 @@ from tests.e2e.conftest import World, has_text
 from tests.fakediscord import CommandUnavailable
 
 
-async def flag(world: World, who, message, reason: str = "sexual", note: str = "") -> str:  # noqa: ANN001
+async def flag(world: World, who, message, reason: str = "sexual", note: str = "") -> str:
     """``who`` clicks Flag on ``message`` and submits the form; return the private answer."""
     click = await world.fake.click(who, message, label="Flag")
     modal = await click.wait_modal()

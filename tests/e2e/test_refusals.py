@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.conftest import World, has_text
 
 
-async def refusal(ix, text: str) -> str:  # noqa: ANN001 - a FakeInteraction
+async def refusal(ix, text: str) -> str:
     """The one private message the member got; it contains ``text``."""
     message = await ix.wait_message(lambda m: m.ephemeral, include_channel=False)
     assert text in message.content, message.content

@@ -28,8 +28,8 @@ def test_bad_discord_settings_are_named_by_their_path() -> None:
 
 
 async def test_sigterm_finishes_the_running_job_then_stops_cleanly(world: World) -> None:
-    settings = world.settings(engine={"simulated_seconds_per_step": 0.1})
-    server = asyncio.create_task(serve(settings, world.fake.token))  # logs in and connects itself, as in production
+    settings = world.write_config(engine={"simulated_seconds_per_step": 0.1})
+    server = asyncio.create_task(serve(settings, world.fake.token, world.config_path))  # logs in and connects itself, as in production
     try:
         while not world.fake.gateway.connected:
             await asyncio.sleep(0.05)
