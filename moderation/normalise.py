@@ -198,8 +198,9 @@ def strip_prompt_syntax(m: Mapped) -> Mapped:
     return _rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
 
 
-# One hyphen, underscore, dot, apostrophe or asterisk between letters, or one to three letters in brackets.
-_SPLIT_WORD = re.compile(r"(?<=[^\W_])(?:[-_.'’*]|[(\[{](?P<inner>[^\W_]{1,3})[)\]}])(?=[^\W_])")
+# One hyphen, underscore, dot, apostrophe or asterisk between letters, or one to three letters in brackets
+# (not digits: "1.2" is a number, and leetspeak is decoded later).
+_SPLIT_WORD = re.compile(r"(?<=[^\W\d_])(?:[-_.'’*]|[(\[{](?P<inner>[^\W\d_]{1,3})[)\]}])(?=[^\W\d_])")
 
 
 def join_split_words(m: Mapped) -> Mapped:
