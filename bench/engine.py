@@ -462,7 +462,9 @@ def main() -> None:
         model = write_model(args.arch, args.model_dir or scratch / args.arch)
         stock, stock_first_s = measure_stock(args, model)
         run = asyncio.run(measure_engine(args, model, scratch))
-        settings = engine_settings(args, model, compile_cache_dir=scratch / "compile-cache", **args.options)
+        # The engine's own UNet batch size: "auto" measured apart could settle on another and skew the boundary.
+        options = {**args.options, "batch_size": run.batch_size}
+        settings = engine_settings(args, model, compile_cache_dir=scratch / "compile-cache", **options)
         direct = in_process_seconds(args, settings, args.batches)
         rows = ablate(args, model, scratch) if args.ablate else []
     report(args, stock, stock_first_s, run, direct)

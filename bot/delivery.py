@@ -5,9 +5,11 @@ interaction has its reply edited in place: position and ETA, then a progress
 bar (edits throttled to ``discord.progress_edit_interval_s``), then the grid
 with its buttons. Past ``discord.late_result_after_s`` the interaction's token
 is about to die, so the result goes out as a channel message that mentions the
-member, as do results of jobs that outlived a restart. A deleted message falls
-back to the channel; a deleted channel is logged and the job recorded as
-undeliverable (so a restart does not try again), and nothing crashes.
+member, as do results of jobs that outlived a restart (unless the channel's
+newest messages show the grid was posted and only its record was lost, so a
+crash never posts it twice). A deleted message falls back to the channel; a
+deleted channel is logged and the job recorded as undeliverable (so a restart
+does not try again), and nothing crashes.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ TOKEN_LIFETIME_S = 15 * 60 - 10
 REQUEUED = "The image engine had a problem; your job is back at the front of the queue."
 UNDELIVERABLE = "its message and channel were deleted, or the bot may no longer post there"
 """Recorded on a done job whose result could not be posted anywhere."""
+RECENT_MESSAGES = 50
+"""Messages searched, after a restart, for a result that was posted but not recorded (a crash in between)."""
 _GONE = (discord.NotFound, discord.Forbidden)
 
 
@@ -103,7 +107,7 @@ class Delivery:
     async def _run(self) -> None:
         await self.bot.wait_until_ready()
         for finished in await self.services.dreams.undelivered():
-            self._spawn(self._post_result(self._reply_for(finished.job, orphan=True), finished))
+            self._spawn(self._redeliver(finished))
         async for event in self._events:
             try:
                 self._handle(event)
@@ -262,6 +266,31 @@ class Delivery:
             await self.services.dreams.record_undeliverable(job.job_id, UNDELIVERABLE)
             return
         await self.services.dreams.record_delivery(job.job_id, message.id)
+
+    async def _redeliver(self, finished: FinishedJob) -> None:
+        """Post a result that finished before a restart, unless it was posted and only its record was lost."""
+        job = finished.job
+        posted = await self._find_result(job)
+        if posted is None:
+            await self._post_result(self._reply_for(job, orphan=True), finished)
+        else:
+            log.info("job %s: its result was already posted as message %s; recording that", job.job_id, posted.id)
+            await self.services.dreams.record_delivery(job.job_id, posted.id)
+
+    async def _find_result(self, job: JobView) -> discord.Message | None:
+        """The bot's message carrying ``job``'s grid among the channel's newest :data:`RECENT_MESSAGES`, if any."""
+        if job.channel_id is None:
+            return None
+        footer = render.job_footer(job.job_id)
+        try:
+            channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
+            async for message in channel.history(limit=RECENT_MESSAGES):
+                ours = message.author.id == self.bot.user.id and message.attachments
+                if ours and any(embed.footer.text == footer for embed in message.embeds):
+                    return message
+        except _GONE as exc:
+            log.info("job %s: cannot read channel %s: %s", job.job_id, job.channel_id, exc)
+        return None
 
     def _channel_upload_limit(self, channel_id: int | None) -> int:
         channel = self.bot.get_channel(channel_id) if channel_id else None

@@ -60,6 +60,11 @@ def relative(moment: float) -> str:
     return f"<t:{math.ceil(moment)}:R>"
 
 
+def job_footer(job_id: int) -> str:
+    """The footer of every embed about a job (after a restart, the delivery finds results by it)."""
+    return f"Job #{job_id}"
+
+
 def job_line(job: JobView) -> str:
     """One line of a member's history: number, state, when, prompt (clipped)."""
     state = f"{job.state}, undeliverable" if job.undeliverable else str(job.state)
@@ -70,7 +75,7 @@ def _job_embed(job: JobView, colour: discord.Colour) -> discord.Embed:
     embed = discord.Embed(description=clip(job.prompt, 4000), colour=colour)
     if job.negative_prompt:
         embed.add_field(name="Negative", value=clip(job.negative_prompt, 1024), inline=False)
-    embed.set_footer(text=f"Job #{job.job_id}")
+    embed.set_footer(text=job_footer(job.job_id))
     return embed
 
 
@@ -126,7 +131,7 @@ def result_embed(job: JobView, upload: Upload, seconds: float | None, author: st
     if notes:
         embed.add_field(name="Note", value=notes, inline=False)
     embed.set_image(url=f"attachment://{upload.filename}")
-    embed.set_footer(text=f"Job #{job.job_id}")
+    embed.set_footer(text=job_footer(job.job_id))
     return embed
 
 

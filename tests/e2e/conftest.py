@@ -98,6 +98,11 @@ def has_text(text: str) -> Callable[[Message], bool]:
     return lambda m: text in m.content or (bool(m.embeds) and text in str(m.embeds[0]))
 
 
+def shows_progress(message: Message) -> bool:
+    """A message predicate: the job's progress bar, shown once the journal has the job running (not just picked)."""
+    return bool(message.embeds) and "Dreaming" in str(message.embeds[0])
+
+
 @pytest.fixture(autouse=True)
 def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fail a test in which the bot logged an error it did not expect (a test that expects one clears the log)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 
+import aiosqlite
 import pytest
 
-from tests.e2e.conftest import World, has_text
+from tests.e2e.conftest import World, has_text, shows_progress
 
 
 async def test_a_result_older_than_14_minutes_is_posted_in_the_channel_mentioning_the_member(world: World) -> None:
@@ -56,8 +58,7 @@ async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: Wo
     running = await world.dream(world.alice, prompt="interrupted", count=1, steps=20)
     queued = await world.dream(world.bob, prompt="waiting", count=1, steps=2)
     await queued.wait_message(has_text("Queued: #1 of"))
-    # Picked is not yet started: wait until the journal has it running, or the restart merely re-queues it.
-    await running.wait_message(lambda m: "Dreaming" in str(m.embeds))
+    await running.wait_message(shows_progress)  # started: a job only picked is re-queued without a notice
     await world.restart(engine={"simulated_seconds_per_step": 0.01})
     notice = await world.fake.wait_message(
         has_text("was interrupted by a restart and is back in the queue"), channel=world.dreams
@@ -70,6 +71,23 @@ async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: Wo
         )
         assert result.mentions.users == {member.id}
     assert not running.original_message.attachments  # the old interaction's token is not used after a restart
+
+
+async def test_a_result_posted_but_not_recorded_before_a_crash_is_not_posted_twice(world: World) -> None:
+    await world.start()
+    result = await world.result(await world.dream(world.alice, prompt="only once", count=1))
+    await world.stop()
+    # What a crash between posting the grid and recording it leaves in the journal.
+    async with aiosqlite.connect(world.db_path) as db:
+        await db.execute("UPDATE jobs SET result_message_id = NULL, delivered_at = NULL WHERE id = 1")
+        await db.commit()
+    app = await world.start()
+    async with asyncio.timeout(20):
+        while (await app.services.dreams.job(1)).result_message_id is None:
+            await asyncio.sleep(0.05)
+    assert (await app.services.dreams.job(1)).result_message_id == result.id
+    grids = [m for m in world.fake.channel_messages(world.dreams) if m.attachments]
+    assert [m.id for m in grids] == [result.id]
 
 
 async def test_an_unexpected_error_gives_an_error_id_and_logs_the_traceback(

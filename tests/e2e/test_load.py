@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, shows_progress
 
 
 def result_time(ix) -> float:
@@ -29,7 +29,7 @@ async def test_every_interaction_is_answered_within_3_seconds_while_the_engine_i
     world.fake.ack_deadline = 3.0
     await world.start(engine={"simulated_seconds_per_step": 0.5}, discord={"shutdown": "cancel"})
     busy = await world.dream(world.carol, prompt="a long one", count=9, steps=20)
-    status = await busy.wait_message(lambda m: "Dreaming" in str(m.embeds))
+    status = await busy.wait_message(shows_progress)
     fake, people = world.fake, [world.alice, world.bob, world.moderator, world.admin]
     interactions = [await world.dream(who, prompt=f"hello from {who.name}", count=1) for who in people]
     interactions += [await fake.slash(who, world.dreams, "queue") for who in people]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 import pytest
 
-from tests.e2e.conftest import World, has_text
+from tests.e2e.conftest import World, has_text, shows_progress
 from tests.fakediscord import CommandUnavailable
 
 
@@ -104,8 +104,8 @@ async def test_mod_commands_are_hidden_from_members_and_checked_again(world: Wor
 async def test_mod_ban_unban_history_and_cancel(world: World) -> None:
     app = await world.start(engine={"simulated_seconds_per_step": 0.2})
     running = await world.dream(world.alice, prompt="slow", count=1, steps=30)
-    await running.wait_message(has_text("Queued"))
-    job = running.events[-1].message.embeds[0]["footer"]["text"].split("#")[1]
+    status = await running.wait_message(shows_progress)
+    job = status.embeds[0]["footer"]["text"].split("#")[1]
     cancel = await world.fake.slash(world.moderator, world.dreams, "mod", "cancel", job=int(job))
     assert "cancelled" in (await cancel.wait_message(lambda m: m.ephemeral)).content
     ended = await running.wait_message(has_text("✖️ Cancelled"))

@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import run_bot, serve
 from bot.settings import ConfigError, parse_settings
-from tests.e2e.conftest import World, has_text
+from tests.e2e.conftest import World, shows_progress
 
 
 def test_without_a_token_it_says_how_to_get_one(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,13 +29,14 @@ def test_bad_discord_settings_are_named_by_their_path() -> None:
 
 async def test_sigterm_finishes_the_running_job_then_stops_cleanly(world: World) -> None:
     settings = world.write_config(engine={"simulated_seconds_per_step": 0.1})
-    server = asyncio.create_task(serve(settings, world.fake.token, world.config_path))  # logs in and connects itself, as in production
+    # serve() logs in and connects itself, as in production
+    server = asyncio.create_task(serve(settings, world.fake.token, world.config_path))
     try:
         while not world.fake.gateway.connected:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # the guild arrives
         ix = await world.dream(world.alice, prompt="a last one", count=1, steps=20)
-        await ix.wait_message(has_text("Queued"))
+        await ix.wait_message(shows_progress)
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(asyncio.shield(server), 20)
         result = await world.result(ix, timeout=1)  # posted before the bot disconnected
