@@ -180,8 +180,8 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     async def reload(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         reloaded = await self.services.reload_config()
-        lines = [f"Reloaded the config. The prompt filter has {reloaded.categories} categories, with the live rule "
-                 "changes on top."]  # fmt: skip
+        categories = f"{reloaded.categories} categories, with the live rule changes on top"
+        lines = [f"Reloaded the config. The prompt filter has {categories}."]
         if reloaded.applied:
             lines.append(f"**Applied now:** {key_list(reloaded.applied)}")
         if reloaded.at_restart:
