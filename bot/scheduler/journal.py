@@ -86,18 +86,6 @@ class JobEnd:
 
 
 @dataclass(frozen=True)
-class Audit:
-    """The audit record of one admin change (``before`` and ``after`` are stored as JSON)."""
-
-    at: float
-    actor_id: int
-    action: str
-    target: str
-    before: object
-    after: object
-
-
-@dataclass(frozen=True)
 class Recovered:
     """What a restart finds: rules, quota state, and the jobs that were queued or running."""
 
@@ -419,14 +407,14 @@ class Journal:
 
     # admin changes, each with its audit record in the same transaction
 
-    async def set_tier_limit(self, tier: str, name: str, value: float | None, audit: Audit) -> None:
+    async def set_tier_limit(self, tier: str, name: str, value: float | None, audit: AuditEntry) -> None:
         await self._audited(
             ("DELETE FROM tier_limits WHERE tier = ? AND name = ?", (tier, name)) if value is None else
             ("INSERT OR REPLACE INTO tier_limits (tier, name, value) VALUES (?, ?, ?)", (tier, name, value)),
             audit,
         )
 
-    async def set_override(self, member_id: int, name: str, value: float | None, audit: Audit) -> None:
+    async def set_override(self, member_id: int, name: str, value: float | None, audit: AuditEntry) -> None:
         await self._audited(
             ("DELETE FROM member_overrides WHERE member_id = ? AND name = ?", (member_id, name)) if value is None else
             ("INSERT OR REPLACE INTO member_overrides (member_id, name, value) VALUES (?, ?, ?)",
@@ -434,33 +422,33 @@ class Journal:
             audit,
         )
 
-    async def set_ban(self, ban: Ban, audit: Audit) -> None:
+    async def set_ban(self, ban: Ban, audit: AuditEntry) -> None:
         await self._audited(
             ("INSERT OR REPLACE INTO bans (member_id, until, reason, banned_by, banned_at) VALUES (?, ?, ?, ?, ?)",
              (ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
             audit,
         )
 
-    async def lift_ban(self, member_id: int, audit: Audit) -> None:
+    async def lift_ban(self, member_id: int, audit: AuditEntry) -> None:
         await self._audited(("DELETE FROM bans WHERE member_id = ?", (member_id,)), audit)
 
-    async def set_switch(self, key: str, value: str, audit: Audit) -> None:
+    async def set_switch(self, key: str, value: str, audit: AuditEntry) -> None:
         await self._audited(
             ("INSERT OR REPLACE INTO scheduler_state (key, value) VALUES (?, ?)", (key, value)), audit
         )
 
-    async def record_audit(self, audit: Audit) -> None:
+    async def record_audit(self, audit: AuditEntry) -> None:
         """Audit an action that changed nothing else in these tables (e.g. a moderator's cancel)."""
         async with self._transaction() as conn:
             await _insert_audit(conn, audit)
 
-    async def _audited(self, change: tuple[str, Sequence[object]], audit: Audit) -> None:
+    async def _audited(self, change: tuple[str, Sequence[object]], audit: AuditEntry) -> None:
         async with self._transaction() as conn:
             await conn.execute(*change)
             await _insert_audit(conn, audit)
 
 
-async def _insert_audit(conn: aiosqlite.Connection, audit: Audit) -> None:
+async def _insert_audit(conn: aiosqlite.Connection, audit: AuditEntry) -> None:
     await conn.execute(
         "INSERT INTO admin_audit (at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
         (audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before), json.dumps(audit.after)),

@@ -146,15 +146,19 @@ class Ban:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One admin change: who did what to what, the value before and after, and when."""
+    """One admin change: who did what to what, the value before and after, and when.
 
-    id: int
+    ``before`` and ``after`` are stored as JSON.
+    """
+
     at: float
     actor_id: int
     action: str
     target: str
     before: object
     after: object
+    id: int | None = None
+    """The row's id; None until stored."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from bot.scheduler.errors import (
 )
 from bot.scheduler.events import EventHub, EventKind, JobEvent, Subscription
 from bot.scheduler.fairqueue import FairQueue, QueuedJob
-from bot.scheduler.journal import Audit, JobEnd, Journal, NewJob, Recovered, job_view, read_view, salvage_view
+from bot.scheduler.journal import JobEnd, Journal, NewJob, Recovered, job_view, read_view, salvage_view
 from bot.scheduler.models import (
     Admission,
     AuditEntry,
@@ -591,8 +591,8 @@ class DreamService:
         self.policy.paused = paused
         self._wake.set()
 
-    def _audit(self, actor_id: int, action: str, target: str, before: object, after: object) -> Audit:
-        return Audit(self.clock.now(), actor_id, action, target, before, after)
+    def _audit(self, actor_id: int, action: str, target: str, before: object, after: object) -> AuditEntry:
+        return AuditEntry(self.clock.now(), actor_id, action, target, before, after)
 
     # dispatch
 
