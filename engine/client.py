@@ -19,7 +19,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -165,13 +165,22 @@ class EngineProcess:
     """The engine client: one engine process serving batches, restarted when it crashes or hangs.
 
     ``faults`` injects failures inside the engine process, for tests only
-    (see :class:`engine.protocol.EngineFaults`).
+    (see :class:`engine.protocol.EngineFaults`). ``silence(seconds)`` returns once
+    the engine has been silent that long: :func:`asyncio.sleep` unless a test
+    drives the watchdog with a clock of its own.
     """
 
-    def __init__(self, settings: EngineSettings, *, faults: EngineFaults | None = None) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        faults: EngineFaults | None = None,
+        silence: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.limits = settings.limits
         self.faults = faults or EngineFaults()
+        self._silence = silence
         self._child: _Child | None = None
         self._starting: asyncio.Task[_Child] | None = None
         self._closing = False
@@ -368,9 +377,8 @@ class EngineProcess:
         child.send(RunBatch(batch_id, tuple(live)))
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(child.inbox.get(), self.settings.watchdog_timeout_s)
-                except TimeoutError:
+                message = await self._next_message(child)
+                if message is None:
                     log.error(
                         "engine batch %d reported no step for %g s: killing the engine",
                         batch_id,
@@ -393,6 +401,20 @@ class EngineProcess:
                     return results | self._failed(live, SHUT_DOWN if self._closing else CRASHED, retryable=True)
         finally:
             self._running = None
+
+    async def _next_message(self, child: _Child) -> object | None:
+        """The engine's next message, or None once it has been silent for ``watchdog_timeout_s``."""
+        if not child.inbox.empty():
+            return child.inbox.get_nowait()
+        message = asyncio.ensure_future(child.inbox.get())
+        timer = asyncio.ensure_future(self._silence(self.settings.watchdog_timeout_s))
+        try:
+            await asyncio.wait((message, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not message.done():
+                message.cancel()  # a queue's get cancelled while waiting leaves the queue as it was
+        return message.result() if message.done() and not message.cancelled() else None
 
     async def _report(self, jobs: list[JobRequest], step: Step, on_progress: ProgressCallback | None) -> None:
         if on_progress is None:

@@ -101,5 +101,7 @@ class EngineFaults:
 
     oom_above_images: int | None = None
     """Raise ``torch.cuda.OutOfMemoryError`` for every UNet batch of more images than this (0: every batch)."""
-    step_delay_s: float = 0.0
-    """Sleep this long after every denoising step, as a slow GPU would (makes a batch long enough to act on)."""
+    hold_jobs: frozenset[str] = frozenset()
+    """A batch with one of these job ids stops after its first step until the client sends something (an
+    interrupt or a shutdown): it is still running when a test acts on its first progress report, however
+    slow the machine."""

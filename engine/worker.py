@@ -157,12 +157,14 @@ class Server:
         images_done = 0
         oom_retries = 0
 
+        held = not self.faults.hold_jobs.isdisjoint(job.job_id for job in batch.jobs)
+
         def on_step(chunk_size: int, step: int) -> bool:
             # Progress over the whole batch, even when it runs as several UNet batches.
             overall = (images_done * params.steps + step * chunk_size) // len(specs)
             self.conn.send(Step(batch.batch_id, overall, params.steps))
-            if self.faults.step_delay_s:
-                time.sleep(self.faults.step_delay_s)
+            if held and step == 1 and images_done == 0:
+                self.conn.poll(None)  # the test's hold: wait for the client's next message
             return self.stop_requested(batch.batch_id)
 
         def run(chunk: Sequence[ImageSpec]) -> list[Future[bytes]] | None:
