@@ -82,7 +82,11 @@ class App:
                 max_batch_images=settings.engine.max_batch_images,
             )
             rule_log = FilterRuleLog(db)
-            prompt_filter = replay(PromptFilter.from_settings(settings.moderation), await rule_log.changes())
+            changes = await rule_log.changes()
+            # Off the event loop: compiling the rules takes a while when there are many.
+            prompt_filter = await asyncio.to_thread(
+                lambda: replay(PromptFilter.from_settings(settings.moderation), changes)
+            )
             services = Services(
                 settings,
                 db,

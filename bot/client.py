@@ -8,13 +8,15 @@ import discord
 from discord.ext import commands
 
 from bot import errors, review, views
+from bot.cogs import admin, dream, flag, mod, queue
 from bot.command_sync import sync_commands
 from bot.delivery import Delivery
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-COGS = ("bot.cogs.dream", "bot.cogs.queue", "bot.cogs.flag", "bot.cogs.mod", "bot.cogs.admin")
+COGS = (dream, queue, flag, mod, admin)
+"""Imported once, not loaded as extensions: an extension's module is compiled and run again at every start."""
 
 
 class DreamBot(commands.Bot):
@@ -33,8 +35,8 @@ class DreamBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         errors.install(self.tree)
-        for name in COGS:
-            await self.load_extension(name)
+        for cog in COGS:
+            await cog.setup(self)
         self.add_dynamic_items(*views.DYNAMIC_ITEMS, *review.DYNAMIC_ITEMS)
         synced = await sync_commands(self.tree, self.services.db, self.services.settings.discord.guild_ids)
         log.info("commands %s", f"synced to {', '.join(synced)}" if synced else "unchanged; not synced")

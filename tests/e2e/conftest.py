@@ -7,7 +7,10 @@ on a fresh (or the same, for restarts) database file and connects its bot.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +104,59 @@ def has_text(text: str) -> Callable[[Message], bool]:
 def shows_progress(message: Message) -> bool:
     """A message predicate: the job's progress bar, shown once the journal has the job running (not just picked)."""
     return bool(message.embeds) and "Dreaming" in str(message.embeds[0])
+
+
+SLOW_CALLBACK_S = 0.1
+"""Event-loop CPU time one callback may use before the probe fails the test."""
+
+
+@pytest.fixture(autouse=True)
+def no_slow_callbacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test in which one event-loop callback (a task step, a timer, an I/O handler) ran longer than
+    :data:`SLOW_CALLBACK_S`, naming it: such a callback holds up every other member's interaction.
+
+    It counts the CPU time of the loop's thread, not wall time, so a busy machine that pauses the process
+    does not fail the test, while work done on the event loop does, however fast the machine. What the test
+    process held before the test (torch, imported by other tests, which the bot never imports) is frozen out
+    of the garbage collector meanwhile, so a collection's pause reflects the bot's own heap.
+    """
+    slow: list[str] = []
+    gc_seconds = [0.0, 0.0]  # collecting since: total, started at
+    run = asyncio.events.Handle._run
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_seconds[1] = time.thread_time()
+        else:
+            gc_seconds[0] += time.thread_time() - gc_seconds[1]
+
+    def timed_run(handle: asyncio.Handle) -> None:
+        started, collecting = time.thread_time(), gc_seconds[0]
+        run(handle)
+        spent = time.thread_time() - started
+        if spent > SLOW_CALLBACK_S:
+            collected = gc_seconds[0] - collecting
+            slow.append(f"{spent * 1000:.0f} ms ({collected * 1000:.0f} ms collecting garbage): {_describe(handle)}")
+
+    gc.freeze()
+    gc.callbacks.append(on_gc)
+    monkeypatch.setattr(asyncio.events.Handle, "_run", timed_run)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.unfreeze()
+    assert not slow, "event-loop callbacks too slow:\n" + "\n".join(slow)
+
+
+def _describe(handle: asyncio.Handle) -> str:
+    """The callback, and for a task's step the task and where it is now suspended (just after the slow part)."""
+    task = getattr(handle._callback, "__self__", None)
+    if not isinstance(task, asyncio.Task):
+        return repr(handle)
+    frames = task.get_stack()[-3:]  # the innermost
+    where = " < ".join(f"{f.f_code.co_qualname} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno})" for f in frames)
+    return f"task {task.get_name()} running {task.get_coro().__qualname__}, now at {where or 'its end'}"
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from typing import Any
 
 import pytest
 
-from bot.app import run_bot, serve
+from bot.app import App, run_bot, serve
 from bot.settings import ConfigError, parse_settings
 from tests.e2e.conftest import World, shows_progress
 
@@ -27,14 +28,24 @@ def test_bad_discord_settings_are_named_by_their_path() -> None:
     assert "discord.long_prompt: Input should be 'refuse' or 'truncate'" in text
 
 
-async def test_sigterm_finishes_the_running_job_then_stops_cleanly(world: World) -> None:
+async def test_sigterm_finishes_the_running_job_then_stops_cleanly(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = world.write_config(engine={"simulated_seconds_per_step": 0.1})
+    opened: asyncio.Future[App] = asyncio.get_running_loop().create_future()
+    open_app = App.open
+
+    async def open_and_tell(*args: Any, **kwargs: Any) -> App:
+        app = await open_app(*args, **kwargs)
+        opened.set_result(app)
+        return app
+
+    monkeypatch.setattr(App, "open", open_and_tell)
     # serve() logs in and connects itself, as in production
     server = asyncio.create_task(serve(settings, world.fake.token, world.config_path))
     try:
-        while not world.fake.gateway.connected:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # the guild arrives
+        app = await asyncio.wait_for(opened, 30)
+        await asyncio.wait_for(app.bot.wait_until_ready(), 30)  # connected, with the guild
         ix = await world.dream(world.alice, prompt="a last one", count=1, steps=20)
         await ix.wait_message(shows_progress)
         os.kill(os.getpid(), signal.SIGTERM)

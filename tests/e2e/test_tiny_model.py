@@ -9,14 +9,14 @@ from tests.e2e.conftest import World
 
 
 async def test_dream_through_the_real_engine_posts_a_real_grid(world: World, tiny_model: Path) -> None:
-    world.fake.ack_deadline = 3.0  # the engine process loads torch on this machine's cores meanwhile
     await world.start(engine={"simulated": False, "model": str(tiny_model), "device": "cpu"})
     ix = await world.dream(
         world.alice, prompt="a tiny test", count=4, steps=2, width=64, height=64, seed=5, sampler="euler"
     )
     queue = await world.fake.slash(world.bob, world.dreams, "queue")
     result = await world.result(ix, timeout=90)
-    assert (await queue.wait_response()).elapsed < 3.0 and (await ix.wait_response()).elapsed < 3.0
+    await queue.wait_response()
+    await ix.wait_response()
     [attachment] = result.attachments
     grid = attachment.image()
     assert grid.format == "PNG" and grid.size == (2 * 64 + 4, 2 * 64 + 4)  # 2x2 with a 4 px gutter
