@@ -170,7 +170,7 @@ def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 @pytest_asyncio.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord(timeout=20.0) as fake:
+    async with FakeDiscord(timeout=60.0) as fake:  # a bound for a failure, never reached by a passing test
         guild = fake.add_guild("Dream Club")
         dreams = guild.add_text_channel("dreams")
         lounge = guild.add_text_channel("lounge")
