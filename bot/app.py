@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import discord
 
 from bot.alerts import AlertLog
@@ -158,6 +159,9 @@ def run_bot(settings: Settings, config_path: Path | None = None) -> int:
     except discord.LoginFailure:
         print(f"dreamqueue: Discord refused the token in {TOKEN_ENV}; reset it in the developer portal.",
               file=sys.stderr)  # fmt: skip
+        return 2
+    except aiohttp.ClientConnectionError as exc:
+        print(f"dreamqueue: cannot reach Discord ({exc}); check this machine's network connection.", file=sys.stderr)
         return 2
     except EngineStartError as exc:
         print(f"dreamqueue: the image engine did not start: {exc}", file=sys.stderr)

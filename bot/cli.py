@@ -9,6 +9,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 from bot.settings import ConfigError, Settings, load_settings
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="config file (default: ./config.yaml)")
     parser = argparse.ArgumentParser(prog="dreamqueue", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"dreamqueue {version('dreamqueue')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", parents=[common], help="start the Discord bot (token from DISCORD_TOKEN)")
@@ -48,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--size", type=_size, default=(512, 512), metavar="WxH")
     gen.add_argument("--sampler", choices=SAMPLERS, help="default: engine.default_sampler")
     gen.add_argument("--model", help="model folder or Hugging Face id (overrides engine.model)")
-    gen.add_argument("-o", "--output", type=Path, default=Path("grid.png"))
+    gen.add_argument("-o", "--output", type=Path, default=Path("grid.png"), help="a .png, .jpg or .jpeg file")
+    gen.add_argument("--no-filter", action="store_true", help="do not check the prompts against the prompt filter")
 
     tiny = commands.add_parser("make-tiny-model", help="write a tiny random Stable Diffusion pipeline (tests, demos)")
     tiny.add_argument("dest", type=Path)
@@ -97,12 +100,14 @@ def _make_tiny_model(dest: Path) -> int:
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from engine.client import EngineProcess, EngineStartError
-    from engine.grid import make_grid
+    from engine.grid import make_grid, to_jpeg
     from engine.pnginfo import format_parameters, model_label
 
     engine_settings = settings.engine
     if args.model:
         engine_settings = engine_settings.model_copy(update={"model": args.model})
+    output_format = _output_format(args.output)
+    _check_prompts_allowed(settings, args)
     first = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
     width, height = args.size
     params = GenerationParams(width, height, args.steps, args.guidance, args.sampler or engine_settings.default_sampler)
@@ -120,11 +125,41 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError(f"generation {result.outcome}: {result.error}")
     parameters = format_parameters(args.prompt, args.negative, params, request.seeds, model_label(engine_settings.model or ""))
     grid = make_grid(result.images, parameters)
-    args.output.write_bytes(grid.png)
+    args.output.write_bytes(grid.png if output_format == "PNG" else await asyncio.to_thread(to_jpeg, grid.png))
     print(f"wrote {args.output} ({grid.columns}x{grid.rows} grid, {len(grid.png)} bytes)")
     print(f"seeds: {', '.join(str(seed) for seed in request.seeds)}")
     print(f"engine start {ready - started:.2f} s, generation {result.seconds:.2f} s")
     return 0
+
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def _output_format(output: Path) -> str:
+    """The image format for ``output``, refused before any generating if it cannot be written."""
+    fmt = OUTPUT_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise CommandError(f"-o {output}: the file must end in .png, .jpg or .jpeg")
+    if not output.parent.is_dir():
+        raise CommandError(f"-o {output}: the folder {output.parent} does not exist")
+    return fmt
+
+
+def _check_prompts_allowed(settings: Settings, args: argparse.Namespace) -> None:
+    """Refuse what the bot would refuse (prompt and negative prompt), unless ``--no-filter`` says not to check."""
+    if args.no_filter:
+        print("dreamqueue: --no-filter: the prompt filter was NOT run on these prompts", file=sys.stderr)
+        return
+    from moderation.filter import PromptFilter
+
+    prompt_filter = PromptFilter.from_settings(settings.moderation)
+    for option, text in (("prompt", args.prompt), ("--negative", args.negative)):
+        verdict = prompt_filter.check(text)
+        if not verdict.allowed:
+            raise CommandError(
+                f"the prompt filter blocks this {option} ({verdict.category}: matched {verdict.matched!r}); "
+                "see `dreamqueue check-prompt`, or pass --no-filter to generate it anyway"
+            )
 
 
 async def _backup(settings: Settings, dest: Path) -> int:

@@ -346,7 +346,8 @@ class EngineProcess:
     def _start_finished(self, task: asyncio.Task[_Child]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._detail = f"start failed: {task.exception()}"
-            log.error("engine start failed: %s", task.exception())
+            if self._restarts:  # a first start's failure is raised to whoever started it, who reports it
+                log.error("engine restart failed: %s", task.exception())
 
     async def _ready_child(self) -> _Child:
         """The running engine, waiting for a start or restart in progress (or starting one)."""

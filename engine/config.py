@@ -10,16 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 from engine.types import SAMPLERS, Limits
 
 
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+"""The maintained Stable Diffusion 1.5 repository on the Hugging Face hub (about 5 GB in fp16 and fp32 parts)."""
+
+
 class EngineSettings(BaseModel):
     """The ``engine:`` section of the config."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str | None = None
-    """A local diffusers folder or a Hugging Face id; None until the operator sets one."""
-    local_files_only: bool = True
-    """Never reach the network for weights (offline-safe)."""
-    cache_dir: Path | None = None
+    model: str | None = DEFAULT_MODEL
+    """A local diffusers folder or a Hugging Face id (downloaded on the first start, unless downloads are off)."""
+    local_files_only: bool = False
+    """Never reach the network for weights: the model must be a folder, or already in ``cache_dir``."""
+    cache_dir: Path | None = Path("models/hub")
+    """Where downloaded weights are kept (None: the Hugging Face default, ``~/.cache/huggingface``)."""
     device: Literal["auto", "cuda", "cpu"] = "auto"
     simulated: bool = False
     """Serve images from the simulated engine (no torch, no GPU): for load tests and demos."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from engine.pnginfo import encode_png, format_parameters, read_text
+from engine.pnginfo import encode_png, format_parameters, read_parameters, read_text
 from engine.types import GeneratedImage, JobRequest
 
 GRID_KEY = "dreamqueue-grid"
@@ -128,3 +128,12 @@ def cut_out(png: bytes, index: int, parameters: str) -> GeneratedImage:
 def _decode(png: bytes) -> Image.Image:
     with Image.open(io.BytesIO(png)) as image:
         return image.convert("RGB")
+
+
+def to_jpeg(png: bytes, quality: int = 95) -> bytes:
+    """``png`` re-encoded as a JPEG, its generation parameters kept as the JPEG's comment. CPU-bound."""
+    parameters = read_parameters(png) or ""
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(png)) as image:
+        image.convert("RGB").save(out, format="JPEG", quality=quality, comment=parameters.encode("utf-8"))
+    return out.getvalue()

@@ -148,7 +148,7 @@ class Pipeline:
         dtype = resolve_dtype(settings.dtype, device)
         pipe = StableDiffusionPipeline.from_pretrained(
             settings.model,
-            torch_dtype=dtype,
+            dtype=dtype,
             local_files_only=settings.local_files_only,
             cache_dir=settings.cache_dir,
             safety_checker=None,

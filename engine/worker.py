@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
 from engine.config import EngineSettings
+from engine.model_source import announce, describe_failure, quiet_optional_backends
 from engine.pnginfo import encode_png
 from engine.protocol import (
     BatchDone,
@@ -91,17 +92,27 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
     """The engine process's main: load and warm the model, report ready, serve batches until shut down."""
     logging.basicConfig(level=log_level, format="%(asctime)s engine[%(process)d] %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
+    quiet_optional_backends()
+    pipeline = None
     try:
         # torch is imported here, in the engine process only
         from engine.optimize import OptionError
         from engine.pipeline import Pipeline
 
+        announce(settings)
         pipeline = Pipeline.load(settings)
+        log.info("warming up: the first batch of each size%s", ", compiled" if settings.compile else "")
         pipeline.warm_up(settings)
     except Exception as exc:
-        log.exception("could not start the engine")
-        reason = str(exc) if isinstance(exc, OptionError) else f"{type(exc).__name__}: {exc}"
-        conn.send(StartFailed(f"could not load the model {settings.model!r}: {reason}"))
+        if isinstance(exc, OptionError):
+            reason = str(exc)
+        elif pipeline is None:  # the model itself could not be had: one line says why, no traceback
+            log.debug("could not load the model", exc_info=True)
+            reason = describe_failure(settings, exc)
+        else:
+            log.exception("could not warm up the model")
+            reason = f"engine.model: {settings.model} loaded, but its first batch failed: {type(exc).__name__}: {exc}"
+        conn.send(StartFailed(reason))
         return
     conn.send(Ready(str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size))
     with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as encoder:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from bot.app import App, run_bot, serve
@@ -18,6 +21,19 @@ def test_without_a_token_it_says_how_to_get_one(capsys: pytest.CaptureFixture[st
     assert run_bot(parse_settings({}, env={})) == 2
     err = capsys.readouterr().err
     assert "set the DISCORD_TOKEN environment variable" in err and "discord.com/developers/applications" in err
+
+
+def test_with_a_token_but_no_network_it_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: connections are refused, as with no network
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    config = {"engine": {"simulated": True}, "database": {"path": str(tmp_path / "dq.db")}}
+    assert run_bot(parse_settings(config, env={"DISCORD_TOKEN": "a-token"})) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dreamqueue: cannot reach Discord (") and "check this machine's network" in line
 
 
 def test_bad_discord_settings_are_named_by_their_path() -> None:

@@ -150,4 +150,4 @@ async def test_cancelling_an_unknown_job(engine: EngineProcess) -> None:
 
 async def test_no_model_configured_explains_how_to_set_one() -> None:
     with pytest.raises(EngineStartError, match=r"engine\.model.*make-tiny-model DIR"):
-        await EngineProcess(EngineSettings()).start()
+        await EngineProcess(EngineSettings(model=None)).start()

@@ -1,0 +1,96 @@
+"""Where the engine's model comes from, and what to tell the operator when it cannot be had.
+
+``engine.model`` is a local diffusers folder or a Hugging Face id. A hub model
+is downloaded on the first start (with a progress bar) into ``engine.cache_dir``,
+unless the operator forbids downloads (``engine.local_files_only``, or
+``HF_HUB_OFFLINE=1``). Every failure to load becomes one line that names
+``engine.model`` and says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from engine.config import EngineSettings
+
+log = logging.getLogger(__name__)
+
+OFFLINE_HELP = (
+    "run `dreamqueue make-tiny-model models/tiny` and set engine.model: models/tiny for a tiny offline model, "
+    "or set engine.simulated: true to serve drawn images without a model"
+)
+
+
+def is_local(model: str) -> bool:
+    """Whether ``model`` names a folder rather than a Hugging Face id (``owner/name``)."""
+    return Path(model).expanduser().exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1
+
+
+def downloads_allowed(settings: EngineSettings) -> bool:
+    """Whether loading may reach the Hugging Face hub."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    return not settings.local_files_only and not offline
+
+
+def announce(settings: EngineSettings) -> None:
+    """Log where the model is loaded from, so a long first download is expected, not a hang."""
+    model = settings.model or ""
+    if is_local(model):
+        log.info("loading the model from %s", model)
+    elif downloads_allowed(settings):
+        cache = settings.cache_dir or "the Hugging Face cache"
+        log.info("loading %s from %s (downloading it first if it is not there: several GB, once)", model, cache)
+    else:
+        log.info("loading %s from the local cache (downloads are off)", model)
+
+
+def describe_failure(settings: EngineSettings, exc: BaseException) -> str:
+    """One line for the operator: what is wrong with ``engine.model`` and what to do about it."""
+    model = settings.model or ""
+    if is_local(model) and not Path(model).expanduser().is_dir():
+        return f"engine.model: no model folder at {model}; {OFFLINE_HELP}"
+    if is_local(model):
+        return f"engine.model: {model} is not a diffusers model folder ({_first_line(exc)})"
+    if not downloads_allowed(settings):
+        why = "engine.local_files_only is true" if settings.local_files_only else "HF_HUB_OFFLINE is set"
+        return (
+            f"engine.model: {model} is not downloaded yet and downloads are off ({why}); "
+            f"allow them and start once online, or {OFFLINE_HELP}"
+        )
+    if _is_offline(exc):
+        return f"engine.model: {model} could not be downloaded: the Hugging Face hub is not reachable; {OFFLINE_HELP}"
+    return f"engine.model: could not load {model}: {_first_line(exc)}"
+
+
+def _is_offline(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the hub could not be reached."""
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, LocalEntryNotFoundError | OfflineModeIsEnabled | ConnectionError | TimeoutError):
+            return True
+        if "not fully cached locally" in str(seen) or "couldn't connect" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class _NoTorchvisionNotice(logging.Filter):
+    """Drops transformers' notice that an image processor falls back to its PIL version without torchvision:
+    the engine loads no image processor (no safety checker, no feature extractor), so it says nothing useful."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
+def quiet_optional_backends() -> None:
+    """Silence the torchvision notice that importing diffusers' pipelines prints at every engine start."""
+    logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNotice())
