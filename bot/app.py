@@ -19,7 +19,8 @@ import discord
 from bot.alerts import AlertLog
 from bot.client import DreamBot
 from bot.db import Database
-from bot.filter_rules import FilterRuleLog, replay
+from bot.filter_rules import FilterRuleLog, GuildFilters
+from bot.guild_settings import GuildSettingsStore
 from bot.scheduler.service import DreamService
 from bot.services import Services
 from bot.settings import TOKEN_ENV, Settings
@@ -81,18 +82,21 @@ class App:
                 quotas=settings.quotas,
                 max_batch_images=settings.engine.max_batch_images,
             )
-            rule_log = FilterRuleLog(db)
-            prompt_filter = replay(PromptFilter.from_settings(settings.moderation), await rule_log.changes())
+            base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
+            guild_settings = GuildSettingsStore(db, settings)
+            await guild_settings.load()
+            filters = GuildFilters(base_filter, FilterRuleLog(db))
+            await filters.load()
             services = Services(
                 settings,
                 db,
                 engine,
                 dreams,
-                prompt_filter,
+                filters,
                 BlockedPromptLog(db, retention_days=settings.moderation.prompt_log_retention_days),
                 FlagStore(db, settings.moderation.flags),
-                rule_log,
                 AlertLog(db),
+                guild_settings,
                 config_path=config_path,
             )
             app = cls(settings, db, engine, services)  # the bot subscribes to job events before the scheduler starts

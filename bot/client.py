@@ -8,6 +8,7 @@ import discord
 from discord.ext import commands
 
 from bot import errors, review, views
+from bot.access import ServedTree
 from bot.command_sync import sync_commands
 from bot.delivery import Delivery
 from bot.services import Services
@@ -27,18 +28,28 @@ class DreamBot(commands.Bot):
             intents=discord.Intents(guilds=True),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            tree_cls=ServedTree,
         )
         self.services = services
         self.delivery = Delivery(self, services)
 
     async def setup_hook(self) -> None:
         errors.install(self.tree)
+        if not self.services.operator_ids:
+            self.services.operator_ids = await self.application_owners()
         for name in COGS:
             await self.load_extension(name)
         self.add_dynamic_items(*views.DYNAMIC_ITEMS, *review.DYNAMIC_ITEMS)
         synced = await sync_commands(self.tree, self.services.db, self.services.settings.discord.guild_ids)
         log.info("commands %s", f"synced to {', '.join(synced)}" if synced else "unchanged; not synced")
         self.delivery.start()
+
+    async def application_owners(self) -> frozenset[int]:
+        """The application's owner, or its team's members, as Discord reports them."""
+        info = await self.application_info()
+        if info.team is not None:
+            return frozenset(member.id for member in info.team.members)
+        return frozenset({info.owner.id})
 
     async def close(self) -> None:
         await self.delivery.stop()

@@ -45,7 +45,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.command(name="review", description="Review flagged images, highest score first")
     async def review(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        page = await self.services.flags.review_queue(per_page=1)
+        page = await self.services.flags.review_queue(interaction.guild_id, per_page=1)
         if not page.items:
             await whisper(interaction, "No flagged images are waiting for review. 🎉")
             return
@@ -57,7 +57,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.describe(member="Whose history")
     async def history(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        record = await self.services.member_history(member_of(member))
+        record = await self.services.member_history(interaction.guild_id, member_of(member))
         history, blocked, status = record.flags, record.prompts, record.quota
         embed = discord.Embed(title=f"History of {member.display_name}", colour=render.BLURPLE)
         embed.add_field(name="Tier", value=f"{status.tier}{' (banned)' if status.banned else ''}")

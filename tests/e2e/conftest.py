@@ -122,11 +122,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         mod_role = guild.add_role("Moderators", discord.Permissions(manage_messages=True))
         admin_role = guild.add_role("Admins", discord.Permissions(administrator=True))
         vip = guild.add_role("VIP")
+        admin = guild.add_member("admin", roles=[admin_role])
         config = {
             "database": {"path": str(tmp_path / "dreamqueue.db")},
             "engine": {"simulated": True, "simulated_seconds_per_step": 0.01},
             "discord": {
                 "guild_ids": [guild.id],
+                "owner_ids": [admin.id],
                 "dream_channel_ids": [dreams.id],
                 "moderator_role_ids": [mod_role.id],
                 "admin_role_ids": [admin_role.id],
@@ -151,7 +153,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             bob=guild.add_member("bob"),
             carol=guild.add_member("carol", roles=[vip]),
             moderator=guild.add_member("mod", roles=[mod_role]),
-            admin=guild.add_member("admin", roles=[admin_role]),
+            admin=admin,
             db_path=tmp_path / "dreamqueue.db",
             config=config,
             config_path=tmp_path / "config.yaml",

@@ -306,6 +306,9 @@ class FakeGuild:
         self.roles: list[FakeRole] = [FakeRole(self, "@everyone", everyone_permissions, position=0, id=self.id)]
         self.channels: list[FakeChannel] = []
         self.members: dict[int, FakeMember] = {}
+        self.opened_commands: set[str] = set()
+        """Commands this guild's admins opened to everyone (Integrations settings), whatever their default
+        permissions say."""
         bot_role = FakeRole(self, bot_user.name, bot_permissions, position=1, bot_id=bot_user.id)
         self.roles.append(bot_role)
         self.me = self._add(FakeMember(self, bot_user, [bot_role]))
