@@ -346,6 +346,12 @@ class FakeGuild:
         self._emit("GUILD_MEMBER_ADD", {"guild_id": str(self.id), **member.payload()})
         return member
 
+    def join(self, user: FakeUser, *, roles: Sequence[FakeRole] = ()) -> FakeMember:
+        """An existing user (a member of another guild) joins this guild with these roles."""
+        member = self._add(FakeMember(self, user, list(roles)))
+        self._emit("GUILD_MEMBER_ADD", {"guild_id": str(self.id), **member.payload()})
+        return member
+
     def add_text_channel(self, name: str) -> FakeChannel:
         """Add a text channel."""
         channel = FakeChannel(self, name, position=len(self.channels))
