@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.access import member_of, require_for_command
+from bot.cogs.server_settings import ServerSettingsGroup
 from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
 from bot.text import clip
@@ -57,6 +58,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     tier = app_commands.Group(name="tier", description="Quota tiers")
     override = app_commands.Group(name="override", description="One member's limits")
     filters = app_commands.Group(name="filter", description="The prompt filter")
+    settings = ServerSettingsGroup(name="settings", description="This server's own settings")
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
