@@ -61,6 +61,7 @@ class App:
         self.engine = engine
         self.services = services
         self.bot = DreamBot(services)
+        self._purger = asyncio.create_task(services.retention.run(), name="purge")
         self._closed = False
 
     @classmethod
@@ -113,6 +114,9 @@ class App:
         if self._closed:
             return
         self._closed = True
+        self._purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._purger
         cancel = self.services.settings.discord.shutdown == "cancel"  # as last reloaded
         await self.services.dreams.close(grace_s=0.0 if cancel else None)
         await self.bot.delivery.drain(self.settings.scheduler.shutdown_grace_s)

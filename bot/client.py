@@ -44,6 +44,19 @@ class DreamBot(commands.Bot):
         log.info("commands %s", f"synced to {', '.join(synced)}" if synced else "unchanged; not synced")
         self.delivery.start()
 
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Keep a served server's data again (it is deleted a retention period after the bot leaves)."""
+        if self.services.settings.discord.serves(guild.id):
+            await self.services.retention.joined(guild.id)
+        log.info("joined server %s (%s)", guild.id, "served" if self.services.settings.discord.serves(guild.id)
+                 else "not served: its members are refused")  # fmt: skip
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Start the retention period of a server the bot left or was removed from."""
+        await self.services.retention.left(guild.id)
+        log.info("left server %s; its data is deleted after %d days", guild.id,
+                 self.services.settings.discord.left_guild_retention_days)  # fmt: skip
+
     async def application_owners(self) -> frozenset[int]:
         """The application's owner, or its team's members, as Discord reports them."""
         info = await self.application_info()

@@ -121,6 +121,11 @@ class GuildFilters:
             self._built[guild_id] = changed
             self._changed.add(guild_id)
 
+    def forget(self, guild_id: int) -> None:
+        """Drop a server's filter (its changes were deleted with the server's data)."""
+        self._built.pop(guild_id, None)
+        self._changed.discard(guild_id)
+
     def rebase(self, base: PromptFilter) -> None:
         """Start every server from a new config filter (after a reload); each is rebuilt on its next use."""
         self.base = base

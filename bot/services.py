@@ -16,8 +16,10 @@ from pathlib import Path
 from bot.alerts import AlertLog
 from bot.db import Database
 from bot.filter_rules import GuildFilters, RuleChange
+from bot.forget import Forgetting
 from bot.guild_settings import GuildSettingsStore, ServerSettings
 from bot.refusal import Refusal
+from bot.retention import Retention
 from bot.scheduler.models import (
     Admission,
     DreamRequest,
@@ -124,6 +126,9 @@ class Services:
         self.audit = AuditLog(db)
         self.alerts = alerts
         self.guild_settings = guild_settings
+        self.forgetting = Forgetting(db)
+        self.retention = Retention(db, prompt_log, guild_settings, filters,
+                                   left_guild_days=settings.discord.left_guild_retention_days)  # fmt: skip
         self.operator_ids: frozenset[int] = frozenset(settings.discord.owner_ids)
         """The operator's user ids: configured, else the application's owners (filled in at connect)."""
         self.config_path = config_path

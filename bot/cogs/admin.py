@@ -202,6 +202,13 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
             lines.append("No setting changed.")
         await whisper(interaction, "\n".join(lines))
 
+    @app_commands.command(name="forget", description="Delete a member's prompts, flags and flagged images here")
+    @app_commands.describe(member="Whose data, in this server only")
+    async def forget(self, interaction: discord.Interaction, member: discord.User) -> None:
+        await defer(interaction)
+        forgotten = await self.services.forgetting.member(interaction.guild_id, member.id, interaction.user.id)
+        await whisper(interaction, f"Forgot {member.mention} in this server: {forgotten.describe()}.")
+
     @app_commands.command(name="stats", description="Queue, throughput, GPU duty cycle, moderation figures")
     async def stats(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
