@@ -27,7 +27,8 @@ async def test_a_server_sets_its_own_settings_which_survive_a_restart(world: Wor
     other_show = await private(await world.fake.slash(other.admin, other.dreams, "admin", "settings", "show"))
     assert "'hide_score', 'value': '3\\n*config default*'" in other_show  # the other server keeps the defaults
     entries = await world.app.services.audit.entries(world.guild.id)
-    assert [entry.action for entry in entries] == ["setting", "setting"] and "hide_score: 3.0 → 9" in entries[0].detail
+    assert [entry.action for entry in entries] == ["setting", "setting"]
+    assert "hide_score: 3.0 → 9" in entries[0].detail
     assert await world.app.services.audit.entries(other.guild.id) == []
 
 
@@ -39,7 +40,8 @@ async def test_bad_settings_are_refused_with_the_allowed_range(world: World, oth
     assert "a role of this server" in await private(wrong_role)
     for value, text in ((0, "must be 0.5 to 100; 0 is out of range"), (101, "must be 0.5 to 100"),
                         (1, "hide_score (1) must not be below alert_score (2)")):  # fmt: skip
-        ix = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="hide_score", value=value)
+        ix = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="hide_score",
+                                    value=value)  # fmt: skip
         assert text in await private(ix)
     missing = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="alert_score")
     assert "Give `value` for alert_score: 0.5 to 100." in await private(missing)
