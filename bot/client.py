@@ -44,6 +44,11 @@ class DreamBot(commands.Bot):
         log.info("commands %s", f"synced to {', '.join(synced)}" if synced else "unchanged; not synced")
         self.delivery.start()
 
+    async def on_ready(self) -> None:
+        """Record the served servers the bot is in, and those it left while offline."""
+        served = self.services.settings.discord.serves
+        await self.services.retention.present({guild.id for guild in self.guilds if served(guild.id)})
+
     async def on_guild_join(self, guild: discord.Guild) -> None:
         """Keep a served server's data again (it is deleted a retention period after the bot leaves)."""
         if self.services.settings.discord.serves(guild.id):

@@ -67,16 +67,38 @@ class Retention:
                 (guild_id, time.time() if now is None else now),
             )
 
+    async def present(self, guild_ids: set[int], *, now: float | None = None) -> None:
+        """The served servers the bot is in on connecting: record them, and count the servers it was in but no
+        longer is (it left while offline) as left now."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO guilds (guild_id, joined_at) VALUES (?, ?)"
+                " ON CONFLICT (guild_id) DO UPDATE SET left_at = NULL",
+                [(guild_id, now) for guild_id in guild_ids],
+            )
+            async with conn.execute("SELECT guild_id FROM guilds WHERE left_at IS NULL") as cursor:
+                gone = [guild_id for (guild_id,) in await cursor.fetchall() if guild_id not in guild_ids]
+            await conn.executemany("UPDATE guilds SET left_at = ? WHERE guild_id = ?", [(now, g) for g in gone])
+        if gone:
+            log.info("left server(s) %s while offline; their data is deleted after the retention period", gone)
+
     async def purge(self, *, now: float | None = None) -> Purged:
         """Delete what is past its retention now."""
         now = time.time() if now is None else now
         purged = Purged(await self._prompt_log.purge(now=now))
+        cutoff = now - self.left_guild_s
         async with self._db.conn.execute(
-            "SELECT guild_id FROM guilds WHERE left_at IS NOT NULL AND left_at < ?", (now - self.left_guild_s,)
+            "SELECT guild_id FROM guilds WHERE left_at IS NOT NULL AND left_at < ?", (cutoff,)
         ) as cursor:
             gone = [guild_id for (guild_id,) in await cursor.fetchall()]
         for guild_id in gone:
             async with self._db.transaction() as conn:
+                async with conn.execute(
+                    "SELECT 1 FROM guilds WHERE guild_id = ? AND left_at < ?", (guild_id, cutoff)
+                ) as cursor:
+                    if await cursor.fetchone() is None:
+                        continue  # the bot rejoined it meanwhile: it is kept
                 deleted = await forget_server(conn, guild_id) + await blank_job_prompts(conn, guild_id, None)
                 for table in BOT_TABLES:
                     deleted += (await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))).rowcount

@@ -48,7 +48,7 @@ async def test_a_left_servers_data_is_deleted_after_the_retention_period(world: 
     assert purged.servers[other.guild.id] == sum(left.values())
     assert set(server_rows(world.db_path, other.guild.id).values()) == {0}
     assert server_rows(world.db_path, world.guild.id) == kept  # the server the bot is still in keeps everything
-    assert rows(world.db_path, "SELECT guild_id FROM guilds") == []
+    assert rows(world.db_path, "SELECT guild_id FROM guilds") == [(world.guild.id,)]
     assert app.services.server_settings(other.guild.id).overridden == frozenset()
 
 
@@ -60,9 +60,23 @@ async def test_a_rejoined_server_is_kept_again(world: World, other: Server) -> N
     await world.fake.wait_until(lambda: bool(rows(world.db_path, "SELECT 1 FROM guilds WHERE left_at IS NOT NULL")))
     world.fake.guilds.append(other.guild)
     world.fake.invite_bot(other.guild)
-    await world.fake.wait_until(lambda: bool(rows(world.db_path, "SELECT 1 FROM guilds WHERE left_at IS NULL")))
+    await world.fake.wait_until(lambda: bool(rows(
+        world.db_path, "SELECT 1 FROM guilds WHERE guild_id = ? AND left_at IS NULL", other.guild.id
+    )))  # fmt: skip
     assert (await app.services.retention.purge(now=time.time() + 6 * DAY)).servers == {}
     assert server_rows(world.db_path, other.guild.id)["filter_rule_changes"] == 1
+
+
+async def test_a_server_left_while_the_bot_was_offline_counts_as_left_at_the_next_start(
+    world: World, other: Server
+) -> None:
+    await world.start()
+    await world.fake.wait_until(lambda: len(rows(world.db_path, "SELECT 1 FROM guilds WHERE left_at IS NULL")) == 2)
+    await world.stop()
+    world.fake.guilds.remove(other.guild)  # removed while the bot was away: no event will tell it
+    await world.start(discord={"guild_ids": [world.guild.id]})  # commands cannot be synced to it any more
+    await world.fake.wait_until(lambda: bool(rows(world.db_path, "SELECT 1 FROM guilds WHERE left_at IS NOT NULL")))
+    assert rows(world.db_path, "SELECT guild_id FROM guilds WHERE left_at IS NOT NULL") == [(other.guild.id,)]
 
 
 async def test_forget_a_member_in_this_server_only(world: World, other: Server) -> None:

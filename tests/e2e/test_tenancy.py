@@ -132,6 +132,7 @@ async def test_a_server_not_served_is_refused_everything_and_nothing_is_stored(w
     boss = uninvited.add_member("boss", roles=[uninvited.add_role("Boss", discord.Permissions(administrator=True))])
     await world.start(discord={"operator_contact": "ops@example.org"})
     lingering_commands(world, uninvited.id)
+    await world.fake.wait_until(lambda: row_counts(world.db_path)["guilds"] == 1)  # the served server, at ready
     before = row_counts(world.db_path)
 
     tries = [
