@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.conftest import Server, World
+from tests.e2e.test_moderation import flag
 from tests.e2e.test_tenancy import private
 
 
@@ -46,3 +47,21 @@ async def test_bad_settings_are_refused_with_the_allowed_range(world: World, oth
     missing = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="alert_score")
     assert "Give `value` for alert_score: 0.5 to 100." in await private(missing)
     assert await world.app.services.audit.entries(world.guild.id) == []
+
+
+async def test_each_server_alerts_its_own_moderators_channel(world: World, other: Server) -> None:
+    await world.start()
+    # The config's moderators' channel is the first server's: the other server's flags never go there.
+    result = await world.result(await world.dream(other.member, other.dreams, prompt="a cave", count=1))
+    for who in (other.alice, other.moderator):
+        assert "Thank you" in await flag(world, who, result)
+    assert world.fake.channel_messages(world.mods) == [] and world.fake.channel_messages(other.mods) == []
+
+    channel = await world.fake.slash(other.admin, other.dreams, "admin", "settings", "set",
+                                     key="moderators_channel_id", channel=other.mods)  # fmt: skip
+    assert f"<#{other.mods.id}>" in await private(channel)
+    result = await world.result(await world.dream(other.member, other.dreams, prompt="a hill", count=1))
+    for who in (other.alice, other.moderator):
+        await flag(world, who, result)
+    alert = await world.fake.wait_message(channel=other.mods)
+    assert alert.embeds[0]["description"] == "a hill" and world.fake.channel_messages(world.mods) == []
