@@ -86,7 +86,9 @@ class App:
             base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
             guild_settings = GuildSettingsStore(db, settings)
             await guild_settings.load()
-            filters = GuildFilters(base_filter, FilterRuleLog(db))
+            filters = GuildFilters(
+                base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
+            )
             await filters.load()
             services = Services(
                 settings,

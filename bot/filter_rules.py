@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.db import Database
@@ -81,13 +81,16 @@ class FilterRuleLog:
 
 
 class GuildFilters:
-    """The prompt filter of each server, built on first use and kept until the base or its rules change."""
+    """The prompt filter of each server, built on first use and kept until the base, its rules or the
+    categories it turned off change."""
 
-    def __init__(self, base: PromptFilter, rule_log: FilterRuleLog) -> None:
+    def __init__(self, base: PromptFilter, rule_log: FilterRuleLog,
+                 turned_off: Callable[[int], tuple[str, ...]]) -> None:  # fmt: skip
         self.base = base
         """The config's filter, which every server starts from."""
         self.rule_log = rule_log
-        self._built: dict[int, PromptFilter] = {}
+        self._turned_off = turned_off
+        self._built: dict[int, tuple[tuple[str, ...], PromptFilter]] = {}
         self._changed: set[int] = set()
         self._lock = asyncio.Lock()  # one build or change at a time, so a change is never lost to a build
 
@@ -96,29 +99,33 @@ class GuildFilters:
         self._changed = await self.rule_log.guilds()
 
     async def get(self, guild_id: int) -> PromptFilter:
-        """The server's filter (the config's rules, then the server's changes)."""
-        if guild_id not in self._changed:
+        """The server's filter: the config's rules less the categories it turned off, then its changes."""
+        off = self._turned_off(guild_id)
+        if guild_id not in self._changed and not off:
             return self.base
         found = self._built.get(guild_id)
-        if found is not None:
-            return found
+        if found is not None and found[0] == off:
+            return found[1]
         async with self._lock:
             return await self._build(guild_id)
 
     async def _build(self, guild_id: int) -> PromptFilter:
-        """The server's filter, built now if it is not yet (the caller holds the lock)."""
-        if guild_id not in self._built:
+        """The server's filter, built now if it is not yet or is out of date (the caller holds the lock)."""
+        off = self._turned_off(guild_id)
+        found = self._built.get(guild_id)
+        if found is None or found[0] != off:
             changes = await self.rule_log.changes(guild_id)
             # Off the event loop: building the matching automaton takes a while with many rules.
-            self._built[guild_id] = await asyncio.to_thread(replay, self.base, changes)
-        return self._built[guild_id]
+            built = await asyncio.to_thread(lambda: replay(self.base.without_categories(off), changes))
+            self._built[guild_id] = found = (off, built)
+        return found[1]
 
     async def change(self, guild_id: int, change: RuleChange) -> None:
         """Make one server's change (:class:`RuleError` if it cannot be), store it, and use it from the next prompt."""
         async with self._lock:
             changed = await asyncio.to_thread(change.apply, await self._build(guild_id))
             await self.rule_log.record(guild_id, change)
-            self._built[guild_id] = changed
+            self._built[guild_id] = (self._turned_off(guild_id), changed)
             self._changed.add(guild_id)
 
     def forget(self, guild_id: int) -> None:

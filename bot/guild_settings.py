@@ -17,7 +17,7 @@ from bot.refusal import Refusal
 from bot.settings import Settings
 from moderation.audit import write_audit
 
-Kind = Literal["roles", "channels", "channel", "score"]
+Kind = Literal["roles", "channels", "channel", "score", "categories"]
 SCORE_RANGE = (0.5, 100.0)
 """The allowed range of a server's flag thresholds."""
 SETTING_KINDS: dict[str, Kind] = {
@@ -27,6 +27,7 @@ SETTING_KINDS: dict[str, Kind] = {
     "admin_role_ids": "roles",
     "alert_score": "score",
     "hide_score": "score",
+    "filter_off": "categories",
 }
 """The keys a server's admins may set, and what each takes."""
 
@@ -43,6 +44,8 @@ class ServerSettings:
     admin_role_ids: tuple[int, ...]
     alert_score: float
     hide_score: float
+    filter_off: tuple[str, ...]
+    """Filter categories of the config this server turned off."""
     overridden: frozenset[str]
     """The keys the server set itself; the others are the config's."""
 
@@ -60,6 +63,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "admin_role_ids": discord.admin_role_ids,
         "alert_score": flags.alert_score,
         "hide_score": flags.hide_score,
+        "filter_off": (),
     }
 
 
@@ -69,6 +73,7 @@ class GuildSettingsStore:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._defaults = _defaults(settings)
+        self._categories = tuple(settings.moderation.filter.categories)
         self._overrides: dict[int, dict[str, Any]] = {}
 
     async def load(self) -> None:
@@ -84,6 +89,7 @@ class GuildSettingsStore:
     def reconfigure(self, settings: Settings) -> None:
         """New config defaults (after a reload); servers' overrides stay."""
         self._defaults = _defaults(settings)
+        self._categories = tuple(settings.moderation.filter.categories)
 
     def effective(self, guild_id: int) -> ServerSettings:
         """The server's settings: its overrides over the config's defaults."""
@@ -120,6 +126,12 @@ class GuildSettingsStore:
         return self.effective(guild_id)
 
     def _checked(self, guild_id: int, key: str, value: Any) -> Any:
+        if SETTING_KINDS[key] == "categories":
+            unknown = [name for name in value if name not in self._categories]
+            if unknown or not value:
+                raise Refusal(f"`{key}` takes filter categories of the config: {', '.join(self._categories)}; "
+                              f"not {', '.join(unknown) or 'none'}.")  # fmt: skip
+            return tuple(dict.fromkeys(value))
         if SETTING_KINDS[key] != "score":
             return value
         low, high = SCORE_RANGE

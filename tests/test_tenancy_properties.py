@@ -49,8 +49,9 @@ class Stores:
         self.flags = FlagStore(db, Settings().moderation.flags)
         self.prompts = BlockedPromptLog(db)
         self.audit = AuditLog(db)
-        self.filters = GuildFilters(PromptFilter.from_settings(ModerationSettings()), FilterRuleLog(db))
         self.settings = GuildSettingsStore(db, Settings())
+        self.filters = GuildFilters(PromptFilter.from_settings(ModerationSettings()), FilterRuleLog(db),
+                                    lambda guild_id: self.settings.effective(guild_id).filter_off)  # fmt: skip
         self.forgetting = Forgetting(db)
 
     async def rows(self, guild_id: int) -> dict[str, list[tuple[Any, ...]]]:

@@ -25,6 +25,8 @@ def shown(kind: str, value: Any) -> str:
     """A setting's value as Discord shows it: role and channel mentions, numbers, "none"."""
     if kind == "score":
         return f"{value:g}"
+    if kind == "categories":
+        return ", ".join(value) or "none"
     values = value if isinstance(value, tuple) else (() if value is None else (value,))
     mention = "<@&{}>" if kind == "roles" else "<#{}>"
     return ", ".join(mention.format(item) for item in values) or "none"
@@ -39,7 +41,7 @@ def settings_embed(server: ServerSettings) -> discord.Embed:
 
 
 def chosen(interaction: discord.Interaction, key: str, role: discord.Role | None,
-           channel: discord.TextChannel | None, value: float | None) -> Any:  # fmt: skip
+           channel: discord.TextChannel | None, value: float | None, categories: str | None) -> Any:  # fmt: skip
     """The value the admin gave for ``key``, checked to be of this server; refuse a missing or foreign one."""
     kind = SETTING_KINDS[key]
     guild = interaction.guild
@@ -48,6 +50,10 @@ def chosen(interaction: discord.Interaction, key: str, role: discord.Role | None
         if value is None:
             raise Refusal(f"Give `value` for {key}: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}.")
         return value
+    if kind == "categories":
+        if not categories:
+            raise Refusal(f"Give `categories` for {key}: filter category names, separated by commas.")
+        return tuple(name.strip() for name in categories.split(",") if name.strip())
     if kind == "roles":
         if role is None or guild.get_role(role.id) is None:
             raise Refusal(f"Give `role` for {key}: a role of this server.")
@@ -74,11 +80,13 @@ class ServerSettingsGroup(app_commands.Group):
     @app_commands.describe(
         role="For role settings", channel="For channel settings",
         value=f"For thresholds: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}",
+        categories="For filter_off: the config's filter categories to turn off here, separated by commas",
     )  # fmt: skip
     @app_commands.choices(key=KEY_CHOICES)
     async def set_value(self, interaction: discord.Interaction, key: str, role: discord.Role | None = None,
-                        channel: discord.TextChannel | None = None, value: float | None = None) -> None:  # fmt: skip
-        given = chosen(interaction, key, role, channel, value)
+                        channel: discord.TextChannel | None = None, value: float | None = None,
+                        categories: str | None = None) -> None:  # fmt: skip
+        given = chosen(interaction, key, role, channel, value, categories)
         await defer(interaction)
         services: Any = interaction.client.services  # type: ignore[attr-defined]
         server = await services.guild_settings.set(interaction.guild_id, key, given, interaction.user.id)

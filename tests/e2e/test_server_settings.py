@@ -65,3 +65,20 @@ async def test_each_server_alerts_its_own_moderators_channel(world: World, other
         await flag(world, who, result)
     alert = await world.fake.wait_message(channel=other.mods)
     assert alert.embeds[0]["description"] == "a hill" and world.fake.channel_messages(world.mods) == []
+
+
+async def test_a_server_turns_filter_categories_off_for_itself_only(world: World, other: Server) -> None:
+    await world.start()
+    off = await world.fake.slash(other.admin, other.dreams, "admin", "settings", "set", key="filter_off",
+                                 categories="trademark, violence")  # fmt: skip
+    assert "`filter_off` is now trademark, violence here." in await private(off)
+    unknown = await world.fake.slash(other.admin, other.dreams, "admin", "settings", "set", key="filter_off",
+                                     categories="sexual, gossip")  # fmt: skip
+    assert "not gossip" in await private(unknown)
+    test_b = await world.fake.slash(other.admin, other.dreams, "admin", "filter", "test", prompt="pikachu")
+    assert "✅ Allowed" in await private(test_b)
+    test_a = await world.fake.slash(world.admin, world.dreams, "admin", "filter", "test", prompt="pikachu")
+    assert "category **trademark**" in await private(test_a)
+    await private(await world.fake.slash(other.admin, other.dreams, "admin", "settings", "reset", key="filter_off"))
+    test_b = await world.fake.slash(other.admin, other.dreams, "admin", "filter", "test", prompt="pikachu")
+    assert "category **trademark**" in await private(test_b)
