@@ -38,7 +38,8 @@ from engine.pnginfo import model_label
 from engine.types import MAX_SEED, EngineClient, GeneratedImage
 from moderation.audit import AuditLog
 from moderation.filter import PromptFilter, RuleError, RuleList, Verdict
-from moderation.flags import FlaggedImage, FlagOutcome, FlagStats, FlagStore, MemberHistory, ReviewItem
+from moderation.flag_reports import FlagReports, FlagStats, MemberHistory
+from moderation.flags import FlaggedImage, FlagOutcome, FlagStore, ReviewItem
 from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Services:
         self.filters = filters
         self.prompt_log = prompt_log
         self.flags = flags
+        self.flag_reports = FlagReports(db, settings.moderation.flags)
         self.audit = AuditLog(db)
         self.alerts = alerts
         self.guild_settings = guild_settings
@@ -290,14 +292,14 @@ class Services:
         since = self.dreams.clock.now() - 86400
         recent = await self.prompt_log.recent(guild_id, since=since, limit=STATS_PROMPT_WINDOW)
         blocked = sum(1 for entry in recent if entry.action == "block")
-        return self.dreams.stats(), await self.flags.stats(guild_id), blocked
+        return self.dreams.stats(), await self.flag_reports.stats(guild_id), blocked
 
     async def member_history(self, guild_id: int, member: Member) -> MemberRecord:
         """A member's recent jobs, and their flag record, recent blocked or noted prompts in the server, and quota."""
         return MemberRecord(
             jobs=[job for job in await self.dreams.member_jobs(member.id, limit=HISTORY_JOBS)
                   if job.guild_id == guild_id],  # fmt: skip
-            flags=await self.flags.member_history(guild_id, member.id),
+            flags=await self.flag_reports.member_history(guild_id, member.id),
             prompts=await self.prompt_log.recent(guild_id, member_id=member.id, limit=10),
             quota=self.dreams.quota_status(member),
         )

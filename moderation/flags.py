@@ -7,7 +7,8 @@ moderators and crossing ``hide_score`` hides the image, each exactly once.
 Items move open → dismissed | actioned and back only by being reopened; each
 move, with the moderator and a note, lands in the append-only audit log.
 Everything belongs to one server: every method takes its guild id, and an item
-of another server is "no such item".
+of another server is "no such item". Members' records and a server's figures
+are read in :mod:`moderation.flag_reports`.
 """
 
 from __future__ import annotations
@@ -117,36 +118,19 @@ class QueuePage:
         return max(1, math.ceil(self.total / self.per_page))
 
 
-@dataclass(frozen=True, slots=True)
-class MemberHistory:
-    """One member as an author of flagged images and as a flagger."""
-
-    member_id: int
-    items: list[ReviewItem]
-    """Their most recent flagged images."""
-    open: int
-    dismissed: int
-    actioned: int
-    flags_given: int
-    flags_upheld: int
-    """Their flags on images that were actioned."""
-    flags_rejected: int
-    """Their flags on images that were dismissed."""
-    flag_weight: float
-    """What their next flag weighs."""
-
-
-@dataclass(frozen=True, slots=True)
-class FlagStats:
-    """Counts for the moderators' overview."""
-
-    open: int
-    open_hidden: int
-    dismissed: int
-    actioned: dict[str, int]
-    """By resolution."""
-    flags: int
-    reasons: dict[str, int]
+async def flag_weight(conn: aiosqlite.Connection, settings: FlagSettings, guild_id: int, flagger_id: int) -> float:
+    """1, plus the accuracy bonus times the share of this member's resolved flags in the server that were upheld."""
+    async with conn.execute(
+        "SELECT coalesce(sum(i.state = 'actioned'), 0), coalesce(sum(i.state = 'dismissed'), 0)"
+        " FROM moderation_flags f JOIN moderation_items i ON i.id = f.item_id"
+        " WHERE f.guild_id = ? AND f.flagger_id = ?",
+        (guild_id, flagger_id),
+    ) as cursor:
+        upheld, rejected = await cursor.fetchone()
+    resolved = upheld + rejected
+    if resolved < settings.accuracy_min_resolved:
+        return 1.0
+    return 1.0 + settings.accuracy_bonus * upheld / resolved
 
 
 class FlagStore:
@@ -181,7 +165,7 @@ class FlagStore:
             item = await self._one(conn, image.guild_id, "message_id = ?", image.message_id)
             if item is None:  # that message's item belongs to another server: a forged interaction
                 raise FlagError("There is no such image to flag here.")
-            weight = await self._weight(conn, image.guild_id, flagger_id)
+            weight = await flag_weight(conn, self.settings, image.guild_id, flagger_id)
             cursor = await conn.execute(
                 "INSERT INTO moderation_flags (guild_id, item_id, flagger_id, reason, note, weight, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (flagger_id, item_id) DO NOTHING",
@@ -204,20 +188,6 @@ class FlagStore:
                 await write_audit(conn, item.guild_id, now, None, "auto_hidden", item.id, item.author_id, detail)
             item = await self._one(conn, item.guild_id, "id = ?", item.id)
         return FlagOutcome(item, counted=True, alert=alert, hide=hide)
-
-    async def _weight(self, conn: aiosqlite.Connection, guild_id: int, flagger_id: int) -> float:
-        """1, plus the accuracy bonus times the share of this member's resolved flags here that were upheld."""
-        async with conn.execute(
-            "SELECT coalesce(sum(i.state = 'actioned'), 0), coalesce(sum(i.state = 'dismissed'), 0)"
-            " FROM moderation_flags f JOIN moderation_items i ON i.id = f.item_id"
-            " WHERE f.guild_id = ? AND f.flagger_id = ?",
-            (guild_id, flagger_id),
-        ) as cursor:
-            upheld, rejected = await cursor.fetchone()
-        resolved = upheld + rejected
-        if resolved < self.settings.accuracy_min_resolved:
-            return 1.0
-        return 1.0 + self.settings.accuracy_bonus * upheld / resolved
 
     # --- moderators ------------------------------------------------------------------------------
 
@@ -300,58 +270,3 @@ class FlagStore:
         ) as cursor:
             items = [ReviewItem(**dict(row)) for row in await cursor.fetchall()]
         return QueuePage(items, page, per_page, total)
-
-    async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> MemberHistory:
-        """A member's flagged images in the server and their record there as a flagger."""
-        conn = self._db.conn
-        async with conn.execute(
-            "SELECT * FROM moderation_items WHERE guild_id = ? AND author_id = ?"
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
-            (guild_id, member_id, limit),
-        ) as cursor:
-            items = [ReviewItem(**dict(row)) for row in await cursor.fetchall()]
-        async with conn.execute(
-            "SELECT state, count(*) FROM moderation_items WHERE guild_id = ? AND author_id = ? GROUP BY state",
-            (guild_id, member_id),
-        ) as cursor:
-            states = {state: count for state, count in await cursor.fetchall()}
-        async with conn.execute(
-            "SELECT count(*), coalesce(sum(i.state = 'actioned'), 0), coalesce(sum(i.state = 'dismissed'), 0)"
-            " FROM moderation_flags f JOIN moderation_items i ON i.id = f.item_id"
-            " WHERE f.guild_id = ? AND f.flagger_id = ?",
-            (guild_id, member_id),
-        ) as cursor:
-            given, upheld, rejected = await cursor.fetchone()
-        return MemberHistory(
-            member_id,
-            items,
-            open=states.get("open", 0),
-            dismissed=states.get("dismissed", 0),
-            actioned=states.get("actioned", 0),
-            flags_given=given,
-            flags_upheld=upheld,
-            flags_rejected=rejected,
-            flag_weight=await self._weight(conn, guild_id, member_id),
-        )
-
-    async def stats(self, guild_id: int) -> FlagStats:
-        """The server's items by state and resolution, and its flags by reason."""
-        conn = self._db.conn
-        async with conn.execute(
-            "SELECT state, resolution, count(*), coalesce(sum(hidden_at IS NOT NULL), 0)"
-            " FROM moderation_items WHERE guild_id = ? GROUP BY state, resolution",
-            (guild_id,),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        async with conn.execute(
-            "SELECT reason, count(*) FROM moderation_flags WHERE guild_id = ? GROUP BY reason", (guild_id,)
-        ) as cursor:
-            reasons = {reason: count for reason, count in await cursor.fetchall()}
-        return FlagStats(
-            open=sum(row[2] for row in rows if row[0] == "open"),
-            open_hidden=sum(row[3] for row in rows if row[0] == "open"),
-            dismissed=sum(row[2] for row in rows if row[0] == "dismissed"),
-            actioned={row[1]: row[2] for row in rows if row[0] == "actioned"},
-            flags=sum(reasons.values()),
-            reasons=reasons,
-        )

@@ -21,6 +21,7 @@ from bot.refusal import Refusal
 from bot.settings import Settings
 from moderation import FlagError, FlaggedImage, FlagStore, ModerationSettings, PromptFilter, ReviewError, RuleError
 from moderation.audit import AuditLog
+from moderation.flag_reports import FlagReports
 from moderation.prompt_log import BlockedPromptLog
 
 GUILDS = (1, 2, 3)
@@ -47,6 +48,7 @@ class Stores:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.flags = FlagStore(db, Settings().moderation.flags)
+        self.reports = FlagReports(db, Settings().moderation.flags)
         self.prompts = BlockedPromptLog(db)
         self.audit = AuditLog(db)
         self.settings = GuildSettingsStore(db, Settings())
@@ -95,7 +97,7 @@ class Stores:
     async def read(self, guild_id: int, member_id: int, item_id: int) -> None:
         """Every read a moderator can make returns only the asking server's records."""
         queue = await self.flags.review_queue(guild_id)
-        items = queue.items + (await self.flags.member_history(guild_id, member_id)).items
+        items = queue.items + (await self.reports.member_history(guild_id, member_id)).items
         found = await self.flags.item(guild_id, item_id)
         assert {item.guild_id for item in items} <= {guild_id} and (found is None or found.guild_id == guild_id)
         assert {flag.guild_id for flag in await self.flags.flags(guild_id, item_id)} <= {guild_id}

@@ -12,6 +12,7 @@ import pytest
 from bot.db import Database
 from moderation import FlagError, FlaggedImage, FlagSettings, FlagStore, ReviewError
 from moderation.audit import AuditLog
+from moderation.flag_reports import FlagReports
 
 G = 42
 """The server every test's records belong to."""
@@ -36,6 +37,11 @@ def image(message_id: int = 100, author_id: int = 7) -> FlaggedImage:
 @pytest.fixture
 def audit(db: Database) -> AuditLog:
     return AuditLog(db)
+
+
+@pytest.fixture
+def reports(db: Database, store: FlagStore) -> FlagReports:
+    return FlagReports(db, store.settings)
 
 
 async def test_duplicate_flags_by_one_member_count_once(store: FlagStore) -> None:
@@ -127,16 +133,16 @@ async def test_flags_on_a_reviewed_item_count_but_do_not_alert(store: FlagStore)
     assert outcomes[-1].item.score == 4 and not outcomes[-1].item.hidden
 
 
-async def test_accurate_flaggers_weigh_more(store: FlagStore) -> None:
+async def test_accurate_flaggers_weigh_more(store: FlagStore, reports: FlagReports) -> None:
     for message_id in (1, 2):
         item = (await store.flag(image(message_id), flagger_id=1, reason="hate")).item
         await store.action(G, item.id, moderator_id=90, resolution="removed")
-    assert (await store.member_history(G, 1)).flag_weight == 2.0
+    assert (await reports.member_history(G, 1)).flag_weight == 2.0
     outcome = await store.flag(image(3), flagger_id=1, reason="hate")
     assert outcome.item.score == 2.0 and outcome.alert
     item = (await store.flag(image(4), flagger_id=2, reason="hate")).item
     await store.dismiss(G, item.id, moderator_id=90)
-    assert (await store.member_history(G, 2)).flag_weight == 1.0  # one resolved flag is too few to judge
+    assert (await reports.member_history(G, 2)).flag_weight == 1.0  # one resolved flag is too few to judge
 
 
 async def test_bad_reason_or_note_is_refused(store: FlagStore) -> None:
@@ -161,19 +167,19 @@ async def test_review_queue_by_score_paginated(store: FlagStore) -> None:
     assert (await store.review_queue(G, page=2, per_page=2)).items == []
 
 
-async def test_member_history_and_stats(store: FlagStore) -> None:
+async def test_member_history_and_stats(store: FlagStore, reports: FlagReports) -> None:
     a = (await store.flag(image(1, author_id=7), flagger_id=1, reason="sexual")).item
     b = (await store.flag(image(2, author_id=7), flagger_id=1, reason="hate")).item
     await store.flag(image(2, author_id=7), flagger_id=2, reason="hate")
     await store.flag(image(3, author_id=8), flagger_id=1, reason="hate")
     await store.action(G, a.id, moderator_id=90, resolution="warned")
     await store.dismiss(G, b.id, moderator_id=90)
-    author = await store.member_history(G, 7)
+    author = await reports.member_history(G, 7)
     assert [i.message_id for i in author.items] == [2, 1]
     assert (author.open, author.dismissed, author.actioned) == (0, 1, 1)
-    flagger = await store.member_history(G, 1)
+    flagger = await reports.member_history(G, 1)
     assert (flagger.flags_given, flagger.flags_upheld, flagger.flags_rejected) == (3, 1, 1)
-    stats = await store.stats(G)
+    stats = await reports.stats(G)
     assert (stats.open, stats.dismissed, stats.actioned, stats.flags) == (1, 1, {"warned": 1}, 4)
     assert stats.reasons == {"sexual": 1, "hate": 3}
 
@@ -190,14 +196,14 @@ async def test_item_keeps_the_job_it_came_from(db: Database, store: FlagStore) -
     assert (await store.flag(flagged, flagger_id=1, reason="other")).item.job_id == job_id
 
 
-async def test_another_servers_items_are_never_found(store: FlagStore, audit: AuditLog) -> None:
+async def test_another_servers_items_are_never_found(store: FlagStore, audit: AuditLog, reports: FlagReports) -> None:
     item = (await store.flag(image(), flagger_id=1, reason="hate")).item
     other = 43
     with pytest.raises(ReviewError, match=f"no review item #{item.id}"):
         await store.dismiss(other, item.id, moderator_id=90)
     assert await store.item(other, item.id) is None and await store.item_for_message(other, 100) is None
     assert await store.flags(other, item.id) == [] and (await store.review_queue(other)).total == 0
-    assert (await store.member_history(other, 7)).items == [] and (await store.stats(other)).flags == 0
+    assert (await reports.member_history(other, 7)).items == [] and (await reports.stats(other)).flags == 0
     with pytest.raises(FlagError, match="no such image"):
         await store.flag(FlaggedImage(100, other, 7, "prompt"), flagger_id=2, reason="hate")
     assert (await store.item(G, item.id)).state == "open" and await audit.entries(other) == []
