@@ -165,8 +165,9 @@ def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | No
     return parse_settings(data, source=str(path), env=env)
 
 
-RESTART_ONLY = ("discord.guild_ids",)
-"""Keys under the live sections that still wait for a restart (commands are synced to guilds at start)."""
+RESTART_ONLY = ("discord.guild_ids", "discord.owner_ids", "discord.left_guild_retention_days")
+"""Keys under the live sections that still wait for a restart (commands are synced to guilds, the operator
+is known and the purge is set up at start)."""
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:
@@ -182,7 +183,9 @@ def is_live(key: str) -> bool:
 
 def with_live(current: Settings, new: Settings) -> Settings:
     """``current`` with the settings of ``new`` that :func:`is_live` names: the ``discord`` section and the filter."""
-    discord = new.discord.model_copy(update={"guild_ids": current.discord.guild_ids})
+    names = [key.removeprefix("discord.") for key in RESTART_ONLY]
+    kept = {name: getattr(current.discord, name) for name in names}
+    discord = new.discord.model_copy(update=kept)
     moderation = current.moderation.model_copy(update={"filter": new.moderation.filter})
     return current.model_copy(update={"discord": discord, "moderation": moderation})
 

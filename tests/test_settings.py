@@ -141,3 +141,13 @@ def test_servers_served_follow_the_listed_guilds_unless_any() -> None:
     assert Settings().discord.serves(3)  # no guilds listed: every server is served
     with pytest.raises(ConfigError, match=r"discord\.allowed_guilds: Input should be 'any' or 'listed'"):
         parse_settings({"discord": {"allowed_guilds": "some"}}, env={})
+
+
+def test_the_operator_and_the_retention_wait_for_a_restart() -> None:
+    running = parse_settings({"discord": {"owner_ids": [1]}}, env={})
+    edited = parse_settings({"discord": {"owner_ids": [2], "left_guild_retention_days": 9,
+                                         "operator_contact": "ops"}}, env={})  # fmt: skip
+    changed = changed_keys(running, edited)
+    assert [key for key in changed if is_live(key)] == ["discord.operator_contact"]
+    reloaded = with_live(running, edited).discord
+    assert (reloaded.owner_ids, reloaded.left_guild_retention_days, reloaded.operator_contact) == ((1,), 30, "ops")
