@@ -84,7 +84,7 @@ async def image_file(bot: Any, item: ReviewItem) -> discord.File | None:
     if item.job_id is None:
         return None
     try:
-        job, images = await bot.services.finished_job(item.job_id)
+        job, images = await bot.services.finished_job(item.guild_id, item.job_id)
     except Refusal:
         return None
     upload = await asyncio.to_thread(render.grid_upload, job, images, bot.services.model, render.DEFAULT_UPLOAD_LIMIT)
@@ -153,7 +153,7 @@ async def restore_image(bot: Any, item: ReviewItem) -> str:
     message = await fetch_message(bot, item.channel_id, item.message_id)
     if message is None or not message.embeds or item.job_id is None:
         return "The hidden image's message is gone."
-    job, images = await bot.services.finished_job(item.job_id)
+    job, images = await bot.services.finished_job(item.guild_id, item.job_id)
     limit = message.guild.filesize_limit if message.guild else render.DEFAULT_UPLOAD_LIMIT
     upload = await asyncio.to_thread(render.grid_upload, job, images, bot.services.model, limit)
     embed = message.embeds[0]

@@ -165,9 +165,9 @@ class Services:
             raise PromptBlocked(verdict)
         return await self.dreams.submit(request)
 
-    async def reroll(self, job_id: int, member: Member, key: str) -> Admission:
-        """The job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
-        job = await self.dreams.job(job_id)
+    async def reroll(self, guild_id: int, job_id: int, member: Member, key: str) -> Admission:
+        """The server's job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
+        job = await self.job_here(guild_id, job_id)
         request = DreamRequest(
             member=member,
             prompt=job.prompt,
@@ -197,9 +197,9 @@ class Services:
             raise Refusal("You have no jobs waiting or running.")
         return await self.cancel(job_ids, member_id)
 
-    async def finished_job(self, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
-        """A done job and its stored images; refuses when they are gone."""
-        job = await self.dreams.job(job_id)
+    async def finished_job(self, guild_id: int, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
+        """A done job of the server and its stored images; refuses when they are gone."""
+        job = await self.job_here(guild_id, job_id)
         images = await self.dreams.images(job_id) if job.state is JobState.DONE else ()
         if not images:
             raise Refusal("The images of this job are no longer stored; re-roll it to make new ones.")

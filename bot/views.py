@@ -69,7 +69,9 @@ class RerollButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
     async def run(self, interaction: discord.Interaction) -> None:
         bot: Any = interaction.client
         await defer(interaction, public=True)
-        admission = await bot.services.reroll(self.job_id, member_of(interaction.user), str(interaction.id))
+        admission = await bot.services.reroll(
+            interaction.guild_id, self.job_id, member_of(interaction.user), str(interaction.id)
+        )
         bot.delivery.queued(interaction, admission)
 
 
@@ -118,7 +120,7 @@ class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
         await defer(interaction, public=True)
-        job, images = await services.finished_job(self.job_id)
+        job, images = await services.finished_job(interaction.guild_id, self.job_id)
         if self.index >= len(images):
             raise Refusal(f"Job #{job.job_id} has {len(images)} images.")
         image = images[self.index]

@@ -64,8 +64,9 @@ async def test_another_servers_moderators_cannot_read_or_act_on_its_records(worl
     submitted = await world.fake.submit_modal(ban, {duration: ["1 day"]})
     assert f"There is no review item #{item.id}." in await private(submitted)
     for who in (other.admin, other.member):
-        delete = await forged_click(world, who, other.dreams, f"dq:delete:{item.job_id}")
-        assert "no such job in this server" in await private(delete)
+        for custom_id in (f"dq:delete:{item.job_id}", f"dq:reroll:{item.job_id}", f"dq:image:{item.job_id}:0"):
+            click = await forged_click(world, who, other.dreams, custom_id)
+            assert "no such job in this server" in await private(click)
     opened = await forged_click(world, other.member, other.dreams, f"dq:flag:{item.job_id}")
     modal = await opened.wait_modal()
     reason = modal["components"][0]["component"]["custom_id"]
