@@ -53,12 +53,21 @@ async def test_another_servers_moderators_cannot_read_or_act_on_its_records(worl
     fields = {field["name"]: field["value"] for field in shown}
     assert fields["Recent blocked or noted prompts"] == "none" and fields["Recent flagged images"] == "none"
     assert fields["Recent jobs"] == "none" and fields["Flagged images"].startswith("0 open")
+    alert = await world.fake.wait_message(channel=world.mods)
+    dismiss = await world.fake.click(world.moderator, alert, label="Dismiss")
+    assert "**dismissed**" in await private(dismiss)
+    audit_a = await private(await world.fake.slash(world.moderator, world.dreams, "mod", "audit"))
+    assert f"**dismissed** by <@{world.moderator.id}> on <@{world.alice.id}> (review #{item.id})" in audit_a
+    audit_b = await private(await world.fake.slash(other.moderator, other.dreams, "mod", "audit"))
+    assert "No actions recorded in this server yet." in audit_b
     stats = await private(await world.fake.slash(other.admin, other.dreams, "admin", "stats"))
     assert "'Open flags', 'value': '0 (0 hidden)'" in stats and "'Blocked prompts (24 h)', 'value': '0'" in stats
 
     for action in ("dismiss", "remove", "warn", "dismiss:q"):
         click = await forged_click(world, other.moderator, other.dreams, f"dq:review:{item.id}:{action}")
         assert f"There is no review item #{item.id}." in await private(click)
+    reopen_a = await app.services.flags.reopen(world.guild.id, item.id, world.moderator.id)
+    assert reopen_a.state == "open"  # still A's to review, and B's forged clicks changed nothing
     ban = await forged_click(world, other.moderator, other.dreams, f"dq:review:{item.id}:ban")
     duration = (await ban.wait_modal())["components"][0]["component"]["custom_id"]
     submitted = await world.fake.submit_modal(ban, {duration: ["1 day"]})
@@ -72,7 +81,6 @@ async def test_another_servers_moderators_cannot_read_or_act_on_its_records(worl
     reason = modal["components"][0]["component"]["custom_id"]
     assert "no such job in this server" in await private(await world.fake.submit_modal(opened, {reason: ["hate"]}))
 
-    assert (await app.services.flags.item(world.guild.id, item.id)).state == "open"
     assert (await app.services.flags.item(world.guild.id, item.id)).flag_count == 2
     assert await app.services.audit.entries(guild_b) == [] and world.fake.channel_messages(other.mods) == []
     assert not world.fake.message(result).deleted
