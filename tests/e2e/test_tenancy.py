@@ -169,3 +169,12 @@ async def test_direct_messages_are_refused(world: World) -> None:
     assert "works only in servers" in await private(dream)
     quota = await world.fake.slash(world.alice.user, dm, "quota")
     assert "use `/quota` in a server" in await private(quota)
+
+
+async def test_without_owner_ids_the_operator_is_the_applications_owner(world: World) -> None:
+    owner = world.guild.join(world.fake.app_owner, roles=world.admin.roles)  # an admin here too, to see /admin
+    await world.start(discord={"owner_ids": []})
+    refused = await world.fake.slash(world.admin, world.dreams, "admin", "pause")
+    assert "Only the bot's operator" in await private(refused)
+    paused = await world.fake.slash(owner, world.dreams, "admin", "pause")
+    assert "paused" in await private(paused)
