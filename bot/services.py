@@ -265,8 +265,8 @@ class Services:
             raise Refusal(f"That rule change cannot be made: {exc}") from None
 
     async def test_prompt(self, guild_id: int, prompt: str) -> Verdict:
-        """What the server's filter says about a prompt (off the event loop, like every filter build)."""
-        return (await self.filters.get(guild_id)).check(prompt)
+        """What the server's filter says about a prompt."""
+        return await asyncio.to_thread((await self.filters.get(guild_id)).check, prompt)
 
     async def reload_config(self) -> Reloaded:
         """Re-read the config file: apply the live settings (see :func:`bot.settings.is_live`) and rebuild the
