@@ -59,12 +59,11 @@ class Retention:
             )
 
     async def left(self, guild_id: int, *, now: float | None = None) -> None:
-        """The bot left or was removed from a server: its data goes after the retention period."""
+        """The bot left or was removed from a server: its data goes after the retention period. (Every served
+        server has its row, from :meth:`present` or :meth:`joined`; one never served stores nothing.)"""
         async with self._db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO guilds (guild_id, left_at) VALUES (?, ?)"
-                " ON CONFLICT (guild_id) DO UPDATE SET left_at = excluded.left_at",
-                (guild_id, time.time() if now is None else now),
+                "UPDATE guilds SET left_at = ? WHERE guild_id = ?", (time.time() if now is None else now, guild_id)
             )
 
     async def present(self, guild_ids: set[int], *, now: float | None = None) -> None:
