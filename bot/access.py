@@ -1,17 +1,41 @@
-"""Who is asking: the scheduler's view of a Discord member, and the moderator and admin checks.
+"""Who is asking, and what they may do: the operator, a server's admins and moderators, and served servers.
 
-Discord hides ``/mod`` and ``/admin`` from members without Manage Messages or
-Administrator by default, but server admins can change that per command; the
-roles in config are checked again on every use.
+Two levels of power. The *operator* (``discord.owner_ids``, else the
+application's owners) controls what every server shares: the GPU, the global
+multiplier, the config, which servers are served. A server's *admins*
+(Administrator there, or one of that server's admin roles) and *moderators*
+(Manage Messages, one of its moderator roles, or admin) act on that server
+only. Every check runs at use, against the server the interaction comes from;
+roles are compared by id, never by name. Discord hides ``/mod`` and ``/admin``
+by default permissions, but server admins can change that, so nothing relies
+on it.
 """
 
 from __future__ import annotations
 
-import discord
+from typing import Any, Protocol
 
-from bot.errors import NotAllowed
+import discord
+from discord import app_commands
+
 from bot.scheduler.models import Member
-from bot.settings import DiscordSettings
+
+DM_REFUSAL = "🔒 dreamqueue works only in servers: use this in a channel of a server the bot is in."
+DM_QUOTA = "Quotas are kept per server: use `/quota` in a server the bot is in to see yours there."
+
+
+class NotAllowed(app_commands.CheckFailure):
+    """The user may not do this here (checked at run time, whatever Discord showed)."""
+
+
+class RoleSettings(Protocol):
+    """A server's role ids that grant powers (config defaults, or the server's own settings)."""
+
+    @property
+    def admin_role_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def moderator_role_ids(self) -> tuple[int, ...]: ...
 
 
 def member_of(user: discord.User | discord.Member) -> Member:
@@ -20,54 +44,85 @@ def member_of(user: discord.User | discord.Member) -> Member:
     return Member(user.id, tuple(role.id for role in roles), tuple(role.name for role in roles))
 
 
-def _role_ids(user: discord.User | discord.Member) -> set[int]:
-    return {role.id for role in getattr(user, "roles", [])}
+def _in_server(user: discord.User | discord.Member, guild_id: int | None) -> discord.Member | None:
+    """``user`` as a member of the server ``guild_id`` (None in DMs or for another server's member)."""
+    if guild_id is None or not isinstance(user, discord.Member) or user.guild.id != guild_id:
+        return None
+    return user
 
 
-def _permissions(user: discord.User | discord.Member) -> discord.Permissions:
-    return getattr(user, "guild_permissions", discord.Permissions.none())
+def is_admin(user: discord.User | discord.Member, guild_id: int | None, roles: RoleSettings) -> bool:
+    """Administrator in server ``guild_id``, or one of its admin roles."""
+    member = _in_server(user, guild_id)
+    if member is None:
+        return False
+    return member.guild_permissions.administrator or any(role.id in roles.admin_role_ids for role in member.roles)
 
 
-def is_admin(user: discord.User | discord.Member, settings: DiscordSettings) -> bool:
-    """An admin has one of ``admin_role_ids``, or Administrator when no admin roles are configured."""
-    if settings.admin_role_ids:
-        return bool(_role_ids(user) & set(settings.admin_role_ids))
-    return _permissions(user).administrator
-
-
-def is_moderator(user: discord.User | discord.Member, settings: DiscordSettings) -> bool:
-    """A moderator has one of ``moderator_role_ids`` (or Manage Messages when none are configured), or is an admin."""
-    if is_admin(user, settings):
+def is_moderator(user: discord.User | discord.Member, guild_id: int | None, roles: RoleSettings) -> bool:
+    """Manage Messages in server ``guild_id``, one of its moderator roles, or an admin there."""
+    member = _in_server(user, guild_id)
+    if member is None:
+        return False
+    if is_admin(member, guild_id, roles) or member.guild_permissions.manage_messages:
         return True
-    if settings.moderator_role_ids:
-        return bool(_role_ids(user) & set(settings.moderator_role_ids))
-    return _permissions(user).manage_messages
+    return any(role.id in roles.moderator_role_ids for role in member.roles)
 
 
-def _settings(interaction: discord.Interaction) -> DiscordSettings:
-    return interaction.client.services.settings.discord  # type: ignore[attr-defined]
+def _services(interaction: discord.Interaction) -> Any:
+    return interaction.client.services  # type: ignore[attr-defined]
+
+
+def check_served(interaction: discord.Interaction) -> None:
+    """Refuse DMs (``/quota`` says to use a server) and servers the bot does not serve."""
+    services = _services(interaction)
+    if interaction.guild_id is None:
+        command = interaction.type is discord.InteractionType.application_command
+        raise NotAllowed(DM_QUOTA if command and (interaction.data or {}).get("name") == "quota" else DM_REFUSAL)
+    discord_settings = services.settings.discord
+    if not discord_settings.serves(interaction.guild_id):
+        raise NotAllowed(
+            f"🔒 dreamqueue does not serve this server. To ask for it, contact {discord_settings.operator_contact}."
+        )
+
+
+def require_operator(interaction: discord.Interaction) -> None:
+    """Raise :class:`NotAllowed` unless the user is the bot's operator."""
+    if interaction.user.id not in _services(interaction).operator_ids:
+        raise NotAllowed("🔒 Only the bot's operator can do this: it changes what every server shares.")
+
+
+def moderates_here(interaction: discord.Interaction) -> bool:
+    """Whether the user moderates the server the interaction comes from."""
+    roles = _services(interaction).server_settings(interaction.guild_id)
+    return is_moderator(interaction.user, interaction.guild_id, roles)
 
 
 def require_moderator(interaction: discord.Interaction) -> None:
-    """Raise :class:`NotAllowed` unless the member may moderate."""
-    if not is_moderator(interaction.user, _settings(interaction)):
-        raise NotAllowed("🔒 Only moderators can do this.")
+    """Raise :class:`NotAllowed` unless the member moderates the server the interaction comes from."""
+    if not moderates_here(interaction):
+        raise NotAllowed("🔒 Only this server's moderators can do this.")
 
 
 def require_admin(interaction: discord.Interaction) -> None:
-    """Raise :class:`NotAllowed` unless the member is a bot admin."""
-    if not is_admin(interaction.user, _settings(interaction)):
-        raise NotAllowed("🔒 Only bot admins can do this.")
+    """Raise :class:`NotAllowed` unless the member administers the server the interaction comes from."""
+    roles = _services(interaction).server_settings(interaction.guild_id)
+    if not is_admin(interaction.user, interaction.guild_id, roles):
+        raise NotAllowed("🔒 Only this server's bot admins can do this.")
 
 
-async def moderator_check(interaction: discord.Interaction) -> bool:
-    """``app_commands`` check form of :func:`require_moderator`."""
-    require_moderator(interaction)
-    return True
+def require_for_command(interaction: discord.Interaction) -> None:
+    """The admin check, or the operator check for commands marked ``extras={"operator": True}``."""
+    command = interaction.command
+    if command is not None and command.extras.get("operator"):
+        require_operator(interaction)
+    else:
+        require_admin(interaction)
 
 
-async def admin_check(interaction: discord.Interaction) -> bool:
-    """``app_commands`` check form of :func:`require_admin`."""
-    require_admin(interaction)
-    return True
+class ServedTree(app_commands.CommandTree):
+    """The command tree: every command, context menu and autocomplete first passes :func:`check_served`."""
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        check_served(interaction)
+        return True

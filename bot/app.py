@@ -20,7 +20,8 @@ import discord
 from bot.alerts import AlertLog
 from bot.client import DreamBot
 from bot.db import Database
-from bot.filter_rules import FilterRuleLog, replay
+from bot.filter_rules import FilterRuleLog, GuildFilters
+from bot.guild_settings import GuildSettingsStore
 from bot.scheduler.service import DreamService
 from bot.services import Services
 from bot.settings import TOKEN_ENV, Settings
@@ -61,6 +62,7 @@ class App:
         self.engine = engine
         self.services = services
         self.bot = DreamBot(services)
+        self._purger = asyncio.create_task(services.retention.run(), name="purge")
         self._closed = False
 
     @classmethod
@@ -82,22 +84,23 @@ class App:
                 quotas=settings.quotas,
                 max_batch_images=settings.engine.max_batch_images,
             )
-            rule_log = FilterRuleLog(db)
-            changes = await rule_log.changes()
-            # Off the event loop: compiling the rules takes a while when there are many.
-            prompt_filter = await asyncio.to_thread(
-                lambda: replay(PromptFilter.from_settings(settings.moderation), changes)
+            base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
+            guild_settings = GuildSettingsStore(db, settings)
+            await guild_settings.load()
+            filters = GuildFilters(
+                base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
             )
+            await filters.load()
             services = Services(
                 settings,
                 db,
                 engine,
                 dreams,
-                prompt_filter,
+                filters,
                 BlockedPromptLog(db, retention_days=settings.moderation.prompt_log_retention_days),
                 FlagStore(db, settings.moderation.flags),
-                rule_log,
                 AlertLog(db),
+                guild_settings,
                 config_path=config_path,
             )
             app = cls(settings, db, engine, services)  # the bot subscribes to job events before the scheduler starts
@@ -114,6 +117,9 @@ class App:
         if self._closed:
             return
         self._closed = True
+        self._purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._purger
         cancel = self.services.settings.discord.shutdown == "cancel"  # as last reloaded
         await self.services.dreams.close(grace_s=0.0 if cancel else None)
         await self.bot.delivery.drain(self.settings.scheduler.shutdown_grace_s)

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-prompt", parents=[common], help="print one JSON verdict per prompt ('-' reads stdin)")
     check.add_argument("prompts", nargs="*", metavar="PROMPT")
+
+    forget = commands.add_parser("forget", parents=[common],
+                                 help="delete a user's prompts, flags and flagged images in every server (audited)")
+    forget.add_argument("user_id", type=int, metavar="USER_ID")
     return parser
 
 
@@ -83,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_backup(settings, args.dest))
         if args.command == "check-prompt":
             return _check_prompts(settings, args.prompts)
+        if args.command == "forget":
+            return asyncio.run(_forget(settings, args.user_id))
     except (ConfigError, CommandError, RequestError) as exc:
         print(f"dreamqueue: {exc}", file=sys.stderr)
         return 2
@@ -172,6 +178,20 @@ async def _backup(settings: Settings, dest: Path) -> int:
     async with await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms) as db:
         await db.backup(dest)
     print(f"backed up {settings.database.path} to {dest}")
+    return 0
+
+
+async def _forget(settings: Settings, user_id: int) -> int:
+    from bot.db import Database
+    from bot.forget import Forgetting
+
+    if not settings.database.path.exists():
+        raise CommandError(f"no database at {settings.database.path} (database.path); nothing to forget")
+    async with await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms) as db:
+        forgotten = await Forgetting(db).everywhere(user_id)
+    for each in forgotten:
+        print(f"server {each.guild_id}: {each.describe()}")
+    print(f"forgot user {user_id} in {len(forgotten)} server(s)")
     return 0
 
 

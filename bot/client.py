@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import discord
 from discord.ext import commands
 
 from bot import errors, review, views
+from bot.access import ServedTree
 from bot.cogs import admin, dream, flag, mod, queue
 from bot.command_sync import sync_commands
 from bot.delivery import Delivery
@@ -29,12 +33,16 @@ class DreamBot(commands.Bot):
             intents=discord.Intents(guilds=True),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            tree_cls=ServedTree,
         )
         self.services = services
         self.delivery = Delivery(self, services)
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
         errors.install(self.tree)
+        if not self.services.operator_ids:
+            self.services.operator_ids = await self.application_owners()
         for cog in COGS:
             await cog.setup(self)
         self.add_dynamic_items(*views.DYNAMIC_ITEMS, *review.DYNAMIC_ITEMS)
@@ -42,6 +50,45 @@ class DreamBot(commands.Bot):
         log.info("commands %s", f"synced to {', '.join(synced)}" if synced else "unchanged; not synced")
         self.delivery.start()
 
+    async def on_ready(self) -> None:
+        """Record the served servers the bot is in, and those it left while offline."""
+        served = self.services.settings.discord.serves
+        await self._finished_before_close(
+            self.services.retention.present({guild.id for guild in self.guilds if served(guild.id)})
+        )
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Keep a served server's data again (it is deleted a retention period after the bot leaves)."""
+        if self.services.settings.discord.serves(guild.id):
+            await self._finished_before_close(self.services.retention.joined(guild.id))
+        log.info("joined server %s (%s)", guild.id, "served" if self.services.settings.discord.serves(guild.id)
+                 else "not served: its members are refused")  # fmt: skip
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Start the retention period of a server the bot left or was removed from."""
+        await self._finished_before_close(self.services.retention.left(guild.id))
+        log.info("left server %s; its data is deleted after %d days", guild.id,
+                 self.services.settings.discord.left_guild_retention_days)  # fmt: skip
+
+    async def application_owners(self) -> frozenset[int]:
+        """The application's owner, or its team's members, as Discord reports them."""
+        info = await self.application_info()
+        if info.team is not None:
+            return frozenset(member.id for member in info.team.members)
+        return frozenset({info.owner.id})
+
+    async def _finished_before_close(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run an event handler's database ``work`` so that :meth:`close` waits for it (the database is closed
+        right after the bot); work that arrives once closing has begun is dropped."""
+        if self.is_closed():
+            work.close()
+            return
+        task = asyncio.ensure_future(work)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+        await asyncio.shield(task)
+
     async def close(self) -> None:
         await self.delivery.stop()
         await super().close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)

@@ -16,6 +16,7 @@ import secrets
 import discord
 from discord import app_commands
 
+from bot.access import check_served
 from bot.refusal import Refusal
 from bot.replies import whisper
 from bot.scheduler.errors import DreamError
@@ -23,10 +24,6 @@ from engine.types import RequestError
 from moderation.flags import FlagError, ReviewError
 
 log = logging.getLogger(__name__)
-
-
-class NotAllowed(app_commands.CheckFailure):
-    """The member lacks the role a command needs (checked at run time, whatever Discord showed)."""
 
 
 MEMBER_SAFE: tuple[type[BaseException], ...] = (
@@ -87,13 +84,15 @@ def _describe(interaction: discord.Interaction) -> str:
 
 
 class Guarded:
-    """Mixin for dynamic items: run the item's :meth:`run`, reporting errors as a command's are.
+    """Mixin for dynamic items: in a served server only, run the item's :meth:`run`, reporting errors as a
+    command's are.
 
     discord.py would only log them, and the member would see "This interaction failed".
     """
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
+            check_served(interaction)
             await self.run(interaction)
         except Exception as exc:  # every failure gets an answer, never "This interaction failed"
             await report(interaction, exc)

@@ -18,7 +18,7 @@ from typing import Any
 import discord
 
 from bot import render
-from bot.access import require_moderator
+from bot.access import check_served, require_moderator
 from bot.errors import Guarded, report
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
@@ -84,7 +84,7 @@ async def image_file(bot: Any, item: ReviewItem) -> discord.File | None:
     if item.job_id is None:
         return None
     try:
-        job, images = await bot.services.finished_job(item.job_id)
+        job, images = await bot.services.finished_job(item.guild_id, item.job_id)
     except Refusal:
         return None
     upload = await asyncio.to_thread(render.grid_upload, job, images, bot.services.model, render.DEFAULT_UPLOAD_LIMIT)
@@ -104,7 +104,7 @@ async def fetch_message(bot: Any, channel_id: int | None, message_id: int) -> di
 
 async def review_message(bot: Any, item: ReviewItem, *, queue: bool) -> dict[str, Any]:
     """The keyword arguments of a message showing ``item`` for review (embed, image, buttons)."""
-    embed = review_embed(item, await bot.services.flags.flags(item.id))
+    embed = review_embed(item, await bot.services.flags.flags(item.guild_id, item.id))
     file = await image_file(bot, item)
     if file is None:
         embed.add_field(name="Image", value="The image is no longer available.", inline=False)
@@ -116,16 +116,19 @@ async def review_message(bot: Any, item: ReviewItem, *, queue: bool) -> dict[str
 
 
 async def alert_moderators(bot: Any, item: ReviewItem) -> None:
-    """Tell the moderators' channel about an item that reached the alert score (if a channel is set)."""
-    channel_id = bot.services.settings.discord.moderators_channel_id
+    """Tell the item's server's moderators' channel about an item that reached the alert score (if one is set)."""
+    channel_id = bot.services.server_settings(item.guild_id).moderators_channel_id
     if channel_id is None:
         return
     try:
         channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
+        if getattr(getattr(channel, "guild", None), "id", None) != item.guild_id:
+            log.warning("the moderators' channel %s is not in server %s; no alert", channel_id, item.guild_id)
+            return
         message = await review_message(bot, item, queue=False)
         files = message.pop("attachments")
         sent = await channel.send(files=files, **message)
-        await bot.services.alerts.record(item.id, channel_id, sent.id)
+        await bot.services.alerts.record(item.guild_id, item.id, channel_id, sent.id)
     except discord.HTTPException as exc:
         log.error("could not alert the moderators' channel %s about review #%s: %s", channel_id, item.id, exc)
 
@@ -150,7 +153,7 @@ async def restore_image(bot: Any, item: ReviewItem) -> str:
     message = await fetch_message(bot, item.channel_id, item.message_id)
     if message is None or not message.embeds or item.job_id is None:
         return "The hidden image's message is gone."
-    job, images = await bot.services.finished_job(item.job_id)
+    job, images = await bot.services.finished_job(item.guild_id, item.job_id)
     limit = message.guild.filesize_limit if message.guild else render.DEFAULT_UPLOAD_LIMIT
     upload = await asyncio.to_thread(render.grid_upload, job, images, bot.services.model, limit)
     embed = message.embeds[0]
@@ -183,11 +186,16 @@ class FlagForm(discord.ui.Modal, title="Flag this image"):
         self.add_item(discord.ui.Label(text="What is wrong with it?", component=self.reason))
         self.add_item(discord.ui.Label(text="Anything to add? (optional)", component=self.note))
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        check_served(interaction)
+        return True
+
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot: Any = interaction.client
         await defer(interaction)
         job, outcome = await bot.services.flag(
-            self.job_id, self.message.id, interaction.user.id, self.reason.values[0], self.note.value
+            interaction.guild_id, self.job_id, self.message.id, interaction.user.id, self.reason.values[0],
+            self.note.value,
         )
         if outcome.alert:
             await alert_moderators(bot, outcome.item)
@@ -250,6 +258,7 @@ class BanForm(discord.ui.Modal, title="Ban from the bot"):
         self.add_item(discord.ui.Label(text="Reason (the member sees it)", component=self.reason))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        check_served(interaction)
         require_moderator(interaction)
         await defer(interaction, thinking=False)
         hours = BAN_CHOICES[self.duration.values[0]] if self.duration.values else BAN_CHOICES["1 day"]
@@ -265,15 +274,17 @@ async def resolve(
 ) -> None:  # fmt: skip
     """Record the decision, carry it out on Discord, then update the review message (or show the next item)."""
     bot: Any = interaction.client
-    result = await bot.services.review(item_id, interaction.user.id, action, ban_hours=ban_hours, note=note)
+    result = await bot.services.review(
+        interaction.guild_id, item_id, interaction.user.id, action, ban_hours=ban_hours, note=note
+    )
     done = " ".join(await carry_out(bot, result, action, note))
     if not queue:
-        flags = await bot.services.flags.flags(result.item.id)
+        flags = await bot.services.flags.flags(result.item.guild_id, result.item.id)
         await interaction.edit_original_response(embed=review_embed(result.item, flags), view=None)
         await whisper(interaction, done)
         return
     await close_alert(bot, result.item)
-    page = await bot.services.flags.review_queue(per_page=1)
+    page = await bot.services.flags.review_queue(result.item.guild_id, per_page=1)
     if page.items:
         await interaction.edit_original_response(content=done, **await review_message(bot, page.items[0], queue=True))
     else:
@@ -283,10 +294,10 @@ async def resolve(
 
 async def close_alert(bot: Any, item: ReviewItem) -> None:
     """Show a resolved item's alert in the moderators' channel as resolved, without its buttons."""
-    where = await bot.services.alerts.find(item.id)
+    where = await bot.services.alerts.find(item.guild_id, item.id)
     if where is None:
         return
-    embed = review_embed(item, await bot.services.flags.flags(item.id))
+    embed = review_embed(item, await bot.services.flags.flags(item.guild_id, item.id))
     try:
         await bot.get_partial_messageable(where[0]).get_partial_message(where[1]).edit(embed=embed, view=None)
     except discord.HTTPException as exc:

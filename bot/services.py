@@ -15,8 +15,11 @@ from pathlib import Path
 
 from bot.alerts import AlertLog
 from bot.db import Database
-from bot.filter_rules import FilterRuleLog, RuleChange, replay
+from bot.filter_rules import GuildFilters, RuleChange
+from bot.forget import Forgetting
+from bot.guild_settings import GuildSettingsStore, ServerSettings
 from bot.refusal import Refusal
+from bot.retention import Retention
 from bot.scheduler.models import (
     Admission,
     DreamRequest,
@@ -33,14 +36,17 @@ from bot.settings import ConfigError, Settings, changed_keys, is_live, load_sett
 from bot.text import clip
 from engine.pnginfo import model_label
 from engine.types import MAX_SEED, EngineClient, GeneratedImage
+from moderation.audit import AuditLog
 from moderation.filter import PromptFilter, RuleError, RuleList, Verdict
-from moderation.flags import FlaggedImage, FlagOutcome, FlagStats, FlagStore, MemberHistory, ReviewItem
+from moderation.flag_reports import FlagReports, FlagStats, MemberHistory
+from moderation.flags import FlaggedImage, FlagOutcome, FlagStore, ReviewItem
 from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
 
 log = logging.getLogger(__name__)
 
 STATS_PROMPT_WINDOW = 10_000
 """Most recent log entries counted for the blocked-prompts figure."""
+NO_SUCH_JOB = "There is no such job in this server."
 HISTORY_JOBS = 10
 """Jobs shown in a member's history."""
 
@@ -103,11 +109,11 @@ class Services:
         db: Database,
         engine: EngineClient,
         dreams: DreamService,
-        prompt_filter: PromptFilter,
+        filters: GuildFilters,
         prompt_log: BlockedPromptLog,
         flags: FlagStore,
-        rule_log: FilterRuleLog,
         alerts: AlertLog,
+        guild_settings: GuildSettingsStore,
         *,
         config_path: Path | None = None,
     ) -> None:
@@ -115,32 +121,53 @@ class Services:
         self.db = db
         self.engine = engine
         self.dreams = dreams
-        self.prompt_filter = prompt_filter
+        self.filters = filters
         self.prompt_log = prompt_log
         self.flags = flags
-        self.rule_log = rule_log
+        self.flag_reports = FlagReports(db, settings.moderation.flags)
+        self.audit = AuditLog(db)
         self.alerts = alerts
+        self.guild_settings = guild_settings
+        self.forgetting = Forgetting(db)
+        self.retention = Retention(db, prompt_log, guild_settings, filters,
+                                   left_guild_days=settings.discord.left_guild_retention_days)  # fmt: skip
+        self.operator_ids: frozenset[int] = frozenset(settings.discord.owner_ids)
+        """The operator's user ids: configured, else the application's owners (filled in at connect)."""
         self.config_path = config_path
         self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")
         """The model name written into images' parameters."""
 
+    def server_settings(self, guild_id: int | None) -> ServerSettings:
+        """A server's effective settings (the config's defaults for no server)."""
+        return self.guild_settings.effective(guild_id or 0)
+
+    async def job_here(self, guild_id: int, job_id: int) -> JobView:
+        """A job of this server; a job of another server is "no such job"."""
+        job = await self.dreams.job(job_id)
+        if job.guild_id != guild_id:
+            raise Refusal(NO_SUCH_JOB)
+        return job
+
     # members
 
     async def dream(self, request: DreamRequest) -> Admission:
-        """Filter the prompt (logging what it stops or notes), then submit the job to the fair queue.
+        """Filter the prompt with the server's filter (logging what it stops or notes), then submit the job.
 
         Raises :class:`PromptBlocked` or one of the scheduler's ``DreamError``.
         """
-        verdict = self.prompt_filter.check(request.prompt)
+        if request.guild_id is None:
+            raise Refusal("Images are made only in servers.")
+        prompt_filter = await self.filters.get(request.guild_id)
+        verdict = prompt_filter.check(request.prompt)
         if verdict.action != "allow":
-            await self.prompt_log.record(request.member.id, verdict, guild_id=request.guild_id)
+            await self.prompt_log.record(request.guild_id, request.member.id, verdict)
         if not verdict.allowed:
             raise PromptBlocked(verdict)
         return await self.dreams.submit(request)
 
-    async def reroll(self, job_id: int, member: Member, key: str) -> Admission:
-        """The job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
-        job = await self.dreams.job(job_id)
+    async def reroll(self, guild_id: int, job_id: int, member: Member, key: str) -> Admission:
+        """The server's job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
+        job = await self.job_here(guild_id, job_id)
         request = DreamRequest(
             member=member,
             prompt=job.prompt,
@@ -170,46 +197,51 @@ class Services:
             raise Refusal("You have no jobs waiting or running.")
         return await self.cancel(job_ids, member_id)
 
-    async def finished_job(self, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
-        """A done job and its stored images; refuses when they are gone."""
-        job = await self.dreams.job(job_id)
+    async def finished_job(self, guild_id: int, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
+        """A done job of the server and its stored images; refuses when they are gone."""
+        job = await self.job_here(guild_id, job_id)
         images = await self.dreams.images(job_id) if job.state is JobState.DONE else ()
         if not images:
             raise Refusal("The images of this job are no longer stored; re-roll it to make new ones.")
         return job, images
 
-    async def delete_result(self, job_id: int, message_id: int, actor_id: int, *, moderator: bool) -> JobView:
+    async def delete_result(self, guild_id: int, job_id: int, message_id: int, actor_id: int, *,
+                            moderator: bool) -> JobView:  # fmt: skip
         """Allow the job's author or a moderator to delete its result message; a moderator's deletion of
         someone else's image is audited (with its review item, if it was flagged). Refuses anyone else."""
-        job = await self.dreams.job(job_id)
+        job = await self.job_here(guild_id, job_id)
         if job.member_id == actor_id:
             return job
         if not moderator:
             raise Refusal("Only the member who made this image, or a moderator, can delete it.")
-        item = await self.flags.item_for_message(message_id)
-        await self.flags.audit(
-            actor_id, "deleted_image", item_id=item.id if item else None, member_id=job.member_id,
+        item = await self.flags.item_for_message(guild_id, message_id)
+        await self.audit.record(
+            guild_id, actor_id, "deleted_image", item_id=item.id if item else None, member_id=job.member_id,
             detail=f"job #{job_id}: deleted its result message {message_id}",
         )
         return job
 
     async def flag(
-        self, job_id: int, message_id: int, flagger_id: int, reason: str, note: str
+        self, guild_id: int, job_id: int, message_id: int, flagger_id: int, reason: str, note: str
     ) -> tuple[JobView, FlagOutcome]:
-        """Record a member's flag on a posted image; the outcome says whether to alert or hide now."""
-        job = await self.dreams.job(job_id)
-        image = FlaggedImage(message_id, job.member_id, job.prompt, job.job_id, job.channel_id, job.guild_id)
-        return job, await self.flags.flag(image, flagger_id, reason, note)
+        """Record a member's flag on an image posted in the server; the outcome says whether to alert or hide now."""
+        job = await self.job_here(guild_id, job_id)
+        image = FlaggedImage(message_id, guild_id, job.member_id, job.prompt, job.job_id, job.channel_id)
+        server = self.server_settings(guild_id)
+        thresholds = self.settings.moderation.flags.model_copy(
+            update={"alert_score": server.alert_score, "hide_score": server.hide_score}
+        )
+        return job, await self.flags.flag(image, flagger_id, reason, note, thresholds=thresholds)
 
     # moderators
 
-    async def review(self, item_id: int, moderator_id: int, action: str, *, ban_hours: float | None = None,
-                     note: str = "") -> ReviewAction:  # fmt: skip
-        """Resolve a review item: ``dismiss``, ``remove`` (the image), ``warn`` or ``ban`` (the author)."""
+    async def review(self, guild_id: int, item_id: int, moderator_id: int, action: str, *,
+                     ban_hours: float | None = None, note: str = "") -> ReviewAction:  # fmt: skip
+        """Resolve one of the server's review items: ``dismiss``, ``remove`` (the image), ``warn`` or ``ban``."""
         if action == "dismiss":
-            return ReviewAction(await self.flags.dismiss(item_id, moderator_id, note))
+            return ReviewAction(await self.flags.dismiss(guild_id, item_id, moderator_id, note))
         resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
-        item = await self.flags.action(item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
+        item = await self.flags.action(guild_id, item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
         if action != "ban":
             return ReviewAction(item)
         ban = await self.ban(moderator_id, item.author_id, ban_hours, note or f"flagged image (review #{item.id})")
@@ -223,17 +255,18 @@ class Services:
 
     # admins
 
-    async def change_filter_rule(self, actor_id: int, category: str, rule: str, *, add: bool,
+    async def change_filter_rule(self, guild_id: int, actor_id: int, category: str, rule: str, *, add: bool,
                                  into: RuleList = "keywords") -> None:  # fmt: skip
-        """Add or remove a filter rule: it applies to the next prompt, and is stored for restarts and reloads."""
-        change = RuleChange(actor_id, add, category, into, rule)
+        """Add or remove a rule of the server's filter: it applies to the server's next prompt, and is stored
+        for restarts and reloads. Other servers' filters do not change."""
         try:
-            # Off the event loop: rebuilding the matching automaton takes a while with many rules.
-            changed = await asyncio.to_thread(change.apply, self.prompt_filter)
+            await self.filters.change(guild_id, RuleChange(actor_id, add, category, into, rule))
         except RuleError as exc:
             raise Refusal(f"That rule change cannot be made: {exc}") from None
-        await self.rule_log.record(change)
-        self.prompt_filter = changed
+
+    async def test_prompt(self, guild_id: int, prompt: str) -> Verdict:
+        """What the server's filter says about a prompt."""
+        return await asyncio.to_thread((await self.filters.get(guild_id)).check, prompt)
 
     async def reload_config(self) -> Reloaded:
         """Re-read the config file: apply the live settings (see :func:`bot.settings.is_live`) and rebuild the
@@ -243,29 +276,30 @@ class Services:
         except ConfigError as exc:
             raise Refusal(f"The config file has errors; nothing was reloaded.\n{exc}") from None
         changed = changed_keys(self.settings, settings)
-        base = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
-        self.prompt_filter = replay(base, await self.rule_log.changes())
+        self.filters.rebase(await asyncio.to_thread(PromptFilter.from_settings, settings.moderation))
         self.settings = with_live(self.settings, settings)
+        self.guild_settings.reconfigure(self.settings)
         reloaded = Reloaded(
             applied=[key for key in changed if is_live(key)],
             at_restart=[key for key in changed if not is_live(key)],
-            categories=len(self.prompt_filter.settings.categories),
+            categories=len(self.filters.base.settings.categories),
         )
         log.info("config reloaded; applied: %s; at the next restart: %s", reloaded.applied, reloaded.at_restart)
         return reloaded
 
-    async def stats(self) -> tuple[SchedulerStats, FlagStats, int]:
-        """The scheduler's figures, the flag store's, and how many prompts were blocked in the last day."""
+    async def stats(self, guild_id: int) -> tuple[SchedulerStats, FlagStats, int]:
+        """The scheduler's figures, and the server's flag figures and prompts blocked in the last day."""
         since = self.dreams.clock.now() - 86400
-        recent = await self.prompt_log.recent(limit=STATS_PROMPT_WINDOW)
-        blocked = sum(1 for entry in recent if entry.action == "block" and entry.created_at >= since)
-        return self.dreams.stats(), await self.flags.stats(), blocked
+        recent = await self.prompt_log.recent(guild_id, since=since, limit=STATS_PROMPT_WINDOW)
+        blocked = sum(1 for entry in recent if entry.action == "block")
+        return self.dreams.stats(), await self.flag_reports.stats(guild_id), blocked
 
-    async def member_history(self, member: Member) -> MemberRecord:
-        """A member's recent jobs, flag record, recent blocked or noted prompts, and quota standing."""
+    async def member_history(self, guild_id: int, member: Member) -> MemberRecord:
+        """A member's recent jobs, and their flag record, recent blocked or noted prompts in the server, and quota."""
         return MemberRecord(
-            jobs=await self.dreams.member_jobs(member.id, limit=HISTORY_JOBS),
-            flags=await self.flags.member_history(member.id),
-            prompts=await self.prompt_log.recent(member_id=member.id, limit=10),
+            jobs=[job for job in await self.dreams.member_jobs(member.id, limit=HISTORY_JOBS)
+                  if job.guild_id == guild_id],  # fmt: skip
+            flags=await self.flag_reports.member_history(guild_id, member.id),
+            prompts=await self.prompt_log.recent(guild_id, member_id=member.id, limit=10),
             quota=self.dreams.quota_status(member),
         )

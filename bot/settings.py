@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError, field_validator
 
 from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from engine.config import EngineSettings
@@ -32,17 +32,31 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+RETENTION_DAYS = (1, 3650)
+"""The allowed range of a retention period, in days."""
+
+
 class DiscordSettings(Section):
     """The ``discord:`` section: where the bot answers, who moderates, and how it talks to Discord."""
 
     guild_ids: tuple[int, ...] = ()
     """Guilds to sync commands to (instant); empty syncs globally (can take an hour to show)."""
+    allowed_guilds: Literal["any", "listed"] | None = None
+    """Which servers the bot serves: ``any``, or only those in ``guild_ids``; None (the default) means
+    ``listed`` when ``guild_ids`` is non-empty, else ``any``."""
+    operator_contact: str = Field(default="the bot's operator", min_length=1, max_length=200)
+    """Who to ask to have a server served; named in the refusal in servers the bot does not serve."""
+    owner_ids: tuple[int, ...] = ()
+    """The operator: users who control what all servers share (pause the GPU, the global multiplier,
+    reload, which servers are served); empty means the application's owner(s) as Discord reports them."""
+    left_guild_retention_days: int = 30
+    """Days a server's data is kept after the bot leaves it, then deleted (1 to 3650)."""
     dream_channel_ids: tuple[int, ...] = ()
     """Channels where ``/dream`` may be used; empty allows every channel the bot can see."""
     moderator_role_ids: tuple[int, ...] = ()
-    """Roles allowed to use ``/mod``; empty lets anyone with Manage Messages moderate."""
+    """Roles whose members moderate their server, besides anyone with Manage Messages there."""
     admin_role_ids: tuple[int, ...] = ()
-    """Roles allowed to use ``/admin`` (and ``/mod``); empty lets anyone with Administrator."""
+    """Roles whose members administer their server (and moderate it), besides anyone with Administrator."""
     moderators_channel_id: int | None = None
     """Where flag alerts go; None sends no alerts (flags still wait in ``/mod review``)."""
     progress_edit_interval_s: float = Field(default=3.0, ge=1.0, le=60.0)
@@ -59,6 +73,18 @@ class DiscordSettings(Section):
     shutdown: Literal["finish", "cancel"] = "finish"
     """On SIGINT/SIGTERM: let the running batch finish (up to ``scheduler.shutdown_grace_s``), or
     cancel it at once (its jobs are re-queued on the next start)."""
+
+    @field_validator("left_guild_retention_days")
+    @classmethod
+    def _retention_in_range(cls, days: int) -> int:
+        if not RETENTION_DAYS[0] <= days <= RETENTION_DAYS[1]:
+            raise ValueError(f"must be {RETENTION_DAYS[0]} to {RETENTION_DAYS[1]} days")
+        return days
+
+    def serves(self, guild_id: int) -> bool:
+        """Whether the bot serves this server (see ``allowed_guilds``)."""
+        listed = self.allowed_guilds == "listed" or (self.allowed_guilds is None and bool(self.guild_ids))
+        return not listed or guild_id in self.guild_ids
 
 
 class DatabaseSettings(Section):
@@ -139,8 +165,9 @@ def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | No
     return parse_settings(data, source=str(path), env=env)
 
 
-RESTART_ONLY = ("discord.guild_ids",)
-"""Keys under the live sections that still wait for a restart (commands are synced to guilds at start)."""
+RESTART_ONLY = ("discord.guild_ids", "discord.owner_ids", "discord.left_guild_retention_days")
+"""Keys under the live sections that still wait for a restart (commands are synced to guilds, the operator
+is known and the purge is set up at start)."""
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:
@@ -156,7 +183,9 @@ def is_live(key: str) -> bool:
 
 def with_live(current: Settings, new: Settings) -> Settings:
     """``current`` with the settings of ``new`` that :func:`is_live` names: the ``discord`` section and the filter."""
-    discord = new.discord.model_copy(update={"guild_ids": current.discord.guild_ids})
+    names = [key.removeprefix("discord.") for key in RESTART_ONLY]
+    kept = {name: getattr(current.discord, name) for name in names}
+    discord = new.discord.model_copy(update=kept)
     moderation = current.moderation.model_copy(update={"filter": new.moderation.filter})
     return current.model_copy(update={"discord": discord, "moderation": moderation})
 

@@ -14,7 +14,7 @@ from typing import Any
 import discord
 
 from bot import render
-from bot.access import is_moderator, member_of
+from bot.access import member_of, moderates_here
 from bot.errors import Guarded
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
@@ -53,7 +53,7 @@ class CancelButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
         await defer(interaction, thinking=False)
-        moderator = is_moderator(interaction.user, services.settings.discord)
+        moderator = moderates_here(interaction)
         job = await services.dreams.cancel(self.job_id, interaction.user.id, moderator=moderator)
         if job.state is JobState.CANCELLED:
             await whisper(interaction, f"Cancelled job #{job.job_id}; its images were given back to the quota.")
@@ -69,7 +69,9 @@ class RerollButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
     async def run(self, interaction: discord.Interaction) -> None:
         bot: Any = interaction.client
         await defer(interaction, public=True)
-        admission = await bot.services.reroll(self.job_id, member_of(interaction.user), str(interaction.id))
+        admission = await bot.services.reroll(
+            interaction.guild_id, self.job_id, member_of(interaction.user), str(interaction.id)
+        )
         bot.delivery.queued(interaction, admission)
 
 
@@ -92,9 +94,9 @@ class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
         services = interaction.client.services  # type: ignore[attr-defined]
         assert interaction.message is not None
         await defer(interaction, thinking=False)
-        moderator = is_moderator(interaction.user, services.settings.discord)
-        job = await services.delete_result(self.job_id, interaction.message.id, interaction.user.id,
-                                           moderator=moderator)
+        moderator = moderates_here(interaction)
+        job = await services.delete_result(interaction.guild_id, self.job_id, interaction.message.id,
+                                           interaction.user.id, moderator=moderator)  # fmt: skip
         await interaction.message.delete()
         await whisper(interaction, f"Deleted the images of job #{job.job_id}.")
 
@@ -118,7 +120,7 @@ class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
         await defer(interaction, public=True)
-        job, images = await services.finished_job(self.job_id)
+        job, images = await services.finished_job(interaction.guild_id, self.job_id)
         if self.index >= len(images):
             raise Refusal(f"Job #{job.job_id} has {len(images)} images.")
         image = images[self.index]

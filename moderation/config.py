@@ -204,5 +204,12 @@ class ModerationSettings(BaseModel):
 
     filter: FilterSettings = FilterSettings()
     flags: FlagSettings = FlagSettings()
-    prompt_log_retention_days: PositiveInt = 30
-    """How long blocked and flagged prompts are kept for the moderators."""
+    prompt_log_retention_days: int = 30
+    """How long blocked and flagged prompts are kept for the moderators (1 to 3650 days)."""
+
+    @field_validator("prompt_log_retention_days")
+    @classmethod
+    def _retention_in_range(cls, days: int) -> int:
+        if not 1 <= days <= 3650:
+            raise _invalid("must be 1 to 3650 days")
+        return days

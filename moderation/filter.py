@@ -169,6 +169,16 @@ class PromptFilter:
         changed[into] = tuple(entry for entry in changed[into] if entry != rule)
         return self._rebuilt(category, changed if changed["keywords"] or changed["regex"] else None)
 
+    def without_categories(self, names: Iterable[str]) -> PromptFilter:
+        """A new filter without these categories (a server that turned them off); unknown names are ignored."""
+        off = set(names) & set(self.settings.categories)
+        if not off:
+            return self
+        data = self.settings.model_dump()
+        data["default_rules"] = False  # the shipped rules are already merged into categories
+        data["categories"] = {name: rules for name, rules in data["categories"].items() if name not in off}
+        return PromptFilter(FilterSettings.model_validate(data))
+
     def _rebuilt(self, category: str, rules: dict[str, Any] | None) -> PromptFilter:
         data = self.settings.model_dump()
         data["default_rules"] = False  # the shipped rules are already merged into categories

@@ -6,6 +6,9 @@ whose past flags were upheld weighs more. Crossing ``alert_score`` tells the
 moderators and crossing ``hide_score`` hides the image, each exactly once.
 Items move open → dismissed | actioned and back only by being reopened; each
 move, with the moderator and a note, lands in the append-only audit log.
+Everything belongs to one server: every method takes its guild id, and an item
+of another server is "no such item". Members' records and a server's figures
+are read in :mod:`moderation.flag_reports`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Literal
 
 import aiosqlite
 
+from moderation.audit import write_audit
 from moderation.config import FlagSettings
 from moderation.storage import Database
 
@@ -38,11 +42,11 @@ class FlaggedImage:
     """The posted image a member flags."""
 
     message_id: int
+    guild_id: int
     author_id: int
     prompt: str
     job_id: int | None = None
     channel_id: int | None = None
-    guild_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,7 @@ class ReviewItem:
     id: int
     message_id: int
     channel_id: int | None
-    guild_id: int | None
+    guild_id: int
     job_id: int | None
     author_id: int
     prompt: str
@@ -84,6 +88,7 @@ class Flag:
     note: str
     weight: float
     created_at: float
+    guild_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,60 +118,19 @@ class QueuePage:
         return max(1, math.ceil(self.total / self.per_page))
 
 
-@dataclass(frozen=True, slots=True)
-class MemberHistory:
-    """One member as an author of flagged images and as a flagger."""
-
-    member_id: int
-    items: list[ReviewItem]
-    """Their most recent flagged images."""
-    open: int
-    dismissed: int
-    actioned: int
-    flags_given: int
-    flags_upheld: int
-    """Their flags on images that were actioned."""
-    flags_rejected: int
-    """Their flags on images that were dismissed."""
-    flag_weight: float
-    """What their next flag weighs."""
-
-
-@dataclass(frozen=True, slots=True)
-class FlagStats:
-    """Counts for the moderators' overview."""
-
-    open: int
-    open_hidden: int
-    dismissed: int
-    actioned: dict[str, int]
-    """By resolution."""
-    flags: int
-    reasons: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One moderator (or system) action."""
-
-    id: int
-    at: float
-    moderator_id: int | None
-    """None: the bot itself."""
-    action: str
-    item_id: int | None
-    member_id: int | None
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeletedData:
-    """What ``delete_user_data`` removed."""
-
-    items: int
-    """Flagged images the member made."""
-    flags: int
-    """Flags the member gave."""
+async def flag_weight(conn: aiosqlite.Connection, settings: FlagSettings, guild_id: int, flagger_id: int) -> float:
+    """1, plus the accuracy bonus times the share of this member's resolved flags in the server that were upheld."""
+    async with conn.execute(
+        "SELECT coalesce(sum(i.state = 'actioned'), 0), coalesce(sum(i.state = 'dismissed'), 0)"
+        " FROM moderation_flags f JOIN moderation_items i ON i.id = f.item_id"
+        " WHERE f.guild_id = ? AND f.flagger_id = ?",
+        (guild_id, flagger_id),
+    ) as cursor:
+        upheld, rejected = await cursor.fetchone()
+    resolved = upheld + rejected
+    if resolved < settings.accuracy_min_resolved:
+        return 1.0
+    return 1.0 + settings.accuracy_bonus * upheld / resolved
 
 
 class FlagStore:
@@ -179,8 +143,12 @@ class FlagStore:
     # --- members ---------------------------------------------------------------------------------
 
     async def flag(self, image: FlaggedImage, flagger_id: int, reason: str, note: str = "", *,
-                   now: float | None = None) -> FlagOutcome:  # fmt: skip
-        """Record ``flagger_id``'s flag on ``image``; say whether it crossed the alert or hide score just now."""
+                   thresholds: FlagSettings | None = None, now: float | None = None) -> FlagOutcome:  # fmt: skip
+        """Record ``flagger_id``'s flag on ``image``; say whether it crossed the alert or hide score just now.
+
+        ``thresholds``: the image's server's own alert and hide scores (default: the store's settings).
+        """
+        limits = thresholds or self.settings
         if reason not in self.settings.reasons:
             raise FlagError(f"Pick a reason from: {', '.join(self.settings.reasons)}.")
         note = note.strip()
@@ -194,19 +162,21 @@ class FlagStore:
                 (image.message_id, image.channel_id, image.guild_id, image.job_id, image.author_id, image.prompt,
                  now, now),
             )  # fmt: skip
-            item = await self._one(conn, "message_id = ?", image.message_id)
-            weight = await self._weight(conn, flagger_id)
+            item = await self._one(conn, image.guild_id, "message_id = ?", image.message_id)
+            if item is None:  # that message's item belongs to another server: a forged interaction
+                raise FlagError("There is no such image to flag here.")
+            weight = await flag_weight(conn, self.settings, image.guild_id, flagger_id)
             cursor = await conn.execute(
-                "INSERT INTO moderation_flags (item_id, flagger_id, reason, note, weight, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (flagger_id, item_id) DO NOTHING",
-                (item.id, flagger_id, reason, note, weight, now),
+                "INSERT INTO moderation_flags (guild_id, item_id, flagger_id, reason, note, weight, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (flagger_id, item_id) DO NOTHING",
+                (image.guild_id, item.id, flagger_id, reason, note, weight, now),
             )
             if cursor.rowcount == 0:
                 return FlagOutcome(item, counted=False, alert=False, hide=False)
             score = item.score + weight
             reviewable = item.state == "open"
-            alert = reviewable and item.alerted_at is None and score >= self.settings.alert_score
-            hide = reviewable and item.hidden_at is None and score >= self.settings.hide_score
+            alert = reviewable and item.alerted_at is None and score >= limits.alert_score
+            hide = reviewable and item.hidden_at is None and score >= limits.hide_score
             await conn.execute(
                 "UPDATE moderation_items SET score = ?, flag_count = flag_count + 1, updated_at = ?,"
                 " alerted_at = CASE WHEN ? THEN ? ELSE alerted_at END,"
@@ -214,46 +184,35 @@ class FlagStore:
                 (score, now, alert, now, hide, now, item.id),
             )
             if hide:
-                detail = f"score {score:g} reached hide_score {self.settings.hide_score:g}"
-                await self._audit(conn, now, None, "auto_hidden", item.id, item.author_id, detail)
-            item = await self._one(conn, "id = ?", item.id)
+                detail = f"score {score:g} reached hide_score {limits.hide_score:g}"
+                await write_audit(conn, item.guild_id, now, None, "auto_hidden", item.id, item.author_id, detail)
+            item = await self._one(conn, item.guild_id, "id = ?", item.id)
         return FlagOutcome(item, counted=True, alert=alert, hide=hide)
-
-    async def _weight(self, conn: aiosqlite.Connection, flagger_id: int) -> float:
-        """1, plus the accuracy bonus times the share of this member's resolved flags that were upheld."""
-        async with conn.execute(
-            "SELECT coalesce(sum(i.state = 'actioned'), 0), coalesce(sum(i.state = 'dismissed'), 0)"
-            " FROM moderation_flags f JOIN moderation_items i ON i.id = f.item_id WHERE f.flagger_id = ?",
-            (flagger_id,),
-        ) as cursor:
-            upheld, rejected = await cursor.fetchone()
-        resolved = upheld + rejected
-        if resolved < self.settings.accuracy_min_resolved:
-            return 1.0
-        return 1.0 + self.settings.accuracy_bonus * upheld / resolved
 
     # --- moderators ------------------------------------------------------------------------------
 
-    async def dismiss(self, item_id: int, moderator_id: int, note: str = "", *, now: float | None = None) -> ReviewItem:
+    async def dismiss(self, guild_id: int, item_id: int, moderator_id: int, note: str = "", *,
+                      now: float | None = None) -> ReviewItem:  # fmt: skip
         """Close an open item as a false alarm."""
-        return await self._move(item_id, moderator_id, "dismissed", None, note, now)
+        return await self._move(guild_id, item_id, moderator_id, "dismissed", None, note, now)
 
-    async def action(self, item_id: int, moderator_id: int, resolution: Resolution, note: str = "", *,
+    async def action(self, guild_id: int, item_id: int, moderator_id: int, resolution: Resolution, note: str = "", *,
                      now: float | None = None) -> ReviewItem:  # fmt: skip
         """Close an open item by acting on it: the image removed, or its author warned or banned."""
         if resolution not in RESOLUTIONS:
             raise ReviewError(f"Resolve with one of: {', '.join(RESOLUTIONS)}.")
-        return await self._move(item_id, moderator_id, "actioned", resolution, note, now)
+        return await self._move(guild_id, item_id, moderator_id, "actioned", resolution, note, now)
 
-    async def reopen(self, item_id: int, moderator_id: int, note: str = "", *, now: float | None = None) -> ReviewItem:
+    async def reopen(self, guild_id: int, item_id: int, moderator_id: int, note: str = "", *,
+                     now: float | None = None) -> ReviewItem:  # fmt: skip
         """Put a dismissed or actioned item back in the queue."""
-        return await self._move(item_id, moderator_id, "open", None, note, now)
+        return await self._move(guild_id, item_id, moderator_id, "open", None, note, now)
 
-    async def _move(self, item_id: int, moderator_id: int, state: ItemState, resolution: Resolution | None,
-                    note: str, now: float | None) -> ReviewItem:  # fmt: skip
+    async def _move(self, guild_id: int, item_id: int, moderator_id: int, state: ItemState,
+                    resolution: Resolution | None, note: str, now: float | None) -> ReviewItem:  # fmt: skip
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
-            item = await self._one(conn, "id = ?", item_id)
+            item = await self._one(conn, guild_id, "id = ?", item_id)
             if item is None:
                 raise ReviewError(f"There is no review item #{item_id}.")
             if (state == "open") == (item.state == "open"):
@@ -265,142 +224,49 @@ class FlagStore:
             closing = state != "open"
             await conn.execute(
                 "UPDATE moderation_items SET state = ?, resolution = ?, resolved_by = ?, resolved_at = ?,"
-                " updated_at = ? WHERE id = ?",
-                (state, resolution, moderator_id if closing else None, now if closing else None, now, item_id),
-            )
+                " updated_at = ? WHERE guild_id = ? AND id = ?",
+                (state, resolution, moderator_id if closing else None, now if closing else None, now, guild_id,
+                 item_id),
+            )  # fmt: skip
             action = resolution or ("reopened" if state == "open" else state)
-            await self._audit(conn, now, moderator_id, action, item_id, item.author_id, note.strip())
-            return await self._one(conn, "id = ?", item_id)
-
-    async def audit(self, moderator_id: int | None, action: str, *, item_id: int | None = None,
-                    member_id: int | None = None, detail: str = "", now: float | None = None) -> None:  # fmt: skip
-        """Record a moderator's action taken outside the review queue (e.g. deleting a member's image)."""
-        now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            await self._audit(conn, now, moderator_id, action, item_id, member_id, detail.strip())
-
-    async def _audit(self, conn: aiosqlite.Connection, at: float, moderator_id: int | None, action: str,
-                     item_id: int | None, member_id: int | None, detail: str) -> None:  # fmt: skip
-        await conn.execute(
-            "INSERT INTO moderation_audit (at, moderator_id, action, item_id, member_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (at, moderator_id, action, item_id, member_id, detail),
-        )
+            await write_audit(conn, guild_id, now, moderator_id, action, item_id, item.author_id, note)
+            return await self._one(conn, guild_id, "id = ?", item_id)
 
     # --- queries ---------------------------------------------------------------------------------
 
-    async def _one(self, conn: aiosqlite.Connection, where: str, value: int) -> ReviewItem | None:
-        async with conn.execute(f"SELECT * FROM moderation_items WHERE {where}", (value,)) as cursor:
+    async def _one(self, conn: aiosqlite.Connection, guild_id: int, where: str, value: int) -> ReviewItem | None:
+        async with conn.execute(
+            f"SELECT * FROM moderation_items WHERE guild_id = ? AND {where}", (guild_id, value)
+        ) as cursor:
             row = await cursor.fetchone()
         return None if row is None else ReviewItem(**dict(row))
 
-    async def item(self, item_id: int) -> ReviewItem | None:
-        """One review item by id."""
-        return await self._one(self._db.conn, "id = ?", item_id)
+    async def item(self, guild_id: int, item_id: int) -> ReviewItem | None:
+        """One of the server's review items by id."""
+        return await self._one(self._db.conn, guild_id, "id = ?", item_id)
 
-    async def item_for_message(self, message_id: int) -> ReviewItem | None:
-        """The review item of a posted image, if it was ever flagged."""
-        return await self._one(self._db.conn, "message_id = ?", message_id)
+    async def item_for_message(self, guild_id: int, message_id: int) -> ReviewItem | None:
+        """The review item of an image posted in the server, if it was ever flagged."""
+        return await self._one(self._db.conn, guild_id, "message_id = ?", message_id)
 
-    async def flags(self, item_id: int) -> list[Flag]:
-        """The flags on one item, oldest first."""
+    async def flags(self, guild_id: int, item_id: int) -> list[Flag]:
+        """The flags on one of the server's items, oldest first."""
         async with self._db.conn.execute(
-            "SELECT * FROM moderation_flags WHERE item_id = ? ORDER BY id", (item_id,)
+            "SELECT * FROM moderation_flags WHERE guild_id = ? AND item_id = ? ORDER BY id", (guild_id, item_id)
         ) as cursor:
             return [Flag(**dict(row)) for row in await cursor.fetchall()]
 
-    async def review_queue(self, *, page: int = 0, per_page: int = 10) -> QueuePage:
-        """Open items, highest score first (oldest first among equals); ``page`` counts from 0."""
+    async def review_queue(self, guild_id: int, *, page: int = 0, per_page: int = 10) -> QueuePage:
+        """The server's open items, highest score first (oldest first among equals); ``page`` counts from 0."""
         conn = self._db.conn
-        async with conn.execute("SELECT count(*) FROM moderation_items WHERE state = 'open'") as cursor:
+        async with conn.execute(
+            "SELECT count(*) FROM moderation_items WHERE guild_id = ? AND state = 'open'", (guild_id,)
+        ) as cursor:
             (total,) = await cursor.fetchone()
         async with conn.execute(
-            "SELECT * FROM moderation_items WHERE state = 'open' ORDER BY score DESC, id LIMIT ? OFFSET ?",
-            (per_page, page * per_page),
+            "SELECT * FROM moderation_items WHERE guild_id = ? AND state = 'open' ORDER BY score DESC, id"
+            " LIMIT ? OFFSET ?",
+            (guild_id, per_page, page * per_page),
         ) as cursor:
             items = [ReviewItem(**dict(row)) for row in await cursor.fetchall()]
         return QueuePage(items, page, per_page, total)
-
-    async def member_history(self, member_id: int, *, limit: int = 10) -> MemberHistory:
-        """A member's flagged images and their record as a flagger."""
-        conn = self._db.conn
-        async with conn.execute(
-            "SELECT * FROM moderation_items WHERE author_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            (member_id, limit),
-        ) as cursor:
-            items = [ReviewItem(**dict(row)) for row in await cursor.fetchall()]
-        async with conn.execute(
-            "SELECT state, count(*) FROM moderation_items WHERE author_id = ? GROUP BY state", (member_id,)
-        ) as cursor:
-            states = {state: count for state, count in await cursor.fetchall()}
-        async with conn.execute(
-            "SELECT count(*), coalesce(sum(i.state = 'actioned'), 0), coalesce(sum(i.state = 'dismissed'), 0)"
-            " FROM moderation_flags f JOIN moderation_items i ON i.id = f.item_id WHERE f.flagger_id = ?",
-            (member_id,),
-        ) as cursor:
-            given, upheld, rejected = await cursor.fetchone()
-        return MemberHistory(
-            member_id,
-            items,
-            open=states.get("open", 0),
-            dismissed=states.get("dismissed", 0),
-            actioned=states.get("actioned", 0),
-            flags_given=given,
-            flags_upheld=upheld,
-            flags_rejected=rejected,
-            flag_weight=await self._weight(conn, member_id),
-        )
-
-    async def stats(self) -> FlagStats:
-        """Items by state and resolution, and flags by reason."""
-        conn = self._db.conn
-        async with conn.execute(
-            "SELECT state, resolution, count(*), coalesce(sum(hidden_at IS NOT NULL), 0)"
-            " FROM moderation_items GROUP BY state, resolution"
-        ) as cursor:
-            rows = await cursor.fetchall()
-        async with conn.execute("SELECT reason, count(*) FROM moderation_flags GROUP BY reason") as cursor:
-            reasons = {reason: count for reason, count in await cursor.fetchall()}
-        return FlagStats(
-            open=sum(row[2] for row in rows if row[0] == "open"),
-            open_hidden=sum(row[3] for row in rows if row[0] == "open"),
-            dismissed=sum(row[2] for row in rows if row[0] == "dismissed"),
-            actioned={row[1]: row[2] for row in rows if row[0] == "actioned"},
-            flags=sum(reasons.values()),
-            reasons=reasons,
-        )
-
-    async def audit_log(self, *, item_id: int | None = None, limit: int = 50) -> list[AuditEntry]:
-        """The newest audit entries, for one item or all."""
-        async with self._db.conn.execute(
-            "SELECT * FROM moderation_audit WHERE ?1 IS NULL OR item_id = ?1 ORDER BY id DESC LIMIT ?2",
-            (item_id, limit),
-        ) as cursor:
-            return [AuditEntry(**dict(row)) for row in await cursor.fetchall()]
-
-    # --- privacy ---------------------------------------------------------------------------------
-
-    async def delete_user_data(self, member_id: int, *, moderator_id: int | None = None,
-                               now: float | None = None) -> DeletedData:  # fmt: skip
-        """Delete a member's flagged images and the flags they gave (rescoring what they flagged).
-
-        The audit log keeps its entries (ids and actions, no prompts): it is the
-        record of what moderators did, and this deletion is added to it.
-        """
-        now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT DISTINCT item_id FROM moderation_flags WHERE flagger_id = ?", (member_id,)
-            ) as cursor:
-                flagged = [item_id for (item_id,) in await cursor.fetchall()]
-            flags = (await conn.execute("DELETE FROM moderation_flags WHERE flagger_id = ?", (member_id,))).rowcount
-            await conn.executemany(
-                "UPDATE moderation_items SET updated_at = ?1,"
-                " score = (SELECT coalesce(sum(weight), 0) FROM moderation_flags WHERE item_id = ?2),"
-                " flag_count = (SELECT count(*) FROM moderation_flags WHERE item_id = ?2) WHERE id = ?2",
-                [(now, item_id) for item_id in flagged],
-            )
-            items = (await conn.execute("DELETE FROM moderation_items WHERE author_id = ?", (member_id,))).rowcount
-            detail = f"deleted {items} flagged image(s) and {flags} flag(s)"
-            await self._audit(conn, now, moderator_id, "deleted_user_data", None, member_id, detail)
-        return DeletedData(items, flags)

@@ -1,4 +1,4 @@
-"""The log of prompts the filter blocked or flagged, kept for moderators for a retention period."""
+"""The log of prompts the filter blocked or flagged, per server, kept for its moderators for a retention period."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class LoggedPrompt:
 
     id: int
     member_id: int
-    guild_id: int | None
+    guild_id: int
     prompt: str
     action: str
     category: str
@@ -34,8 +34,7 @@ class BlockedPromptLog:
         self._db = db
         self.retention_s = retention_days * DAY_S
 
-    async def record(self, member_id: int, verdict: Verdict, *, guild_id: int | None = None,
-                     now: float | None = None) -> int:  # fmt: skip
+    async def record(self, guild_id: int, member_id: int, verdict: Verdict, *, now: float | None = None) -> int:
         """Log a verdict that blocked or flagged a prompt; return its id."""
         if verdict.action == "allow" or verdict.span is None:
             raise ValueError("only blocked or flagged prompts are logged")
@@ -48,11 +47,13 @@ class BlockedPromptLog:
             )  # fmt: skip
             return cursor.lastrowid
 
-    async def recent(self, *, member_id: int | None = None, limit: int = 25) -> list[LoggedPrompt]:
-        """The newest entries, for one member or everyone."""
+    async def recent(self, guild_id: int, *, member_id: int | None = None, since: float | None = None,
+                     limit: int = 25) -> list[LoggedPrompt]:  # fmt: skip
+        """The server's newest entries, for one member or everyone, from ``since`` on (default: all kept)."""
         async with self._db.conn.execute(
-            "SELECT * FROM moderation_prompt_log WHERE ?1 IS NULL OR member_id = ?1 ORDER BY id DESC LIMIT ?2",
-            (member_id, limit),
+            "SELECT * FROM moderation_prompt_log WHERE guild_id = ?1 AND (?2 IS NULL OR member_id = ?2)"
+            " AND (?3 IS NULL OR created_at >= ?3) ORDER BY id DESC LIMIT ?4",
+            (guild_id, member_id, since, limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [
@@ -66,10 +67,4 @@ class BlockedPromptLog:
         cutoff = (time.time() if now is None else now) - self.retention_s
         async with self._db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM moderation_prompt_log WHERE created_at < ?", (cutoff,))
-            return cursor.rowcount
-
-    async def delete_member(self, member_id: int) -> int:
-        """Delete every entry about one member (privacy request); return how many."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM moderation_prompt_log WHERE member_id = ?", (member_id,))
             return cursor.rowcount

@@ -124,3 +124,30 @@ def test_a_reload_takes_the_live_settings_and_leaves_the_rest_for_a_restart() ->
     reloaded = with_live(running, edited)
     assert changed_keys(reloaded, edited) == [key for key in changed if not is_live(key)]
     assert reloaded.discord.guild_ids == (1,) and reloaded.engine == running.engine
+
+
+@pytest.mark.parametrize("key", ["discord.left_guild_retention_days", "moderation.prompt_log_retention_days"])
+@pytest.mark.parametrize("days", [0, -3, 3651])
+def test_a_retention_out_of_range_is_refused_with_the_range(key: str, days: int) -> None:
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"{key}: (Value error, )?must be 1 to 3650 days"):
+        parse_settings({section: {name: days}}, env={})
+
+
+def test_servers_served_follow_the_listed_guilds_unless_any() -> None:
+    listed = parse_settings({"discord": {"guild_ids": [1, 2]}}, env={}).discord
+    assert listed.serves(1) and not listed.serves(3)
+    assert parse_settings({"discord": {"guild_ids": [1], "allowed_guilds": "any"}}, env={}).discord.serves(3)
+    assert Settings().discord.serves(3)  # no guilds listed: every server is served
+    with pytest.raises(ConfigError, match=r"discord\.allowed_guilds: Input should be 'any' or 'listed'"):
+        parse_settings({"discord": {"allowed_guilds": "some"}}, env={})
+
+
+def test_the_operator_and_the_retention_wait_for_a_restart() -> None:
+    running = parse_settings({"discord": {"owner_ids": [1]}}, env={})
+    edited = parse_settings({"discord": {"owner_ids": [2], "left_guild_retention_days": 9,
+                                         "operator_contact": "ops"}}, env={})  # fmt: skip
+    changed = changed_keys(running, edited)
+    assert [key for key in changed if is_live(key)] == ["discord.operator_contact"]
+    reloaded = with_live(running, edited).discord
+    assert (reloaded.owner_ids, reloaded.left_guild_retention_days, reloaded.operator_contact) == ((1,), 30, "ops")

@@ -1,8 +1,11 @@
 """``/admin``: tier limits, member overrides, the global multiplier, filter rules, pause, reload, stats.
 
 Discord shows the group to Administrators by default; every use is checked
-again against ``discord.admin_role_ids``. Changes apply to the next request and
-are stored (and audited) by the services, so they survive restarts.
+again: a server admin's commands act on that server only, and the commands
+marked :data:`OPERATOR` (pause, resume, the multiplier, reload) change what
+every server shares, so only the operator may use them. Changes apply to the
+next request and are stored (and audited) by the services, so they survive
+restarts.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
-from bot.access import member_of, require_admin
+from bot.access import member_of, require_for_command
+from bot.cogs.server_settings import ServerSettingsGroup
 from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
 from bot.text import clip
@@ -24,6 +28,8 @@ LIMIT_CHOICES = [
     for name in LIMIT_NAMES
     for low, high in [limit_range(name)]
 ]
+OPERATOR = {"operator": True}
+"""``extras`` of the commands only the operator may use: they change what every server shares."""
 RULE_LISTS = [
     app_commands.Choice(name="keyword (AutoMod syntax: word, word*, *word, *word*)", value="keywords"),
     app_commands.Choice(name="regex (RE2, linear-time)", value="regex"),
@@ -52,13 +58,14 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     tier = app_commands.Group(name="tier", description="Quota tiers")
     override = app_commands.Group(name="override", description="One member's limits")
     filters = app_commands.Group(name="filter", description="The prompt filter")
+    settings = ServerSettingsGroup(name="settings", description="This server's own settings")
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
         self.services = bot.services
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        require_admin(interaction)
+        require_for_command(interaction)
         return True
 
     async def _tiers(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -118,7 +125,8 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, None)
         await whisper(interaction, f"{member.mention}: {limit} follows their tier again.")
 
-    @app_commands.command(name="multiplier", description="Scale every tier's burst, rate and daily budget")
+    @app_commands.command(name="multiplier", description="Scale every tier's burst, rate and daily budget (operator)",
+                          extras=OPERATOR)  # fmt: skip
     @app_commands.describe(value="0.01 to 100; 1 is the config's quotas as written")
     async def multiplier(self, interaction: discord.Interaction, value: float) -> None:
         await defer(interaction)
@@ -133,7 +141,9 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         self, interaction: discord.Interaction, category: str, rule: str, kind: str = "keywords"
     ) -> None:
         await defer(interaction)
-        await self.services.change_filter_rule(interaction.user.id, category, rule, add=True, into=kind)
+        await self.services.change_filter_rule(
+            interaction.guild_id, interaction.user.id, category, rule, add=True, into=kind
+        )
         await whisper(interaction, f"Added {kind} rule `{rule}` to **{category}**; it applies to the next prompt.")
 
     @filters.command(name="remove", description="Remove a rule from a category")
@@ -142,13 +152,15 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         self, interaction: discord.Interaction, category: str, rule: str, kind: str = "keywords"
     ) -> None:
         await defer(interaction)
-        await self.services.change_filter_rule(interaction.user.id, category, rule, add=False, into=kind)
+        await self.services.change_filter_rule(
+            interaction.guild_id, interaction.user.id, category, rule, add=False, into=kind
+        )
         await whisper(interaction, f"Removed {kind} rule `{rule}` from **{category}**.")
 
     @filters.command(name="test", description="What the filter says about a prompt, and why")
     async def filter_test(self, interaction: discord.Interaction, prompt: str) -> None:
         await defer(interaction)
-        verdict = self.services.prompt_filter.check(prompt)
+        verdict = await self.services.test_prompt(interaction.guild_id, prompt)
         if verdict.action == "allow":
             await whisper(interaction, "✅ Allowed: no rule matches.")
             return
@@ -163,20 +175,20 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
 
     # the queue
 
-    @app_commands.command(name="pause", description="Run nothing new until resumed (the running batch finishes)")
+    @app_commands.command(name="pause", description="Pause the GPU for every server (operator)", extras=OPERATOR)
     async def pause(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         await self.services.dreams.pause(interaction.user.id)
         accepting = "still accepted" if self.services.settings.scheduler.accept_while_paused else "refused"
         await whisper(interaction, f"⏸️ The queue is paused; new jobs are {accepting}. `/admin resume` to go on.")
 
-    @app_commands.command(name="resume", description="Resume running jobs")
+    @app_commands.command(name="resume", description="Resume the GPU for every server (operator)", extras=OPERATOR)
     async def resume(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         await self.services.dreams.resume(interaction.user.id)
         await whisper(interaction, "▶️ The queue is running again.")
 
-    @app_commands.command(name="reload", description="Re-read the config file: filter and discord settings apply now")
+    @app_commands.command(name="reload", description="Re-read the config file (operator)", extras=OPERATOR)
     async def reload(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         reloaded = await self.services.reload_config()
@@ -190,10 +202,17 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
             lines.append("No setting changed.")
         await whisper(interaction, "\n".join(lines))
 
+    @app_commands.command(name="forget", description="Delete a member's prompts, flags and flagged images here")
+    @app_commands.describe(member="Whose data, in this server only")
+    async def forget(self, interaction: discord.Interaction, member: discord.User) -> None:
+        await defer(interaction)
+        forgotten = await self.services.forgetting.member(interaction.guild_id, member.id, interaction.user.id)
+        await whisper(interaction, f"Forgot {member.mention} in this server: {forgotten.describe()}.")
+
     @app_commands.command(name="stats", description="Queue, throughput, GPU duty cycle, moderation figures")
     async def stats(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        stats, flags, blocked = await self.services.stats()
+        stats, flags, blocked = await self.services.stats(interaction.guild_id)
         embed = discord.Embed(title="dreamqueue stats", colour=render.BLURPLE, timestamp=discord.utils.utcnow())
         queue = f"{stats.queued_jobs} jobs ({stats.queued_images} images), {stats.running_jobs} running"
         embed.add_field(name="Queue", value=queue + (" · ⏸️ paused" if stats.paused else ""))

@@ -92,7 +92,10 @@ class Dream(commands.Cog):
         """Check the options here (refusals are instant and private), then defer, submit, and show the place."""
         # validate
         settings = self.services.settings
-        allowed = settings.discord.dream_channel_ids
+        guild = interaction.guild
+        # The config's channels belong to particular servers: each restricts only its own server.
+        allowed = [channel for channel in self.services.server_settings(interaction.guild_id).dream_channel_ids
+                   if guild is not None and guild.get_channel(channel) is not None]  # fmt: skip
         if allowed and interaction.channel_id not in allowed:
             channels = ", ".join(f"<#{channel}>" for channel in allowed)
             raise Refusal(f"`/dream` is not used in this channel; try {channels}.")

@@ -1,4 +1,4 @@
-"""``/mod``: the review queue, a member's history, bans, and cancelling anyone's job.
+"""``/mod``: the review queue, a member's history, the audit log, bans, and cancelling anyone's job.
 
 Discord shows the group to members with Manage Messages by default; every use
 is checked again against ``discord.moderator_role_ids``. Every action lands in
@@ -20,6 +20,8 @@ from bot.replies import defer, whisper
 from bot.review import review_message
 from bot.text import clip
 
+AUDIT_SHOWN = 15
+"""Audit entries ``/mod audit`` shows, newest first."""
 BAN_HOURS = [
     app_commands.Choice(name="1 hour", value=1.0),
     app_commands.Choice(name="1 day", value=24.0),
@@ -45,7 +47,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.command(name="review", description="Review flagged images, highest score first")
     async def review(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        page = await self.services.flags.review_queue(per_page=1)
+        page = await self.services.flags.review_queue(interaction.guild_id, per_page=1)
         if not page.items:
             await whisper(interaction, "No flagged images are waiting for review. 🎉")
             return
@@ -57,7 +59,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.describe(member="Whose history")
     async def history(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        record = await self.services.member_history(member_of(member))
+        record = await self.services.member_history(interaction.guild_id, member_of(member))
         history, blocked, status = record.flags, record.prompts, record.quota
         embed = discord.Embed(title=f"History of {member.display_name}", colour=render.BLURPLE)
         embed.add_field(name="Tier", value=f"{status.tier}{' (banned)' if status.banned else ''}")
@@ -86,6 +88,22 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
             for entry in blocked[:5]
         ]
         embed.add_field(name="Recent blocked or noted prompts", value="\n".join(prompts) or "none", inline=False)
+        await whisper(interaction, embed=embed)
+
+    @app_commands.command(name="audit", description="This server's latest moderation actions")
+    async def audit(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        entries = await self.services.audit.entries(interaction.guild_id, limit=AUDIT_SHOWN)
+        lines = [
+            f"• {render.relative(entry.at)} **{entry.action}** by "
+            + (f"<@{entry.moderator_id}>" if entry.moderator_id is not None else "the bot")
+            + (f" on <@{entry.member_id}>" if entry.member_id is not None else "")
+            + (f" (review #{entry.item_id})" if entry.item_id is not None else "")
+            + (f": {clip(entry.detail, 120)}" if entry.detail else "")
+            for entry in entries
+        ]
+        embed = discord.Embed(title="Moderation audit log", colour=render.BLURPLE,
+                              description=clip("\n".join(lines), 4000) or "No actions recorded in this server yet.")
         await whisper(interaction, embed=embed)
 
     @app_commands.command(name="ban", description="Ban a member from generating images")

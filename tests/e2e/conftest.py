@@ -96,6 +96,31 @@ class World:
         )
 
 
+@dataclass
+class Server:
+    """A second server the same bot is in, with its own people, roles and channels."""
+
+    guild: FakeGuild
+    dreams: FakeChannel
+    mods: FakeChannel
+    admin: FakeMember
+    """Administrator in this server."""
+    moderator: FakeMember
+    """Manage Messages in this server."""
+    member: FakeMember
+    namesake: FakeMember
+    """Holds roles named like the first server's admin, moderator and tier roles, with no permissions."""
+    alice: FakeMember
+    """The first server's alice, a member here too."""
+
+
+def forged_button(world: World, channel: FakeChannel, custom_id: str) -> Message:
+    """A message of the bot's in ``channel`` with a button of any custom id, as a modified client could click."""
+    row = {"type": 1, "components": [{"type": 2, "style": 2, "label": "forged", "custom_id": custom_id}]}
+    stored = world.fake.create_message(channel, world.fake.bot_user, {"content": "", "components": [row]}, [])
+    return world.fake.snapshot(stored)
+
+
 def has_text(text: str) -> Callable[[Message], bool]:
     """A message predicate: ``text`` in its content or first embed."""
     return lambda m: text in m.content or (bool(m.embeds) and text in str(m.embeds[0]))
@@ -178,11 +203,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         mod_role = guild.add_role("Moderators", discord.Permissions(manage_messages=True))
         admin_role = guild.add_role("Admins", discord.Permissions(administrator=True))
         vip = guild.add_role("VIP")
+        admin = guild.add_member("admin", roles=[admin_role])
         config = {
             "database": {"path": str(tmp_path / "dreamqueue.db")},
             "engine": {"simulated": True, "simulated_seconds_per_step": 0.01},
             "discord": {
                 "guild_ids": [guild.id],
+                "owner_ids": [admin.id],
                 "dream_channel_ids": [dreams.id],
                 "moderator_role_ids": [mod_role.id],
                 "admin_role_ids": [admin_role.id],
@@ -207,7 +234,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             bob=guild.add_member("bob"),
             carol=guild.add_member("carol", roles=[vip]),
             moderator=guild.add_member("mod", roles=[mod_role]),
-            admin=guild.add_member("admin", roles=[admin_role]),
+            admin=admin,
             db_path=tmp_path / "dreamqueue.db",
             config=config,
             config_path=tmp_path / "config.yaml",
@@ -219,3 +246,23 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             for app in world.apps:  # a test that failed half-way may leave one open
                 await app.close()
 
+
+
+@pytest.fixture
+def other(world: World) -> Server:
+    """A second served server (add before :meth:`World.start`); alice of the first server is in it too."""
+    guild = world.fake.add_guild("Other Club")
+    world.config["discord"]["guild_ids"] = [world.guild.id, guild.id]
+    admins = guild.add_role("Server admins", discord.Permissions(administrator=True))
+    mods = guild.add_role("Server mods", discord.Permissions(manage_messages=True))
+    namesakes = [guild.add_role(name) for name in ("Admins", "Moderators", "VIP")]
+    return Server(
+        guild=guild,
+        dreams=guild.add_text_channel("dreams"),
+        mods=guild.add_text_channel("moderators"),
+        admin=guild.add_member("b-admin", roles=[admins]),
+        moderator=guild.add_member("b-mod", roles=[mods]),
+        member=guild.add_member("b-member"),
+        namesake=guild.add_member("b-namesake", roles=namesakes),
+        alice=guild.join(world.alice.user),
+    )

@@ -42,13 +42,14 @@ async def test_delete_is_for_the_author_or_a_moderator_and_a_moderator_is_audite
     allowed = await world.fake.click(world.alice, result, label="Delete")
     await allowed.wait_message(has_text("Deleted the images of job"))
     assert world.fake.message(result).deleted
-    assert await app.services.flags.audit_log() == []  # an author deleting their own image is not moderation
+    # An author deleting their own image is not moderation:
+    assert await app.services.audit.entries(world.guild.id) == []
 
     other = await world.result(await world.dream(world.bob, prompt="a kettle", count=1))
     by_moderator = await world.fake.click(world.moderator, other, label="Delete")
     await by_moderator.wait_message(has_text("Deleted the images of job"))
     assert world.fake.message(other).deleted
-    [entry] = await app.services.flags.audit_log()
+    [entry] = await app.services.audit.entries(world.guild.id)
     assert (entry.moderator_id, entry.action, entry.member_id) == (world.moderator.id, "deleted_image", world.bob.id)
     assert str(other.id) in entry.detail
 

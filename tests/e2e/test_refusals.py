@@ -65,7 +65,7 @@ async def test_blocked_prompt_names_the_rule_and_match_and_is_logged(world: Worl
     ix = await world.dream(world.alice, prompt="a N.U.D.E portrait")
     await refusal(ix, "Sexual or nude imagery isn't allowed on this server.")
     await refusal(ix, "Matched: “N.U.D.E”")
-    [logged] = await app.services.prompt_log.recent(member_id=world.alice.id)
+    [logged] = await app.services.prompt_log.recent(world.guild.id, member_id=world.alice.id)
     assert logged.category == "sexual" and logged.action == "block"
 
 

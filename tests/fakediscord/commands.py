@@ -72,7 +72,7 @@ def definition_of(command: dict[str, Any]) -> dict[str, Any]:
 def check_visible(command: dict[str, Any], member: FakeMember, channel: FakeChannel) -> None:
     """Discord hides a command from members lacking its ``default_member_permissions``."""
     required = command.get("default_member_permissions")
-    if required is None:
+    if required is None or command["name"] in member.guild.opened_commands:
         return
     have = member.permissions_in(channel)
     needed = int(required)

@@ -306,6 +306,9 @@ class FakeGuild:
         self.roles: list[FakeRole] = [FakeRole(self, "@everyone", everyone_permissions, position=0, id=self.id)]
         self.channels: list[FakeChannel] = []
         self.members: dict[int, FakeMember] = {}
+        self.opened_commands: set[str] = set()
+        """Commands this guild's admins opened to everyone (Integrations settings), whatever their default
+        permissions say."""
         bot_role = FakeRole(self, bot_user.name, bot_permissions, position=1, bot_id=bot_user.id)
         self.roles.append(bot_role)
         self.me = self._add(FakeMember(self, bot_user, [bot_role]))
@@ -340,6 +343,12 @@ class FakeGuild:
     def add_member(self, name: str, *, roles: Sequence[FakeRole] = (), bot: bool = False) -> FakeMember:
         """Add a new user to the guild with these roles."""
         member = self._add(FakeMember(self, FakeUser(name, bot=bot), list(roles)))
+        self._emit("GUILD_MEMBER_ADD", {"guild_id": str(self.id), **member.payload()})
+        return member
+
+    def join(self, user: FakeUser, *, roles: Sequence[FakeRole] = ()) -> FakeMember:
+        """An existing user (a member of another guild) joins this guild with these roles."""
+        member = self._add(FakeMember(self, user, list(roles)))
         self._emit("GUILD_MEMBER_ADD", {"guild_id": str(self.id), **member.payload()})
         return member
 

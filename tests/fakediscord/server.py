@@ -226,6 +226,21 @@ class FakeDiscord:
         self.guilds.append(guild)
         return guild
 
+    def remove_bot(self, guild: FakeGuild) -> None:
+        """The bot is removed from (or leaves) a guild: it gets GUILD_DELETE."""
+        self.guilds.remove(guild)
+        self._emit("GUILD_DELETE", {"id": str(guild.id)})
+
+    def invite_bot(self, guild: FakeGuild) -> None:
+        """The bot is added to a guild made with :meth:`add_guild` after it started: it gets GUILD_CREATE."""
+        payload = guild.payload()
+        del payload["unavailable"]  # as Discord sends a join: no "unavailable" key
+        self._emit("GUILD_CREATE", payload)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait for a condition on the bot's side that no event tells the fake about (e.g. a database row)."""
+        await self._poll(condition, self.timeout if timeout is None else timeout)
+
     def guild_by_id(self, guild_id: int) -> FakeGuild:
         for guild in self.guilds:
             if guild.id == guild_id:

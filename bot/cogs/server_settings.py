@@ -1,0 +1,102 @@
+"""``/admin settings``: a server's own settings, shown with where each comes from, and changed live.
+
+Roles and channels are chosen with Discord's options and stored by id; one of
+another server is refused. Changes are stored, audited and survive restarts
+(:mod:`bot.guild_settings`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot import render
+from bot.access import require_admin
+from bot.guild_settings import SCORE_RANGE, SETTING_KINDS, ServerSettings
+from bot.refusal import Refusal
+from bot.replies import defer, whisper
+
+KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, kind in SETTING_KINDS.items()]
+
+
+def shown(kind: str, value: Any) -> str:
+    """A setting's value as Discord shows it: role and channel mentions, numbers, "none"."""
+    if kind == "score":
+        return f"{value:g}"
+    if kind == "categories":
+        return ", ".join(value) or "none"
+    values = value if isinstance(value, tuple) else (() if value is None else (value,))
+    mention = "<@&{}>" if kind == "roles" else "<#{}>"
+    return ", ".join(mention.format(item) for item in values) or "none"
+
+
+def settings_embed(server: ServerSettings) -> discord.Embed:
+    embed = discord.Embed(title="This server's settings", colour=render.BLURPLE)
+    for key, value in server.values().items():
+        source = "set by this server" if key in server.overridden else "config default"
+        embed.add_field(name=key, value=f"{shown(SETTING_KINDS[key], value)}\n*{source}*")
+    return embed
+
+
+def chosen(interaction: discord.Interaction, key: str, role: discord.Role | None,
+           channel: discord.TextChannel | None, value: float | None, categories: str | None) -> Any:  # fmt: skip
+    """The value the admin gave for ``key``, checked to be of this server; refuse a missing or foreign one."""
+    kind = SETTING_KINDS[key]
+    guild = interaction.guild
+    assert guild is not None  # served servers only
+    if kind == "score":
+        if value is None:
+            raise Refusal(f"Give `value` for {key}: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}.")
+        return value
+    if kind == "categories":
+        if not categories:
+            raise Refusal(f"Give `categories` for {key}: filter category names, separated by commas.")
+        return tuple(name.strip() for name in categories.split(",") if name.strip())
+    if kind == "roles":
+        if role is None or guild.get_role(role.id) is None:
+            raise Refusal(f"Give `role` for {key}: a role of this server.")
+        return (role.id,)
+    if channel is None or guild.get_channel(channel.id) is None:
+        raise Refusal(f"Give `channel` for {key}: a text channel of this server.")
+    return (channel.id,) if kind == "channels" else channel.id
+
+
+class ServerSettingsGroup(app_commands.Group):
+    """``/admin settings show|set|reset``, for the server's admins."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        require_admin(interaction)
+        return True
+
+    @app_commands.command(name="show", description="This server's settings, and where each comes from")
+    async def show(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        services: Any = interaction.client.services  # type: ignore[attr-defined]
+        await whisper(interaction, embed=settings_embed(services.server_settings(interaction.guild_id)))
+
+    @app_commands.command(name="set", description="Give this server its own value of a setting")
+    @app_commands.describe(
+        role="For role settings", channel="For channel settings",
+        value=f"For thresholds: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}",
+        categories="For filter_off: the config's filter categories to turn off here, separated by commas",
+    )  # fmt: skip
+    @app_commands.choices(key=KEY_CHOICES)
+    async def set_value(self, interaction: discord.Interaction, key: str, role: discord.Role | None = None,
+                        channel: discord.TextChannel | None = None, value: float | None = None,
+                        categories: str | None = None) -> None:  # fmt: skip
+        given = chosen(interaction, key, role, channel, value, categories)
+        await defer(interaction)
+        services: Any = interaction.client.services  # type: ignore[attr-defined]
+        server = await services.guild_settings.set(interaction.guild_id, key, given, interaction.user.id)
+        await whisper(interaction, f"`{key}` is now {shown(SETTING_KINDS[key], server.values()[key])} here.")
+
+    @app_commands.command(name="reset", description="Put one of this server's settings back to the config default")
+    @app_commands.choices(key=KEY_CHOICES)
+    async def reset(self, interaction: discord.Interaction, key: str) -> None:
+        await defer(interaction)
+        services: Any = interaction.client.services  # type: ignore[attr-defined]
+        server = await services.guild_settings.set(interaction.guild_id, key, None, interaction.user.id)
+        value = shown(SETTING_KINDS[key], server.values()[key])
+        await whisper(interaction, f"`{key}` is back to the config default: {value}.")

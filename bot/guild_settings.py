@@ -1,0 +1,150 @@
+"""Per-server settings: the config gives every server's defaults, a server's admins override them live.
+
+Overrides are rows of ``guild_settings`` (JSON values), loaded once at start
+and written through, each change audited in the server's moderation audit log
+in the same transaction. Roles and channels are stored by id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from bot.db import Database
+from bot.refusal import Refusal
+from bot.settings import Settings
+from moderation.audit import write_audit
+
+Kind = Literal["roles", "channels", "channel", "score", "categories"]
+SCORE_RANGE = (0.5, 100.0)
+"""The allowed range of a server's flag thresholds."""
+SETTING_KINDS: dict[str, Kind] = {
+    "dream_channel_ids": "channels",
+    "moderators_channel_id": "channel",
+    "moderator_role_ids": "roles",
+    "admin_role_ids": "roles",
+    "alert_score": "score",
+    "hide_score": "score",
+    "filter_off": "categories",
+}
+"""The keys a server's admins may set, and what each takes."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """One server's effective settings."""
+
+    guild_id: int
+    dream_channel_ids: tuple[int, ...]
+    """Where ``/dream`` may be used; empty: every channel."""
+    moderators_channel_id: int | None
+    moderator_role_ids: tuple[int, ...]
+    admin_role_ids: tuple[int, ...]
+    alert_score: float
+    hide_score: float
+    filter_off: tuple[str, ...]
+    """Filter categories of the config this server turned off."""
+    overridden: frozenset[str]
+    """The keys the server set itself; the others are the config's."""
+
+    def values(self) -> dict[str, Any]:
+        """Every settable key and its value, in :data:`SETTING_KINDS` order."""
+        return {key: getattr(self, key) for key in SETTING_KINDS}
+
+
+def _defaults(settings: Settings) -> dict[str, Any]:
+    discord, flags = settings.discord, settings.moderation.flags
+    return {
+        "dream_channel_ids": discord.dream_channel_ids,
+        "moderators_channel_id": discord.moderators_channel_id,
+        "moderator_role_ids": discord.moderator_role_ids,
+        "admin_role_ids": discord.admin_role_ids,
+        "alert_score": flags.alert_score,
+        "hide_score": flags.hide_score,
+        "filter_off": (),
+    }
+
+
+class GuildSettingsStore:
+    """Every server's overrides, in memory and in the database."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._defaults = _defaults(settings)
+        self._categories = tuple(settings.moderation.filter.categories)
+        self._overrides: dict[int, dict[str, Any]] = {}
+
+    async def load(self) -> None:
+        """Read every server's overrides (at start)."""
+        async with self._db.conn.execute("SELECT guild_id, key, value FROM guild_settings") as cursor:
+            for row in await cursor.fetchall():
+                if row["key"] in SETTING_KINDS:  # a key a later release dropped is ignored
+                    value = json.loads(row["value"])
+                    self._overrides.setdefault(row["guild_id"], {})[row["key"]] = (
+                        tuple(value) if isinstance(value, list) else value
+                    )
+
+    def reconfigure(self, settings: Settings) -> None:
+        """New config defaults (after a reload); servers' overrides stay."""
+        self._defaults = _defaults(settings)
+        self._categories = tuple(settings.moderation.filter.categories)
+
+    def effective(self, guild_id: int) -> ServerSettings:
+        """The server's settings: its overrides over the config's defaults."""
+        own = self._overrides.get(guild_id, {})
+        values = {**self._defaults, **own}
+        names = {field.name for field in fields(ServerSettings)} - {"guild_id", "overridden"}
+        return ServerSettings(guild_id, **{name: values[name] for name in names}, overridden=frozenset(own))
+
+    async def set(self, guild_id: int, key: str, value: Any, actor_id: int) -> ServerSettings:
+        """Override one key for the server (None: back to the config default); refuse a bad value with the range."""
+        if key not in SETTING_KINDS:
+            raise Refusal(f"`{key}` is not a server setting; those are: {', '.join(SETTING_KINDS)}.")
+        if value is not None:
+            value = self._checked(guild_id, key, value)
+        before = self.effective(guild_id).values()[key]
+        now = time.time()
+        async with self._db.transaction() as conn:
+            if value is None:
+                await conn.execute("DELETE FROM guild_settings WHERE guild_id = ? AND key = ?", (guild_id, key))
+            else:
+                await conn.execute(
+                    "INSERT INTO guild_settings (guild_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value, set_by = excluded.set_by,"
+                    " set_at = excluded.set_at",
+                    (guild_id, key, json.dumps(value), actor_id, now),
+                )
+            after = value if value is not None else self._defaults[key]
+            await write_audit(conn, guild_id, now, actor_id, "setting", None, None, f"{key}: {before} → {after}")
+        own = self._overrides.setdefault(guild_id, {})
+        if value is None:
+            own.pop(key, None)
+        else:
+            own[key] = value
+        return self.effective(guild_id)
+
+    def _checked(self, guild_id: int, key: str, value: Any) -> Any:
+        if SETTING_KINDS[key] == "categories":
+            unknown = [name for name in value if name not in self._categories]
+            if unknown or not value:
+                raise Refusal(f"`{key}` takes filter categories of the config: {', '.join(self._categories)}; "
+                              f"not {', '.join(unknown) or 'none'}.")  # fmt: skip
+            return tuple(dict.fromkeys(value))
+        if SETTING_KINDS[key] != "score":
+            return value
+        low, high = SCORE_RANGE
+        if not low <= value <= high:
+            raise Refusal(f"`{key}` must be {low:g} to {high:g}; {value:g} is out of range.")
+        current = self.effective(guild_id)
+        alert = value if key == "alert_score" else current.alert_score
+        hide = value if key == "hide_score" else current.hide_score
+        if hide < alert:
+            raise Refusal(f"hide_score ({hide:g}) must not be below alert_score ({alert:g}): moderators hear of an "
+                          "image before it hides.")  # fmt: skip
+        return float(value)
+
+    def forget(self, guild_id: int) -> None:
+        """Drop a server's overrides from memory (its rows are deleted with the server's data)."""
+        self._overrides.pop(guild_id, None)

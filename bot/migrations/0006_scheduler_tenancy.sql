@@ -1,0 +1,1 @@
+-- Placeholder on this branch only: the real 0006 (scheduler tenancy) comes from the scheduler branch at merge.
