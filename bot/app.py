@@ -20,11 +20,14 @@ from bot.alerts import AlertLog
 from bot.client import DreamBot
 from bot.db import Database
 from bot.filter_rules import FilterRuleLog, replay
+from bot.health import Monitoring, Readiness
+from bot.metrics import BotMetrics
 from bot.scheduler.service import DreamService
 from bot.services import Services
 from bot.settings import TOKEN_ENV, Settings
 from engine.client import EngineProcess, EngineStartError
 from engine.types import EngineClient
+from moderation.config import PII_CATEGORY
 from moderation.filter import PromptFilter
 from moderation.flags import FlagStore
 from moderation.prompt_log import BlockedPromptLog
@@ -60,6 +63,7 @@ class App:
         self.engine = engine
         self.services = services
         self.bot = DreamBot(services)
+        self.monitoring = Monitoring(settings.metrics, services.metrics, Readiness(engine, db, services.metrics.discord))
         self._closed = False
 
     @classmethod
@@ -72,6 +76,7 @@ class App:
         """
         db = await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms)
         engine = engine or make_engine(settings)
+        monitoring: Monitoring | None = None
         try:
             await engine.start()
             dreams = DreamService(
@@ -98,10 +103,18 @@ class App:
                 rule_log,
                 AlertLog(db),
                 config_path=config_path,
+                metrics=BotMetrics(
+                    prompt_categories=[*prompt_filter.settings.categories, PII_CATEGORY],
+                    flag_reasons=settings.moderation.flags.reasons,
+                ),
             )
             app = cls(settings, db, engine, services)  # the bot subscribes to job events before the scheduler starts
+            monitoring = app.monitoring
+            await monitoring.start(dreams)  # ...and so do the metrics
             await dreams.start()
         except BaseException:
+            if monitoring is not None:
+                await monitoring.close()
             await engine.close()
             await db.close()
             raise
@@ -113,6 +126,7 @@ class App:
         if self._closed:
             return
         self._closed = True
+        await self.monitoring.close()  # first: from now on the bot is not ready
         cancel = self.services.settings.discord.shutdown == "cancel"  # as last reloaded
         await self.services.dreams.close(grace_s=0.0 if cancel else None)
         await self.bot.delivery.drain(self.settings.scheduler.shutdown_grace_s)

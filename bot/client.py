@@ -29,7 +29,9 @@ class DreamBot(commands.Bot):
             intents=discord.Intents(guilds=True),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            http_trace=services.metrics.discord.trace_config(),
         )
+        services.metrics.discord.watch(self)
         self.services = services
         self.delivery = Delivery(self, services)
 

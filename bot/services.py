@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.alerts import AlertLog
 from bot.db import Database
 from bot.filter_rules import FilterRuleLog, RuleChange, replay
+from bot.metrics import BotMetrics
 from bot.refusal import Refusal
 from bot.scheduler.models import (
     Admission,
@@ -110,6 +111,7 @@ class Services:
         alerts: AlertLog,
         *,
         config_path: Path | None = None,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -121,6 +123,7 @@ class Services:
         self.rule_log = rule_log
         self.alerts = alerts
         self.config_path = config_path
+        self.metrics = metrics or BotMetrics()
         self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")
         """The model name written into images' parameters."""
 
@@ -132,11 +135,13 @@ class Services:
         Raises :class:`PromptBlocked` or one of the scheduler's ``DreamError``.
         """
         verdict = self.prompt_filter.check(request.prompt)
+        self.metrics.prompt_checked(verdict)
         if verdict.action != "allow":
             await self.prompt_log.record(request.member.id, verdict, guild_id=request.guild_id)
         if not verdict.allowed:
             raise PromptBlocked(verdict)
-        return await self.dreams.submit(request)
+        with self.metrics.admission():
+            return await self.dreams.submit(request)
 
     async def reroll(self, job_id: int, member: Member, key: str) -> Admission:
         """The job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
@@ -199,7 +204,9 @@ class Services:
         """Record a member's flag on a posted image; the outcome says whether to alert or hide now."""
         job = await self.dreams.job(job_id)
         image = FlaggedImage(message_id, job.member_id, job.prompt, job.job_id, job.channel_id, job.guild_id)
-        return job, await self.flags.flag(image, flagger_id, reason, note)
+        outcome = await self.flags.flag(image, flagger_id, reason, note)
+        self.metrics.flagged(reason, outcome.counted)
+        return job, outcome
 
     # moderators
 
@@ -207,9 +214,11 @@ class Services:
                      note: str = "") -> ReviewAction:  # fmt: skip
         """Resolve a review item: ``dismiss``, ``remove`` (the image), ``warn`` or ``ban`` (the author)."""
         if action == "dismiss":
-            return ReviewAction(await self.flags.dismiss(item_id, moderator_id, note))
-        resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
-        item = await self.flags.action(item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
+            item = await self.flags.dismiss(item_id, moderator_id, note)
+        else:
+            resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
+            item = await self.flags.action(item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
+        self.metrics.reviewed(action)
         if action != "ban":
             return ReviewAction(item)
         ban = await self.ban(moderator_id, item.author_id, ban_hours, note or f"flagged image (review #{item.id})")
