@@ -141,3 +141,18 @@ async def test_a_closed_database_and_a_bot_never_connected_are_not_ready(tmp_pat
 async def test_no_port_serves_nothing(world: World) -> None:
     app = await world.start()
     assert app.monitoring.port is None
+
+
+async def test_admin_stats_names_the_engine_figures_and_shows_the_metrics_numbers(world: World) -> None:
+    app = await world.start(metrics={"port": 0})
+    await world.result(await world.dream(world.alice, prompt="a lighthouse", count=1))
+    ix = await world.fake.slash(world.admin, world.dreams, "admin", "stats")
+    shown = await ix.wait_message(lambda m: m.ephemeral)
+    fields = {field["name"]: field["value"] for field in shown.embeds[0]["fields"]}
+
+    device = value((await scrape(app))["dreamqueue_engine_busy_seconds"], "dreamqueue_engine_busy_seconds_total")
+    stats = app.services.dreams.stats()  # nothing has waited since: the same time base as the command's
+    device_share, batch_share = device / stats.backlog_seconds, stats.busy_seconds / stats.backlog_seconds
+    assert fields["Device busy"] == f"{device_share:.0%} of the time work waited (the engine's own timing)"
+    assert fields["Engine batch time"] == f"{batch_share:.0%} of the time work waited (wall clock)"
+    assert "GPU duty cycle" not in fields
