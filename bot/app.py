@@ -63,7 +63,8 @@ class App:
         self.engine = engine
         self.services = services
         self.bot = DreamBot(services)
-        self.monitoring = Monitoring(settings.metrics, services.metrics, Readiness(engine, db, services.metrics.discord))
+        readiness = Readiness(engine, db, services.metrics.discord)
+        self.monitoring = Monitoring(settings.metrics, services.metrics, readiness)
         self._closed = False
 
     @classmethod

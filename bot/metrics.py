@@ -38,7 +38,7 @@ UNKNOWN = "unknown"
 
 
 def refusal_reason(error: DreamError) -> str | None:
-    """The :data:`QUOTA_REFUSALS` label for a refusal at admission; None for other errors (bad requests, stopping)."""
+    """The :data:`QUOTA_REFUSALS` label of a refusal at admission; None for other errors (bad request, stopping)."""
     match error:
         case QuotaExceeded(limit=limit):
             return limit
@@ -218,9 +218,8 @@ class JobWatcher(Collector):
         depth = {(*labels, state): 0 for labels in self._seen for state in QUEUE_STATES}
         for job in self._jobs.values():
             depth[(*job.labels, job.state)] += 1
-        family = GaugeMetricFamily(
-            "dreamqueue_queue_jobs", "Jobs waiting (queued) or on the engine (running)", labels=["guild", "tier", "state"]
-        )
+        family = GaugeMetricFamily("dreamqueue_queue_jobs", "Jobs waiting (queued) or on the engine (running)",
+                                   labels=["guild", "tier", "state"])  # fmt: skip
         for labels, count in sorted(depth.items()):
             family.add_metric(labels, count)
         yield family
@@ -238,7 +237,7 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         health = self._engine.health()
         extra = health.extra
-        yield GaugeMetricFamily("dreamqueue_engine_ready", "1 while the engine can take work", value=float(health.ready))
+        yield GaugeMetricFamily("dreamqueue_engine_ready", "1 while the engine takes work", value=float(health.ready))
         yield GaugeMetricFamily("dreamqueue_engine_busy", "1 while the engine runs a batch", value=float(health.busy))
         yield CounterMetricFamily(
             "dreamqueue_engine_busy_seconds", "Seconds the engine kept its device generating, by its own timing "

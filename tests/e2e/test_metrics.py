@@ -1,4 +1,4 @@
-"""The monitoring endpoint: ``/metrics`` in Prometheus's format with every listed metric, ``/healthz``, ``/readyz``."""
+"""The monitoring endpoint: ``/metrics`` in Prometheus's format with every listed metric; ``/healthz``; ``/readyz``."""
 
 from __future__ import annotations
 
