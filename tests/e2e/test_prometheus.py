@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class Prometheus:
 
 
 @pytest_asyncio.fixture
-async def prometheus_for(tmp_path: Path) -> AsyncIterator[Any]:
+async def prometheus_for(tmp_path: Path) -> AsyncIterator[Callable[[int], Awaitable[Prometheus]]]:
     """A function starting Prometheus to scrape a port every second; the server is killed at the end."""
     started: list[asyncio.subprocess.Process] = []
 
@@ -128,10 +128,11 @@ async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
 
 
 async def test_every_dashboard_query_returns_series_from_a_real_prometheus(
-    world: World, prometheus_for: Any, capsys: pytest.CaptureFixture[str]
+    world: World, prometheus_for: Callable[[int], Awaitable[Prometheus]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     app = await world.start(metrics={"port": 0}, moderation={"flags": {"alert_score": 1, "hide_score": 5}})
-    prometheus: Prometheus = await prometheus_for(app.monitoring.port)
+    assert app.monitoring.port is not None
+    prometheus = await prometheus_for(app.monitoring.port)
     await prometheus.wait_for('up{job="dreamqueue"} == 1')
 
     results = [await world.result(await world.dream(who, prompt="a lighthouse", count=count))
