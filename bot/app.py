@@ -22,11 +22,14 @@ from bot.client import DreamBot
 from bot.db import Database
 from bot.filter_rules import FilterRuleLog, GuildFilters
 from bot.guild_settings import GuildSettingsStore
+from bot.health import Monitoring, Readiness
+from bot.metrics import BotMetrics
 from bot.scheduler.service import DreamService
 from bot.services import Services
 from bot.settings import TOKEN_ENV, Settings
 from engine.client import EngineProcess, EngineStartError
 from engine.types import EngineClient
+from moderation.config import PII_CATEGORY
 from moderation.filter import PromptFilter
 from moderation.flags import FlagStore
 from moderation.prompt_log import BlockedPromptLog
@@ -62,7 +65,9 @@ class App:
         self.engine = engine
         self.services = services
         self.bot = DreamBot(services)
-        self._purger = asyncio.create_task(services.retention.run(), name="purge")
+        readiness = Readiness(engine, db, services.metrics.discord)
+        self.monitoring = Monitoring(settings.metrics, services.metrics, readiness)
+        self._purger: asyncio.Task[None] | None = None
         self._closed = False
 
     @classmethod
@@ -75,6 +80,7 @@ class App:
         """
         db = await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms)
         engine = engine or make_engine(settings)
+        monitoring: Monitoring | None = None
         try:
             await engine.start()
             dreams = DreamService(
@@ -102,10 +108,19 @@ class App:
                 AlertLog(db),
                 guild_settings,
                 config_path=config_path,
+                metrics=BotMetrics(
+                    prompt_categories=[*base_filter.settings.categories, PII_CATEGORY],
+                    flag_reasons=settings.moderation.flags.reasons,
+                ),
             )
             app = cls(settings, db, engine, services)  # the bot subscribes to job events before the scheduler starts
+            monitoring = app.monitoring
+            await monitoring.start(dreams)  # ...and so do the metrics
             await dreams.start()
+            app._purger = asyncio.create_task(services.retention.run(), name="purge")
         except BaseException:
+            if monitoring is not None:
+                await monitoring.close()
             await engine.close()
             await db.close()
             raise
@@ -117,9 +132,11 @@ class App:
         if self._closed:
             return
         self._closed = True
-        self._purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._purger
+        await self.monitoring.close()  # first: from now on the bot is not ready
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
         cancel = self.services.settings.discord.shutdown == "cancel"  # as last reloaded
         await self.services.dreams.close(grace_s=0.0 if cancel else None)
         await self.bot.delivery.drain(self.settings.scheduler.shutdown_grace_s)

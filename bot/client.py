@@ -34,7 +34,9 @@ class DreamBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=ServedTree,
+            http_trace=services.metrics.discord.trace_config(),
         )
+        services.metrics.discord.watch(self)
         self.services = services
         self.delivery = Delivery(self, services)
         self._handlers: set[asyncio.Task[None]] = set()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import discord
 from PIL import Image
 
-from bot.scheduler.models import JobView, Placement, QuotaStatus
+from bot.scheduler.models import JobView, Placement, QuotaStatus, SchedulerStats
 from bot.text import clip
 from engine.grid import make_grid
 from engine.pnginfo import SAMPLER_LABELS, format_parameters
@@ -160,6 +160,22 @@ def quota_embed(status: QuotaStatus, now: float) -> discord.Embed:
         embed.add_field(name="Banned", value=f"You may not generate images {until}.", inline=False)
         embed.colour = RED
     return embed
+
+
+def engine_time_fields(stats: SchedulerStats) -> list[tuple[str, str]]:
+    """The engine's share of the time work waited (since start, not counting pauses), as two named figures:
+    the wall time the scheduler spent waiting on the engine's batches, and the time the engine kept its
+    device generating by its own timing (the metric ``dreamqueue_engine_busy_seconds_total``)."""
+    extra = stats.engine.get("extra", {})
+    device = float(extra.get("busy_seconds", 0.0)) if isinstance(extra, dict) else 0.0
+
+    def share(seconds: float) -> str:
+        return f"{seconds / stats.backlog_seconds:.0%}" if stats.backlog_seconds else "n/a"
+
+    return [
+        ("Engine batch time", f"{share(stats.busy_seconds)} of the time work waited (wall clock)"),
+        ("Device busy", f"{share(device)} of the time work waited (the engine's own timing)"),
+    ]
 
 
 def _pixels(pixels: int) -> str:

@@ -18,6 +18,7 @@ from bot.db import Database
 from bot.filter_rules import GuildFilters, RuleChange
 from bot.forget import Forgetting
 from bot.guild_settings import GuildSettingsStore, ServerSettings
+from bot.metrics import BotMetrics
 from bot.refusal import Refusal
 from bot.retention import Retention
 from bot.scheduler.models import (
@@ -116,6 +117,7 @@ class Services:
         guild_settings: GuildSettingsStore,
         *,
         config_path: Path | None = None,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -134,6 +136,7 @@ class Services:
         self.operator_ids: frozenset[int] = frozenset(settings.discord.owner_ids)
         """The operator's user ids: configured, else the application's owners (filled in at connect)."""
         self.config_path = config_path
+        self.metrics = metrics or BotMetrics()
         self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")
         """The model name written into images' parameters."""
 
@@ -159,11 +162,13 @@ class Services:
             raise Refusal("Images are made only in servers.")
         prompt_filter = await self.filters.get(request.guild_id)
         verdict = prompt_filter.check(request.prompt)
+        self.metrics.prompt_checked(verdict)
         if verdict.action != "allow":
             await self.prompt_log.record(request.guild_id, request.member.id, verdict)
         if not verdict.allowed:
             raise PromptBlocked(verdict)
-        return await self.dreams.submit(request)
+        with self.metrics.admission():
+            return await self.dreams.submit(request)
 
     async def reroll(self, guild_id: int, job_id: int, member: Member, key: str) -> Admission:
         """The server's job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
@@ -231,7 +236,9 @@ class Services:
         thresholds = self.settings.moderation.flags.model_copy(
             update={"alert_score": server.alert_score, "hide_score": server.hide_score}
         )
-        return job, await self.flags.flag(image, flagger_id, reason, note, thresholds=thresholds)
+        outcome = await self.flags.flag(image, flagger_id, reason, note, thresholds=thresholds)
+        self.metrics.flagged(reason, outcome.counted)
+        return job, outcome
 
     # moderators
 
@@ -239,9 +246,11 @@ class Services:
                      ban_hours: float | None = None, note: str = "") -> ReviewAction:  # fmt: skip
         """Resolve one of the server's review items: ``dismiss``, ``remove`` (the image), ``warn`` or ``ban``."""
         if action == "dismiss":
-            return ReviewAction(await self.flags.dismiss(guild_id, item_id, moderator_id, note))
-        resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
-        item = await self.flags.action(guild_id, item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
+            item = await self.flags.dismiss(guild_id, item_id, moderator_id, note)
+        else:
+            resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
+            item = await self.flags.action(guild_id, item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
+        self.metrics.reviewed(action)
         if action != "ban":
             return ReviewAction(item)
         ban = await self.ban(moderator_id, item.author_id, ban_hours, note or f"flagged image (review #{item.id})")

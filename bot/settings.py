@@ -100,6 +100,15 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class MetricsSettings(Section):
+    """The ``metrics:`` section: the Prometheus endpoint with ``/healthz`` and ``/readyz`` beside it."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """The HTTP port serving ``/metrics``, ``/healthz`` and ``/readyz``; None serves nothing (0: any free port)."""
+    host: str = Field(default="127.0.0.1", min_length=1)
+    """The address to listen on; the default answers this machine only (``0.0.0.0`` for every interface)."""
+
+
 class Settings(Section):
     """Everything the bot is configured with."""
 
@@ -110,6 +119,7 @@ class Settings(Section):
     quotas: QuotaSettings = QuotaSettings()
     moderation: ModerationSettings = ModerationSettings()
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     token: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """The bot token, from ``DISCORD_TOKEN``; never read from the file."""
 

@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +39,7 @@ from engine.protocol import (
     Step,
 )
 from engine.types import (
+    RESTART_CAUSES,
     EngineHealth,
     GeneratedImage,
     JobRequest,
@@ -189,7 +191,7 @@ class EngineProcess:
         self._running: _RunningBatch | None = None
         self._pending: set[str] = set()
         self._cancelled: set[str] = set()
-        self._restarts = 0
+        self._restarts: Counter[str] = Counter()  # by cause: crashed, hung
         self._device = ""
         self._model = ""
         self._detail = "not started"
@@ -275,7 +277,7 @@ class EngineProcess:
         return EngineHealth(
             ready=self._child is not None,
             busy=self._running is not None,
-            restarts=self._restarts,
+            restarts=self._restarts.total(),
             device=self._device,
             model=self._model,
             detail=self._detail,
@@ -287,6 +289,7 @@ class EngineProcess:
                 "last_batch_seconds": stats.last_batch_seconds,
                 "busy_seconds": stats.busy_seconds,  # device time spent generating, all batches so far
                 "batch_size": self._batch_size,  # images per UNet batch, as set or measured at start
+                **{f"restarts_{cause}": float(self._restarts[cause]) for cause in RESTART_CAUSES},
             },
         )
 
@@ -322,17 +325,18 @@ class EngineProcess:
 
     def _on_exit(self, child: _Child) -> None:
         """An engine process exited: if it was the one serving, start a new one."""
-        self._replace(child)
+        self._replace(child, "crashed")
 
-    def _replace(self, child: _Child) -> None:
-        """Forget ``child`` (dead, or being killed) and start a new engine, unless closing or already done."""
+    def _replace(self, child: _Child, cause: str) -> None:
+        """Forget ``child`` (dead, or being killed, for ``cause``: one of :data:`RESTART_CAUSES`) and start a new
+        engine, unless closing or already done."""
         if child is not self._child or self._closing:
             return
         log.error(
             "engine process %s is gone (exit code %s); starting a new one", child.process.pid, child.process.exitcode
         )
         self._child = None
-        self._restarts += 1
+        self._restarts[cause] += 1
         self._detail = "restarting"
         self._start_task()
 
@@ -356,7 +360,7 @@ class EngineProcess:
         if self._child is not None and self._child.process.is_alive():
             return self._child
         if self._child is not None:
-            self._replace(self._child)  # died an instant ago; its reader has not said so yet
+            self._replace(self._child, "crashed")  # died an instant ago; its reader has not said so yet
         try:
             return await asyncio.shield(self._start_task())
         except EngineStartError as exc:
@@ -386,7 +390,7 @@ class EngineProcess:
                         self.settings.watchdog_timeout_s,
                     )
                     child.kill()
-                    self._replace(child)
+                    self._replace(child, "hung")
                     return results | self._failed(live, HUNG, retryable=True)
                 if isinstance(message, Step) and message.batch_id == batch_id:
                     await self._report(live, message, on_progress)

@@ -117,7 +117,13 @@ class SimulatedEngine:
             restarts=self.restarts,
             device="simulated",
             model=MODEL_LABEL,
-            extra={"busy_seconds": self.busy_seconds, "batches": float(self.batches), "images": float(self.images_made)},
+            extra={
+                "busy_seconds": self.busy_seconds,
+                "batches": float(self.batches),
+                "images": float(self.images_made),
+                "restarts_crashed": float(self.restarts),  # a crash is the only way the simulated engine restarts
+                "restarts_hung": 0.0,
+            },
         )
 
     def crash_next_batch(self, at_step: int = 1, error: str = "the engine crashed") -> None:

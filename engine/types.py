@@ -140,6 +140,11 @@ class Progress:
     steps: int
 
 
+RESTART_CAUSES = ("crashed", "hung")
+"""Why an engine is restarted: its process died, or a batch stopped reporting steps. ``EngineHealth.extra``
+counts each as ``restarts_<cause>``."""
+
+
 @dataclass(frozen=True)
 class EngineHealth:
     """A snapshot of the engine for status commands and the watchdog."""

@@ -209,7 +209,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         forgotten = await self.services.forgetting.member(interaction.guild_id, member.id, interaction.user.id)
         await whisper(interaction, f"Forgot {member.mention} in this server: {forgotten.describe()}.")
 
-    @app_commands.command(name="stats", description="Queue, throughput, GPU duty cycle, moderation figures")
+    @app_commands.command(name="stats", description="Queue, throughput, engine time, moderation figures")
     async def stats(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         stats, flags, blocked = await self.services.stats(interaction.guild_id)
@@ -217,9 +217,10 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         queue = f"{stats.queued_jobs} jobs ({stats.queued_images} images), {stats.running_jobs} running"
         embed.add_field(name="Queue", value=queue + (" · ⏸️ paused" if stats.paused else ""))
         embed.add_field(name="Last hour", value=f"{stats.jobs_last_hour} jobs, {stats.images_last_hour} images")
-        embed.add_field(name="GPU duty cycle", value=f"{stats.duty_cycle:.0%} while work waited")
+        for name, value in render.engine_time_fields(stats):
+            embed.add_field(name=name, value=value)
         average = "n/a" if stats.average_generation_seconds is None else f"{stats.average_generation_seconds:.1f} s"
-        embed.add_field(name="Average generation", value=average)
+        embed.add_field(name="Mean batch time per job (1 h)", value=average)
         embed.add_field(name="Speed", value=f"{stats.seconds_per_image_step:.3f} s per 512² image step")
         embed.add_field(name="Quota multiplier", value=f"×{stats.multiplier:g}")
         embed.add_field(name="Blocked prompts (24 h)", value=str(blocked))

@@ -57,6 +57,8 @@ class JobEvent:
     error: str | None = None
     requeued: bool = False
     recovered: bool = False
+    tier: str | None = None
+    """The member's quota tier when the job was admitted (every kind carries it)."""
 
 
 class Subscription:

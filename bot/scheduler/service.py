@@ -851,7 +851,7 @@ class DreamService:
     def _publish(self, job: _Job, kind: EventKind, **fields: object) -> None:
         view = job.view
         self.events.publish(JobEvent(kind, view.job_id, view.member_id, view.guild_id, view.channel_id,
-                                     self.clock.now(), **fields))
+                                     self.clock.now(), tier=job.tier, **fields))
 
 
 def _match(jobs: list[_Job], results: list[JobResult]) -> list[tuple[_Job, JobResult | None]]:

@@ -104,6 +104,7 @@ async def test_killed_engine_fails_the_batch_clearly_and_the_next_job_runs_on_a_
     assert after.outcome == Outcome.DONE
     assert held_engine.pid not in (None, first_pid)
     assert held_engine.health().restarts == restarts + 1
+    assert held_engine.health().extra["restarts_crashed"] == restarts + 1
     assert after.images[0].png == before.images[0].png  # the new engine makes the same image
 
 
@@ -122,6 +123,7 @@ async def test_hung_engine_is_caught_by_the_watchdog(held_engine: EngineProcess,
     [after] = await held_engine.generate([job("after", 2, params=QUICK)])
     assert after.outcome == Outcome.DONE
     assert held_engine.pid != hung_pid
+    assert held_engine.health().extra["restarts_hung"] == 1
     with pytest.raises(ProcessLookupError):
         os.kill(hung_pid, 0)  # the frozen engine was killed, not left behind
 
