@@ -78,6 +78,9 @@ class Delivery:
         self._replies: dict[int, Reply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._posting: set[int] = set()
+        """Jobs whose result this process is posting or has posted: a job done while the bot was connecting
+        is both in the journal's undelivered results and in the events waiting to be read."""
 
     # lifecycle
 
@@ -242,8 +245,11 @@ class Delivery:
         await self._post_result(reply, FinishedJob(job, images))
 
     async def _post_result(self, reply: Reply, finished: FinishedJob) -> None:
-        """Post the grid with its buttons, record the message, and say where it went."""
+        """Post the grid with its buttons, record the message, and say where it went (once per job)."""
         job = finished.job
+        if job.job_id in self._posting:
+            return
+        self._posting.add(job.job_id)
         await self._settle(reply)
         limit = reply.interaction.filesize_limit if reply.interaction else self._channel_upload_limit(job.channel_id)
         upload = await asyncio.to_thread(render.grid_upload, job, finished.images, self.services.model, limit)
@@ -265,7 +271,11 @@ class Delivery:
             log.warning("job %s: its channel %s is gone; the result cannot be delivered", job.job_id, job.channel_id)
             await self.services.dreams.record_undeliverable(job.job_id, UNDELIVERABLE)
             return
-        await self.services.dreams.record_delivery(job.job_id, message.id)
+        if not await self.services.dreams.record_delivery(job.job_id, message.id):
+            # Another bot process posted it first (its record won): take this copy back.
+            log.warning("job %s: its result was already recorded; deleting the second post %s", job.job_id, message.id)
+            with contextlib.suppress(discord.HTTPException):
+                await message.delete()
 
     async def _redeliver(self, finished: FinishedJob) -> None:
         """Post a result that finished before a restart, unless it was posted and only its record was lost."""

@@ -73,6 +73,24 @@ async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: Wo
     assert not running.original_message.attachments  # the old interaction's token is not used after a restart
 
 
+async def test_jobs_that_finish_while_the_restarted_bot_connects_are_posted_once(world: World) -> None:
+    await world.start(engine={"simulated_seconds_per_step": 1.0}, discord={"shutdown": "cancel"})
+    running = await world.dream(world.alice, prompt="first", count=1, steps=20)
+    queued = [await world.dream(who, prompt=f"then {who.name}", count=1, steps=2) for who in (world.bob, world.carol)]
+    await queued[-1].wait_message(has_text("Queued: #2 of"))
+    await running.wait_message(shows_progress)
+    # A fast engine: the recovered jobs finish while the new bot is still connecting, so their results are
+    # both in the journal (done, not posted) and in the events waiting for the bot.
+    await world.restart(engine={"simulated_seconds_per_step": 0.001})
+    for prompt in ("first", "then bob", "then carol"):
+        await world.fake.wait_message(
+            lambda m, p=prompt: bool(m.attachments) and m.embeds[0]["description"] == p, channel=world.dreams
+        )
+    await world.app.bot.delivery.drain(10)
+    grids = [m.embeds[0]["description"] for m in world.fake.channel_messages(world.dreams) if m.attachments]
+    assert sorted(grids) == ["first", "then bob", "then carol"]
+
+
 async def test_a_result_posted_but_not_recorded_before_a_crash_is_not_posted_twice(world: World) -> None:
     await world.start()
     result = await world.result(await world.dream(world.alice, prompt="only once", count=1))
