@@ -51,6 +51,7 @@ from engine.simulated import SimulatedEngine
 from engine.types import GenerationParams
 
 FLOODER = 1
+GUILD = 1
 SMALL = GenerationParams(width=512, height=512, steps=10)
 LARGE = GenerationParams(width=768, height=768, steps=10)
 TIER = TierSettings(burst=40, rate_per_hour=20_000, daily_images=100_000, max_images=4, max_queued=20)
@@ -134,9 +135,9 @@ class Load:
     async def submit(self, member_id: int, images: int, params: GenerationParams) -> int:
         self.keys += 1
         member = self.member(member_id)
-        request = DreamRequest(member, "a lighthouse at dusk", tuple(range(images)), f"bench-{self.keys}", params)
+        request = DreamRequest(member, GUILD, "a lighthouse at dusk", tuple(range(images)), f"bench-{self.keys}", params)
         admission = await self.service.submit(request)
-        weight = self.service.quota_status(member).limits.weight
+        weight = self.service.quota_status(GUILD, member).limits.weight
         self.recorder.jobs[admission.job.job_id] = JobRecord(
             member_id, weight, gpu_seconds(params, images, self.seconds_per_step), self.service.clock.now()
         )
@@ -254,7 +255,7 @@ async def fairness(args: argparse.Namespace, folder: Path) -> None:
     load = Load(service, recorder, random.Random(args.seed), args.members, args.seconds_per_step, end)
     wall = time.perf_counter()
     await clock.run(asyncio.gather(load.flood(), load.light(args.casual, args.iterating, args.iterating_minutes)))
-    stats = service.stats()
+    stats = service.stats(GUILD)
     wall = time.perf_counter() - wall
     listener.cancel()
     await close_service(service)
@@ -290,7 +291,7 @@ async def real_clock_duty(args: argparse.Namespace, folder: Path) -> None:
     await asyncio.gather(
         load.flood(), load.light(args.casual * speedup, args.iterating * speedup, args.iterating_minutes / speedup)
     )
-    stats = service.stats()
+    stats = service.stats(GUILD)
     engine_compute = stats.engine["extra"]["busy_seconds"]
     listener.cancel()
     await close_service(service)
@@ -305,7 +306,7 @@ async def admission(args: argparse.Namespace, folder: Path, concurrency: int, sy
     await service.start()
     await service.pause(actor_id=0)  # measure admission alone: nothing is dispatched
     requests = [
-        DreamRequest(Member(2 + i % args.members), "a lighthouse at dusk", (i % 7,), f"admit-{i}", SMALL)
+        DreamRequest(Member(2 + i % args.members), GUILD, "a lighthouse at dusk", (i % 7,), f"admit-{i}", SMALL)
         for i in range(args.admissions)
     ]
     pending = iter(requests)
@@ -317,7 +318,7 @@ async def admission(args: argparse.Namespace, folder: Path, concurrency: int, sy
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    assert service.queue_summary().queued_jobs == args.admissions
+    assert service.queue_summary(GUILD).queued_jobs == args.admissions
     await close_service(service)
     return args.admissions / elapsed
 

@@ -22,6 +22,7 @@ from bot.access import require_moderator
 from bot.errors import Guarded, report
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
+from bot.server import server_id
 from bot.services import ReviewAction
 from bot.text import clip
 from moderation.flags import Flag, ReviewItem
@@ -84,7 +85,7 @@ async def image_file(bot: Any, item: ReviewItem) -> discord.File | None:
     if item.job_id is None:
         return None
     try:
-        job, images = await bot.services.finished_job(item.job_id)
+        job, images = await bot.services.finished_job(item.guild_id, item.job_id)
     except Refusal:
         return None
     upload = await asyncio.to_thread(render.grid_upload, job, images, bot.services.model, render.DEFAULT_UPLOAD_LIMIT)
@@ -150,7 +151,7 @@ async def restore_image(bot: Any, item: ReviewItem) -> str:
     message = await fetch_message(bot, item.channel_id, item.message_id)
     if message is None or not message.embeds or item.job_id is None:
         return "The hidden image's message is gone."
-    job, images = await bot.services.finished_job(item.job_id)
+    job, images = await bot.services.finished_job(item.guild_id, item.job_id)
     limit = message.guild.filesize_limit if message.guild else render.DEFAULT_UPLOAD_LIMIT
     upload = await asyncio.to_thread(render.grid_upload, job, images, bot.services.model, limit)
     embed = message.embeds[0]
@@ -187,16 +188,16 @@ class FlagForm(discord.ui.Modal, title="Flag this image"):
         bot: Any = interaction.client
         await defer(interaction)
         job, outcome = await bot.services.flag(
-            self.job_id, self.message.id, interaction.user.id, self.reason.values[0], self.note.value
+            server_id(interaction), self.job_id, self.message.id, interaction.user.id, self.reason.values[0], self.note.value
         )
         if outcome.alert:
             await alert_moderators(bot, outcome.item)
         if outcome.hide:
             await hide_image(bot, self.message)
         if outcome.counted:
-            await whisper(interaction, f"Thank you: the moderators will look at job #{job.job_id}.")
+            await whisper(interaction, f"Thank you: the moderators will look at job #{job.number}.")
         else:
-            await whisper(interaction, f"You have already flagged job #{job.job_id}; the moderators have it.")
+            await whisper(interaction, f"You have already flagged job #{job.number}; the moderators have it.")
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
         await report(interaction, error)
@@ -265,7 +266,7 @@ async def resolve(
 ) -> None:  # fmt: skip
     """Record the decision, carry it out on Discord, then update the review message (or show the next item)."""
     bot: Any = interaction.client
-    result = await bot.services.review(item_id, interaction.user.id, action, ban_hours=ban_hours, note=note)
+    result = await bot.services.review(server_id(interaction), item_id, interaction.user.id, action, ban_hours=ban_hours, note=note)
     done = " ".join(await carry_out(bot, result, action, note))
     if not queue:
         flags = await bot.services.flags.flags(result.item.id)

@@ -17,6 +17,7 @@ from bot import render
 from bot.access import member_of, require_admin
 from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
+from bot.server import server_id
 from bot.text import clip
 
 LIMIT_CHOICES = [
@@ -70,7 +71,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @tier.command(name="show", description="A tier's limits now")
     async def tier_show(self, interaction: discord.Interaction, tier: str) -> None:
         await defer(interaction)
-        limits = self.services.dreams.tier_limits(tier)
+        limits = self.services.dreams.tier_limits(server_id(interaction), tier)
         await whisper(interaction, embed=limits_embed(f"Tier {tier}", limits))
 
     @tier.command(name="set", description="Change one limit of a tier (applies to the next request)")
@@ -78,7 +79,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def tier_set(self, interaction: discord.Interaction, tier: str, limit: str, value: float) -> None:
         await defer(interaction)
-        limits = await self.services.dreams.set_tier_limit(interaction.user.id, tier, limit, value)
+        limits = await self.services.dreams.set_tier_limit(interaction.user.id, server_id(interaction), tier, limit, value)
         embed = limits_embed(f"Tier {tier}", limits)
         await whisper(interaction, f"Tier **{tier}**: {limit} is now {limits[limit]:g}.", embed=embed)
 
@@ -86,7 +87,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def tier_reset(self, interaction: discord.Interaction, tier: str, limit: str) -> None:
         await defer(interaction)
-        limits = await self.services.dreams.set_tier_limit(interaction.user.id, tier, limit, None)
+        limits = await self.services.dreams.set_tier_limit(interaction.user.id, server_id(interaction), tier, limit, None)
         await whisper(interaction, f"Tier **{tier}**: {limit} is back to {limits[limit]:g}.")
 
     tier_show.autocomplete("tier")(_tiers)
@@ -98,7 +99,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @override.command(name="show", description="A member's limits now: tier, overrides and multiplier applied")
     async def override_show(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        limits = self.services.dreams.quota_status(member_of(member)).limits
+        limits = self.services.dreams.quota_status(server_id(interaction), member_of(member)).limits
         shown = {name: getattr(limits, name) for name in LIMIT_NAMES}
         await whisper(interaction, embed=limits_embed(f"{member.display_name} ({limits.tier} tier)", shown))
 
@@ -108,14 +109,16 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         self, interaction: discord.Interaction, member: discord.Member, limit: str, value: float
     ) -> None:
         await defer(interaction)
-        overrides = await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, value)
+        overrides = await self.services.dreams.set_member_override(
+            interaction.user.id, server_id(interaction), member.id, limit, value
+        )
         await whisper(interaction, f"{member.mention}: {limit} is now {overrides[limit]:g} (overrides the tier).")
 
     @override.command(name="clear", description="Remove a member's own value of a limit")
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def override_clear(self, interaction: discord.Interaction, member: discord.Member, limit: str) -> None:
         await defer(interaction)
-        await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, None)
+        await self.services.dreams.set_member_override(interaction.user.id, server_id(interaction), member.id, limit, None)
         await whisper(interaction, f"{member.mention}: {limit} follows their tier again.")
 
     @app_commands.command(name="multiplier", description="Scale every tier's burst, rate and daily budget")
@@ -193,10 +196,11 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @app_commands.command(name="stats", description="Queue, throughput, GPU duty cycle, moderation figures")
     async def stats(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        stats, flags, blocked = await self.services.stats()
+        stats, flags, blocked = await self.services.stats(server_id(interaction))
         embed = discord.Embed(title="dreamqueue stats", colour=render.BLURPLE, timestamp=discord.utils.utcnow())
         queue = f"{stats.queued_jobs} jobs ({stats.queued_images} images), {stats.running_jobs} running"
         embed.add_field(name="Queue", value=queue + (" · ⏸️ paused" if stats.paused else ""))
+        embed.add_field(name="All servers", value=f"{stats.all_queued_jobs} jobs waiting")
         embed.add_field(name="Last hour", value=f"{stats.jobs_last_hour} jobs, {stats.images_last_hour} images")
         embed.add_field(name="GPU duty cycle", value=f"{stats.duty_cycle:.0%} while work waited")
         average = "n/a" if stats.average_generation_seconds is None else f"{stats.average_generation_seconds:.1f} s"

@@ -23,27 +23,27 @@ import aiosqlite
 
 from bot.db import Database
 from bot.scheduler.models import AuditEntry, Ban, JobState, JobView
-from bot.scheduler.quotas import Charge, QuotaState
+from bot.scheduler.quotas import Charge, QuotaState, Who
 from engine.types import GeneratedImage, GenerationParams
 
 log = logging.getLogger(__name__)
 
-QuotaRow = Callable[[int], QuotaState]
-"""Returns a member's current quota state, read at commit time so the newest state is written."""
+QuotaRow = Callable[[Who], QuotaState]
+"""Returns a member's current quota state in a server, read at commit time so the newest state is written."""
 
 _INSERT_JOB = """
-    INSERT INTO jobs (id, idempotency_key, member_id, guild_id, channel_id, prompt, negative_prompt,
+    INSERT INTO jobs (id, number, idempotency_key, member_id, guild_id, channel_id, prompt, negative_prompt,
                       params, seeds, cost, tier, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (idempotency_key) DO NOTHING
 """
 _UPSERT_QUOTA = """
-    INSERT INTO quota_state (member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
+    INSERT INTO quota_state (guild_id, member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (guild_id, member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
                                           day = excluded.day, day_images = excluded.day_images
 """
 _JOB_COLUMNS = """
-    id, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
+    id, number, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
     created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable
 """
 
@@ -53,9 +53,10 @@ class NewJob:
     """A job row to insert at admission."""
 
     job_id: int
+    number: int
     idempotency_key: str
     member_id: int
-    guild_id: int | None
+    guild_id: int
     channel_id: int | None
     prompt: str
     negative_prompt: str
@@ -67,7 +68,7 @@ class NewJob:
 
     def row(self) -> tuple[object, ...]:
         return (
-            self.job_id, self.idempotency_key, self.member_id, self.guild_id, self.channel_id, self.prompt,
+            self.job_id, self.number, self.idempotency_key, self.member_id, self.guild_id, self.channel_id, self.prompt,
             self.negative_prompt, encode_params(self.params), json.dumps(list(self.seeds)), self.cost, self.tier,
             self.created_at,
         )
@@ -77,6 +78,7 @@ class NewJob:
 class JobEnd:
     """A state change at the end of a batch, a cancel or a restart."""
 
+    guild_id: int
     job_id: int
     state: JobState
     at: float
@@ -90,11 +92,14 @@ class Recovered:
     """What a restart finds: rules, quota state, and the jobs that were queued or running."""
 
     max_job_id: int
-    tier_limits: list[tuple[str, str, float]]
-    overrides: list[tuple[int, str, float]]
+    max_numbers: dict[int, int]
+    """The highest job number of each server."""
+    tier_limits: list[tuple[int, str, str, float]]
+    overrides: list[tuple[int, int, str, float]]
     bans: list[Ban]
     switches: dict[str, str]
-    quotas: dict[int, QuotaState]
+    server_weights: dict[int, float]
+    quotas: dict[Who, QuotaState]
     active: list[aiosqlite.Row]
     recent_keys: list[tuple[str, int, float]]
 
@@ -114,7 +119,8 @@ def job_view(row: aiosqlite.Row) -> JobView:
     if not isinstance(seeds, list) or not all(isinstance(seed, int) for seed in seeds):
         raise ValueError(f"seeds is not a list of integers: {row['seeds']!r}")
     return JobView(
-        job_id=row["id"], member_id=row["member_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
+        job_id=row["id"], number=row["number"], member_id=row["member_id"], guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
         state=JobState(row["state"]), prompt=row["prompt"], negative_prompt=row["negative_prompt"], params=params,
         seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
         started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
@@ -129,7 +135,8 @@ def salvage_view(row: aiosqlite.Row) -> JobView:
     except ValueError:
         state = JobState.FAILED
     return JobView(
-        job_id=row["id"], member_id=row["member_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
+        job_id=row["id"], number=row["number"], member_id=row["member_id"], guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
         state=state, prompt=str(row["prompt"]), negative_prompt="", params=GenerationParams(), seeds=(), cost=0,
         created_at=row["created_at"], attempts=row["attempts"], started_at=row["started_at"],
         finished_at=row["finished_at"], error=row["error"], result_message_id=row["result_message_id"],
@@ -151,7 +158,8 @@ def _quota_state(row: aiosqlite.Row) -> QuotaState:
     try:
         charges = [Charge(int(a), int(b), int(c), int(d), bool(e)) for a, b, c, d, e in json.loads(row["charges"])]
     except (ValueError, TypeError) as exc:
-        log.error("quota state of member %s has unreadable charges (%s); dropping them", row["member_id"], exc)
+        log.error("quota state of member %s in server %s has unreadable charges (%s); dropping them",
+                  row["member_id"], row["guild_id"], exc)
         charges = []
     return QuotaState(row["base_tat_ns"], charges, row["day"], row["day_images"])
 
@@ -214,12 +222,12 @@ class Journal:
         async with self._io(), self.db.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def _upsert_quotas(self, conn: aiosqlite.Connection, member_ids: Iterable[int]) -> None:
+    async def _upsert_quotas(self, conn: aiosqlite.Connection, members: Iterable[Who]) -> None:
         rows = []
-        for member_id in set(member_ids):
-            state = self._quota_row(member_id)
+        for guild_id, member_id in set(members):
+            state = self._quota_row((guild_id, member_id))
             charges = json.dumps([[c.job_id, c.at_ns, c.cost_ns, c.images, c.settled] for c in state.charges])
-            rows.append((member_id, state.base_tat_ns, charges, state.day, state.day_images))
+            rows.append((guild_id, member_id, state.base_tat_ns, charges, state.day, state.day_images))
         if rows:
             await conn.executemany(_UPSERT_QUOTA, rows)
 
@@ -270,26 +278,27 @@ class Journal:
                     async with conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk) as found:
                         written.update(row[0] for row in await found.fetchall())
                 conflicts = set(ids) - written
-            await self._upsert_quotas(conn, (job.member_id for job in jobs))
+            await self._upsert_quotas(conn, ((job.guild_id, job.member_id) for job in jobs))
         return conflicts
 
     # job life
 
-    async def mark_running(self, job_ids: Sequence[int], at: float) -> set[int]:
-        """Mark queued jobs running (one more attempt); return the ids whose row is missing or not queued."""
+    async def mark_running(self, jobs: Sequence[tuple[int, int]], at: float) -> set[int]:
+        """Mark queued jobs ``(guild id, job id)`` running (one more attempt); return the ids whose row is missing
+        or not queued."""
         refused = set()
         async with self._transaction() as conn:
-            for job_id in job_ids:
+            for guild_id, job_id in jobs:
                 cursor = await conn.execute(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?"
-                    " WHERE id = ? AND state = 'queued'",
-                    (at, job_id),
+                    " WHERE id = ? AND guild_id = ? AND state = 'queued'",
+                    (at, job_id, guild_id),
                 )
                 if cursor.rowcount != 1:
                     refused.add(job_id)
         return refused
 
-    async def end(self, ends: Sequence[JobEnd], quota_members: Iterable[int] = ()) -> set[int]:
+    async def end(self, ends: Sequence[JobEnd], quota_members: Iterable[Who] = ()) -> set[int]:
         """Write state changes (and images of done jobs) with the members' quota state, in one transaction.
 
         Returns the ids whose row was missing (nothing could be written for them).
@@ -298,8 +307,10 @@ class Journal:
         async with self._transaction() as conn:
             for end in ends:
                 cursor = await conn.execute(
-                    "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ? WHERE id = ?",
-                    (end.state.value, end.error, end.at if end.state.final else None, end.seconds, end.job_id),
+                    "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ?"
+                    " WHERE id = ? AND guild_id = ?",
+                    (end.state.value, end.error, end.at if end.state.final else None, end.seconds, end.job_id,
+                     end.guild_id),
                 )
                 if cursor.rowcount != 1:
                     missing.add(end.job_id)
@@ -311,23 +322,23 @@ class Journal:
             await self._upsert_quotas(conn, quota_members)
         return missing
 
-    async def record_delivery(self, job_id: int, message_id: int, at: float) -> bool:
+    async def record_delivery(self, guild_id: int, job_id: int, message_id: int, at: float) -> bool:
         """Record the message that delivered a done job; False if a delivery was already recorded."""
         async with self._transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET result_message_id = ?, delivered_at = ?"
-                " WHERE id = ? AND state = 'done' AND result_message_id IS NULL",
-                (message_id, at, job_id),
+                " WHERE id = ? AND guild_id = ? AND state = 'done' AND result_message_id IS NULL",
+                (message_id, at, job_id, guild_id),
             )
             return cursor.rowcount == 1
 
-    async def record_undeliverable(self, job_id: int, reason: str) -> bool:
+    async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
         """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""
         async with self._transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE jobs SET undeliverable = ?"
-                " WHERE id = ? AND state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL",
-                (reason, job_id),
+                "UPDATE jobs SET undeliverable = ? WHERE id = ? AND guild_id = ? AND state = 'done'"
+                " AND result_message_id IS NULL AND undeliverable IS NULL",
+                (reason, job_id, guild_id),
             )
             return cursor.rowcount == 1
 
@@ -342,16 +353,29 @@ class Journal:
 
     # reads
 
-    async def job(self, job_id: int) -> aiosqlite.Row | None:
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+    async def job(self, guild_id: int, job_id: int) -> aiosqlite.Row | None:
+        """The server's job with this internal id; None for another server's."""
+        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND guild_id = ?",
+                                    (job_id, guild_id))
         return rows[0] if rows else None
 
-    async def job_by_key(self, key: str) -> aiosqlite.Row | None:
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?", (key,))
+    async def job_by_number(self, guild_id: int, number: int) -> aiosqlite.Row | None:
+        """The server's job #number."""
+        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND number = ?",
+                                    (guild_id, number))
         return rows[0] if rows else None
 
-    async def images(self, job_id: int) -> tuple[GeneratedImage, ...]:
-        rows = await self._fetchall("SELECT seed, png FROM job_images WHERE job_id = ? ORDER BY idx", (job_id,))
+    async def job_by_key(self, guild_id: int, key: str) -> aiosqlite.Row | None:
+        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ? AND guild_id = ?",
+                                    (key, guild_id))
+        return rows[0] if rows else None
+
+    async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
+        rows = await self._fetchall(
+            "SELECT seed, png FROM job_images WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND guild_id = ?)"
+            " ORDER BY idx",
+            (job_id, guild_id),
+        )
         return tuple(GeneratedImage(seed=row["seed"], png=bytes(row["png"])) for row in rows)
 
     async def undelivered(self) -> list[aiosqlite.Row]:
@@ -360,19 +384,22 @@ class Journal:
             " WHERE state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL ORDER BY id"
         )
 
-    async def member_jobs(self, member_id: int, limit: int) -> list[aiosqlite.Row]:
-        """A member's newest jobs first."""
+    async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:
+        """A member's newest jobs in the server first."""
         return await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE member_id = ? ORDER BY id DESC LIMIT ?", (member_id, limit)
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, member_id, limit),
         )
 
-    async def audit(self, limit: int) -> list[AuditEntry]:
+    async def audit(self, guild_id: int, limit: int) -> list[AuditEntry]:
+        """The server's newest audit entries first (guild 0: the operator's changes to what servers share)."""
         rows = await self._fetchall(
-            "SELECT id, at, actor_id, action, target, before, after FROM admin_audit ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT id, guild_id, at, actor_id, action, target, before, after FROM admin_audit WHERE guild_id = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
         )
         return [
-            AuditEntry(id=row["id"], at=row["at"], actor_id=row["actor_id"], action=row["action"],
+            AuditEntry(id=row["id"], guild_id=row["guild_id"], at=row["at"], actor_id=row["actor_id"], action=row["action"],
                        target=row["target"], before=json.loads(row["before"]), after=json.loads(row["after"]))
             for row in rows
         ]
@@ -380,18 +407,27 @@ class Journal:
     async def recover(self, since: float) -> Recovered:
         """Everything a start needs; ``since`` bounds the idempotency keys loaded into memory."""
         max_id = (await self._fetchall("SELECT coalesce(max(id), 0) FROM jobs"))[0][0]
+        numbers = await self._fetchall("SELECT guild_id, max(number) FROM jobs GROUP BY guild_id")
         bans = [
-            Ban(member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
+            Ban(guild_id=row["guild_id"], member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
                 banned_at=row["banned_at"])
             for row in await self._fetchall("SELECT * FROM bans")
         ]
-        quotas = {row["member_id"]: _quota_state(row) for row in await self._fetchall("SELECT * FROM quota_state")}
+        quotas = {
+            (row["guild_id"], row["member_id"]): _quota_state(row)
+            for row in await self._fetchall("SELECT * FROM quota_state")
+        }
         return Recovered(
             max_job_id=max_id,
-            tier_limits=[tuple(row) for row in await self._fetchall("SELECT tier, name, value FROM tier_limits")],
-            overrides=[tuple(row) for row in await self._fetchall("SELECT member_id, name, value FROM member_overrides")],
+            max_numbers={guild_id: number for guild_id, number in numbers},
+            tier_limits=[tuple(row) for row in await self._fetchall(
+                "SELECT guild_id, tier, name, value FROM tier_limits")],
+            overrides=[tuple(row) for row in await self._fetchall(
+                "SELECT guild_id, member_id, name, value FROM member_overrides")],
             bans=bans,
             switches={row["key"]: row["value"] for row in await self._fetchall("SELECT key, value FROM scheduler_state")},
+            server_weights={row[0]: row[1] for row in await self._fetchall(
+                "SELECT guild_id, weight FROM server_weights")},
             quotas=quotas,
             active=await self._fetchall(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
@@ -407,30 +443,45 @@ class Journal:
 
     # admin changes, each with its audit record in the same transaction
 
-    async def set_tier_limit(self, tier: str, name: str, value: float | None, audit: AuditEntry) -> None:
+    async def set_tier_limit(self, guild_id: int, tier: str, name: str, value: float | None,
+                             audit: AuditEntry) -> None:  # fmt: skip
         await self._audited(
-            ("DELETE FROM tier_limits WHERE tier = ? AND name = ?", (tier, name)) if value is None else
-            ("INSERT OR REPLACE INTO tier_limits (tier, name, value) VALUES (?, ?, ?)", (tier, name, value)),
+            ("DELETE FROM tier_limits WHERE guild_id = ? AND tier = ? AND name = ?", (guild_id, tier, name))
+            if value is None else
+            ("INSERT OR REPLACE INTO tier_limits (guild_id, tier, name, value) VALUES (?, ?, ?, ?)",
+             (guild_id, tier, name, value)),
             audit,
         )
 
-    async def set_override(self, member_id: int, name: str, value: float | None, audit: AuditEntry) -> None:
+    async def set_override(self, guild_id: int, member_id: int, name: str, value: float | None,
+                           audit: AuditEntry) -> None:  # fmt: skip
         await self._audited(
-            ("DELETE FROM member_overrides WHERE member_id = ? AND name = ?", (member_id, name)) if value is None else
-            ("INSERT OR REPLACE INTO member_overrides (member_id, name, value) VALUES (?, ?, ?)",
-             (member_id, name, value)),
+            ("DELETE FROM member_overrides WHERE guild_id = ? AND member_id = ? AND name = ?",
+             (guild_id, member_id, name))
+            if value is None else
+            ("INSERT OR REPLACE INTO member_overrides (guild_id, member_id, name, value) VALUES (?, ?, ?, ?)",
+             (guild_id, member_id, name, value)),
             audit,
         )
 
     async def set_ban(self, ban: Ban, audit: AuditEntry) -> None:
         await self._audited(
-            ("INSERT OR REPLACE INTO bans (member_id, until, reason, banned_by, banned_at) VALUES (?, ?, ?, ?, ?)",
-             (ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
+            ("INSERT OR REPLACE INTO bans (guild_id, member_id, until, reason, banned_by, banned_at)"
+             " VALUES (?, ?, ?, ?, ?, ?)",
+             (ban.guild_id, ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
             audit,
         )
 
-    async def lift_ban(self, member_id: int, audit: AuditEntry) -> None:
-        await self._audited(("DELETE FROM bans WHERE member_id = ?", (member_id,)), audit)
+    async def lift_ban(self, guild_id: int, member_id: int, audit: AuditEntry) -> None:
+        await self._audited(("DELETE FROM bans WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)), audit)
+
+    async def set_server_weight(self, guild_id: int, weight: float | None, audit: AuditEntry) -> None:
+        """Store a server's share of the GPU (None: back to the default)."""
+        await self._audited(
+            ("DELETE FROM server_weights WHERE guild_id = ?", (guild_id,)) if weight is None else
+            ("INSERT OR REPLACE INTO server_weights (guild_id, weight) VALUES (?, ?)", (guild_id, weight)),
+            audit,
+        )
 
     async def set_switch(self, key: str, value: str, audit: AuditEntry) -> None:
         await self._audited(
@@ -450,6 +501,6 @@ class Journal:
 
 async def _insert_audit(conn: aiosqlite.Connection, audit: AuditEntry) -> None:
     await conn.execute(
-        "INSERT INTO admin_audit (at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-        (audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before), json.dumps(audit.after)),
+        "INSERT INTO admin_audit (guild_id, at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (audit.guild_id, audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before), json.dumps(audit.after)),
     )

@@ -28,7 +28,7 @@ import aiosqlite
 
 from bot.db import Database
 from bot.scheduler.clock import Clock, SystemClock
-from bot.scheduler.config import QuotaSettings, SchedulerSettings, check_limit, check_multiplier
+from bot.scheduler.config import QuotaSettings, SchedulerSettings, check_limit, check_multiplier, check_server_weight
 from bot.scheduler.errors import (
     Banned,
     DreamError,
@@ -61,7 +61,7 @@ from bot.scheduler.models import (
     SchedulerStats,
 )
 from bot.scheduler.policy import Policy
-from bot.scheduler.quotas import QuotaBook
+from bot.scheduler.quotas import QuotaBook, Who
 from engine.types import (
     EngineClient,
     GeneratedImage,
@@ -78,6 +78,8 @@ COST_PER_IMAGE_STEP = 512 * 512 // 4096
 """Cost units of one 512x512 image step (see ``JobRequest.cost``)."""
 HOUR = 3600.0
 INTERRUPTED = "interrupted by a restart"
+OPERATOR = 0
+"""The guild id of audit entries for the operator's changes to what every server shares."""
 
 
 @dataclass(eq=False)
@@ -101,6 +103,14 @@ class _Job:
     @property
     def member_id(self) -> int:
         return self.view.member_id
+
+    @property
+    def guild_id(self) -> int:
+        return self.view.guild_id
+
+    @property
+    def who(self) -> Who:
+        return self.view.guild_id, self.view.member_id
 
 
 class DreamService:
@@ -136,13 +146,14 @@ class DreamService:
         self._by_key: dict[str, int] = {}
         self._key_ages: deque[tuple[float, str]] = deque()
         self._admitting: dict[str, asyncio.Future[Admission | None]] = {}
-        self._active_by_member: Counter[int] = Counter()
+        self._active_by_member: Counter[Who] = Counter()
         self._next_id = 1
+        self._last_number: dict[int, int] = {}
         self._running: list[_Job] = []
         self._batch_started = 0.0
         self._batch_cost = 0
         self._seconds_per_cost = scheduler.assumed_seconds_per_step / COST_PER_IMAGE_STEP
-        self._completions: deque[tuple[float, int, float]] = deque()  # (finished at, images, engine seconds)
+        self._completions: deque[tuple[float, int, int, float]] = deque()  # (at, guild, images, engine seconds)
         self._busy_seconds = 0.0
         self._generating_since: float | None = None
         self._backlog_seconds = 0.0
@@ -163,9 +174,10 @@ class DreamService:
         now = self.clock.now()
         recovered = await self.journal.recover(since=now - self.settings.idempotency_window_hours * HOUR)
         self._next_id = recovered.max_job_id + 1
+        self._last_number = dict(recovered.max_numbers)
         self._restore_policy(recovered)
-        for member_id, state in recovered.quotas.items():
-            self.quotas.load(member_id, state)
+        for who, state in recovered.quotas.items():
+            self.quotas.load(who, state)
         for key, job_id, created_at in recovered.recent_keys:
             self._remember_key(key, job_id, created_at)
         self.journal.start()
@@ -177,18 +189,23 @@ class DreamService:
 
     def _restore_policy(self, recovered: Recovered) -> None:
         """Re-apply the admins' stored changes; one that no longer fits this config is logged and skipped."""
-        for tier, name, value in recovered.tier_limits:
+        for guild_id, tier, name, value in recovered.tier_limits:
             try:
-                self.policy.tier_limits(tier)
-                self.policy.set_tier_change(tier, name, check_limit(name, value))
+                self.policy.tier_limits(guild_id, tier)
+                self.policy.set_tier_change(guild_id, tier, name, check_limit(name, value))
             except DreamError as exc:
-                log.error("ignoring the stored change of tier %s: %s", tier, exc)
-        for member_id, name, value in recovered.overrides:
+                log.error("ignoring the stored change of tier %s in server %s: %s", tier, guild_id, exc)
+        for guild_id, member_id, name, value in recovered.overrides:
             try:
-                self.policy.set_override(member_id, name, check_limit(name, value))
+                self.policy.set_override((guild_id, member_id), name, check_limit(name, value))
             except DreamError as exc:
-                log.error("ignoring the stored override of member %s: %s", member_id, exc)
-        self.policy.bans = {ban.member_id: ban for ban in recovered.bans}
+                log.error("ignoring the stored override of member %s in server %s: %s", member_id, guild_id, exc)
+        self.policy.bans = {(ban.guild_id, ban.member_id): ban for ban in recovered.bans}
+        for guild_id, weight in recovered.server_weights.items():
+            try:
+                self.policy.server_weights[guild_id] = check_server_weight(weight)
+            except DreamError as exc:
+                log.error("ignoring the stored weight of server %s: %s", guild_id, exc)
         self.policy.paused = recovered.switches.get("paused") == "1"
         if "multiplier" in recovered.switches:
             try:
@@ -231,7 +248,7 @@ class DreamService:
         if key in self._admitting:
             admission = await asyncio.shield(self._admitting[key])
         elif key in self._by_key:
-            return Admission(*await self._known(self._by_key[key]), duplicate=True)
+            return Admission(*await self._known(request.guild_id, self._by_key[key]), duplicate=True)
         elif not self._open:
             raise ServiceStopped()
         else:
@@ -245,18 +262,19 @@ class DreamService:
             if admission is not None:
                 return admission
         if admission is not None:  # a concurrent submit of the same key got in first
-            return Admission(*await self._known(admission.job.job_id), duplicate=True)
+            return Admission(*await self._known(request.guild_id, admission.job.job_id), duplicate=True)
         # The key belongs to an older job that only the journal remembered.
-        row = await self.journal.job_by_key(key)
+        row = await self.journal.job_by_key(request.guild_id, key)
         if row is None:
             raise ServiceStopped()
         self._remember_key(key, row["id"], row["created_at"])
-        return Admission(*await self._known(row["id"]), duplicate=True)
+        return Admission(*await self._known(request.guild_id, row["id"]), duplicate=True)
 
     def _admit_or_refuse(self, request: DreamRequest) -> _Job:
         """Every check and the quota charge, with no await in between: concurrent submits cannot overtake."""
         now = self.clock.now()
         member = request.member
+        who = (request.guild_id, member.id)
         job_request = JobRequest(
             job_id=str(self._next_id), prompt=request.prompt, seeds=tuple(request.seeds), params=request.params,
             negative_prompt=request.negative_prompt,
@@ -265,32 +283,35 @@ class DreamService:
             job_request.validate(self.engine.limits)
         except RequestError as exc:
             raise InvalidRequest(exc.field, exc.message) from None
-        ban = self.policy.ban_of(member.id, now)
+        ban = self.policy.ban_of(who, now)
         if ban is not None:
             raise Banned(ban.until, ban.reason, now)
         if self.policy.paused and not self.settings.accept_while_paused:
             raise Paused()
         tier = self.policy.tier_of(member)
-        limits = self.policy.limits(member.id, tier)
+        limits = self.policy.limits(who, tier)
         self._check_shape(job_request, limits)
-        if self._active_by_member[member.id] >= limits.max_queued:
+        if self._active_by_member[who] >= limits.max_queued:
             raise MemberQueueFull(limits.max_queued)
         if len(self._jobs) >= self.settings.max_queued_jobs:
             raise QueueFull(self._minutes_until_room())
         job_id = self._next_id
-        self.quotas.charge(member.id, job_id, job_request.count, limits, now)
+        self.quotas.charge(who, job_id, job_request.count, limits, now)
         self._next_id += 1
+        # Numbers are handed out here, like ids, so concurrent admissions never share one; a failed commit
+        # leaves a gap, which members never see reused.
+        number = self._last_number[request.guild_id] = self._last_number.get(request.guild_id, 0) + 1
         view = JobView(
-            job_id=job_id, member_id=member.id, guild_id=request.guild_id, channel_id=request.channel_id,
+            job_id=job_id, number=number, member_id=member.id, guild_id=request.guild_id, channel_id=request.channel_id,
             state=JobState.QUEUED, prompt=request.prompt, negative_prompt=request.negative_prompt,
             params=request.params, seeds=job_request.seeds, cost=job_request.cost, created_at=now,
         )
         job = _Job(
             view=view, key=request.idempotency_key, tier=tier, request=job_request,
-            entry=QueuedJob(job_id, member.id, job_request.cost, job_request.count, request.params),
+            entry=QueuedJob(job_id, request.guild_id, member.id, job_request.cost, job_request.count, request.params),
         )
         self._jobs[job_id] = job
-        self._active_by_member[member.id] += 1
+        self._active_by_member[who] += 1
         self._by_key[request.idempotency_key] = job_id
         return job
 
@@ -310,7 +331,7 @@ class DreamService:
     def _new_job_row(job: _Job) -> NewJob:
         view = job.view
         return NewJob(
-            job_id=view.job_id, idempotency_key=job.key, member_id=view.member_id, guild_id=view.guild_id,
+            job_id=view.job_id, number=view.number, idempotency_key=job.key, member_id=view.member_id, guild_id=view.guild_id,
             channel_id=view.channel_id, prompt=view.prompt, negative_prompt=view.negative_prompt, params=view.params,
             seeds=view.seeds, cost=view.cost, tier=job.tier, created_at=view.created_at,
         )
@@ -331,7 +352,7 @@ class DreamService:
             return
         self._key_ages.append((job.view.created_at, job.key))
         self._account()
-        self.queue.push(job.entry, self._weight(job))
+        self._push(job)
         self._wake.set()
         placement = self._placement(job)
         job.announced_position = placement.position
@@ -350,135 +371,159 @@ class DreamService:
             if job_id is not None and job_id not in self._jobs:
                 del self._by_key[key]
 
-    async def _known(self, job_id: int) -> tuple[JobView, Placement]:
-        job = self._jobs.get(job_id)
+    async def _known(self, guild_id: int, job_id: int) -> tuple[JobView, Placement]:
+        job = self._active(guild_id, job_id)
         if job is not None:
             return job.view, self._placement(job)
-        view = await self.job(job_id)
+        view = await self.job(guild_id, job_id)
         return view, Placement(job_id, view.state, None, None, len(self.queue))
+
+    def _active(self, guild_id: int, job_id: int) -> _Job | None:
+        """The server's queued or running job with this id; None if it is not active or another server's."""
+        job = self._jobs.get(job_id)
+        return job if job is not None and job.guild_id == guild_id else None
 
     # queries
 
-    async def job(self, job_id: int) -> JobView:
-        """The job as it is now (from memory while active, else from the journal)."""
-        job = self._jobs.get(job_id)
+    async def job(self, guild_id: int, job_id: int) -> JobView:
+        """The server's job with this internal id as it is now; another server's job is "no such job"."""
+        job = self._active(guild_id, job_id)
         if job is not None:
             return job.view
-        row = await self.journal.job(job_id)
+        row = await self.journal.job(guild_id, job_id)
         if row is None:
             raise JobNotFound(job_id)
         return read_view(row)
 
-    def active_jobs(self, member_id: int | None = None) -> list[JobView]:
-        """Jobs queued or running (of one member, or everyone's), oldest first."""
-        return [job.view for job in sorted(self._jobs.values(), key=lambda job: job.id)
-                if member_id is None or job.member_id == member_id]
+    async def job_by_number(self, guild_id: int, number: int) -> JobView:
+        """The server's job #number (the number members see)."""
+        row = await self.journal.job_by_number(guild_id, number)
+        if row is None:
+            raise JobNotFound(number)
+        job = self._active(guild_id, row["id"])
+        return job.view if job is not None else read_view(row)
 
-    async def placement(self, job_id: int) -> Placement:
+    def active_jobs(self, guild_id: int, member_id: int | None = None) -> list[JobView]:
+        """The server's jobs queued or running (of one member, or everyone's), oldest first."""
+        return [job.view for job in sorted(self._jobs.values(), key=lambda job: job.id)
+                if job.guild_id == guild_id and (member_id is None or job.member_id == member_id)]
+
+    async def placement(self, guild_id: int, job_id: int) -> Placement:
         """Queue position and ETA of a job (position and ETA are None once it has finished)."""
-        job = self._jobs.get(job_id)
+        job = self._active(guild_id, job_id)
         if job is not None:
             return self._placement(job)
-        view = await self.job(job_id)
+        view = await self.job(guild_id, job_id)
         return Placement(job_id, view.state, None, None, len(self.queue))
 
-    def queue_summary(self) -> QueueSummary:
-        """The whole queue at a glance: jobs, images, members waiting, running jobs, time to drain, paused."""
+    def pending(self) -> int:
+        """Jobs admitted and not ended, in every server together (the operator's view)."""
+        return len(self._jobs)
+
+    def queue_summary(self, guild_id: int) -> QueueSummary:
+        """The server's queue at a glance (jobs, images, members waiting, running jobs), the time until the whole
+        queue is done, whether it is paused, and the whole queue's length."""
+        jobs, images, _, members = self.queue.server_load(guild_id)
         return QueueSummary(
-            queued_jobs=len(self.queue),
-            queued_images=self.queue.total_images,
-            members_waiting=self.queue.members_waiting,
-            running_jobs=tuple(job.id for job in self._running),
+            queued_jobs=jobs,
+            queued_images=images,
+            members_waiting=members,
+            running_jobs=tuple(job.id for job in self._running if job.guild_id == guild_id),
             drain_seconds=self._running_left() + self.queue.total_cost * self._seconds_per_cost,
             paused=self.policy.paused,
+            all_queued_jobs=len(self.queue),
         )
 
-    def quota_status(self, member: Member) -> QuotaStatus:
-        """What the member has left: burst, daily budget, next reset, tier and limits."""
+    def quota_status(self, guild_id: int, member: Member) -> QuotaStatus:
+        """What the member has left in the server: burst, daily budget, next reset, tier and limits."""
         now = self.clock.now()
+        who = (guild_id, member.id)
         tier = self.policy.tier_of(member)
-        limits = self.policy.limits(member.id, tier)
-        allowance = self.quotas.allowance(member.id, limits, now)
-        ban = self.policy.ban_of(member.id, now)
+        limits = self.policy.limits(who, tier)
+        allowance = self.quotas.allowance(who, limits, now)
+        ban = self.policy.ban_of(who, now)
         return QuotaStatus(
             tier=tier, limits=limits, burst_left=allowance.burst_left, next_image_at=allowance.next_image_at,
             burst_full_at=allowance.burst_full_at, daily_left=allowance.daily_left,
-            daily_resets_at=allowance.daily_resets_at, queued_jobs=self._active_by_member[member.id],
+            daily_resets_at=allowance.daily_resets_at, queued_jobs=self._active_by_member[who],
             banned=ban is not None, banned_until=None if ban is None else ban.until,
         )
 
-    def stats(self) -> SchedulerStats:
-        """Figures for admins: queue, throughput over the last hour, duty cycle, measured speed."""
+    def stats(self, guild_id: int) -> SchedulerStats:
+        """Figures for a server's admins: its queue and last hour; the shared GPU's duty cycle and speed."""
         now = self.clock.now()
         self._account()
         self._trim_completions(now)
-        jobs = len(self._completions)
+        ours = [(images, seconds) for _, guild, images, seconds in self._completions if guild == guild_id]
         busy = self._busy_seconds + (now - self._generating_since if self._generating_since is not None else 0.0)
+        jobs, images, _, members = self.queue.server_load(guild_id)
         return SchedulerStats(
-            queued_jobs=len(self.queue),
-            queued_images=self.queue.total_images,
-            running_jobs=len(self._running),
-            members_waiting=self.queue.members_waiting,
-            jobs_last_hour=jobs,
-            images_last_hour=sum(images for _, images, _ in self._completions),
+            queued_jobs=jobs,
+            queued_images=images,
+            running_jobs=sum(1 for job in self._running if job.guild_id == guild_id),
+            members_waiting=members,
+            jobs_last_hour=len(ours),
+            images_last_hour=sum(images for images, _ in ours),
+            all_queued_jobs=len(self.queue),
+            server_weight=self.policy.server_weight(guild_id),
             duty_cycle=busy / self._backlog_seconds if self._backlog_seconds else 1.0,
             busy_seconds=busy,
             backlog_seconds=self._backlog_seconds,
-            average_generation_seconds=sum(s for _, _, s in self._completions) / jobs if jobs else None,
+            average_generation_seconds=sum(s for _, s in ours) / len(ours) if ours else None,
             seconds_per_image_step=self._seconds_per_cost * COST_PER_IMAGE_STEP,
             paused=self.policy.paused,
             multiplier=self.policy.multiplier,
             engine=asdict(self.engine.health()),
         )
 
-    async def member_jobs(self, member_id: int, limit: int = 10) -> list[JobView]:
-        """A member's newest jobs first, in any state (as the journal has them)."""
-        return [read_view(row) for row in await self.journal.member_jobs(member_id, limit)]
+    async def member_jobs(self, guild_id: int, member_id: int, limit: int = 10) -> list[JobView]:
+        """A member's newest jobs in the server first, in any state (as the journal has them)."""
+        return [read_view(row) for row in await self.journal.member_jobs(guild_id, member_id, limit)]
 
     async def undelivered(self) -> list[FinishedJob]:
         """Done jobs whose result was neither posted nor found undeliverable (after a restart: post these)."""
         finished = []
         for row in await self.journal.undelivered():
             view = read_view(row)
-            finished.append(FinishedJob(view, await self.journal.images(view.job_id)))
+            finished.append(FinishedJob(view, await self.journal.images(view.guild_id, view.job_id)))
         return finished
 
-    async def images(self, job_id: int) -> tuple[GeneratedImage, ...]:
-        """The stored images of a done job (empty once pruned after delivery)."""
-        return await self.journal.images(job_id)
+    async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
+        """The stored images of the server's done job (empty once pruned after delivery, or another server's)."""
+        return await self.journal.images(guild_id, job_id)
 
-    async def record_delivery(self, job_id: int, message_id: int) -> bool:
+    async def record_delivery(self, guild_id: int, job_id: int, message_id: int) -> bool:
         """Record the message that posted a done job's images. True the first time; False if already recorded."""
-        delivered = await self.journal.record_delivery(job_id, message_id, self.clock.now())
+        delivered = await self.journal.record_delivery(guild_id, job_id, message_id, self.clock.now())
         if not delivered:
-            view = await self.job(job_id)
+            view = await self.job(guild_id, job_id)
             if view.state is not JobState.DONE:
                 raise ValueError(f"job {job_id} is {view.state}, not done: there is nothing to deliver")
         return delivered
 
-    async def record_undeliverable(self, job_id: int, reason: str) -> bool:
+    async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
         """Record why a done job's result cannot be posted, so it is not tried again after a restart.
 
         True the first time; False if it was delivered or recorded undeliverable already.
         """
-        return await self.journal.record_undeliverable(job_id, reason)
+        return await self.journal.record_undeliverable(guild_id, job_id, reason)
 
     # cancel
 
-    async def cancel(self, job_id: int, actor_id: int, *, moderator: bool = False) -> JobView:
-        """Cancel a queued or running job (refunded); return the job's final view.
+    async def cancel(self, guild_id: int, job_id: int, actor_id: int, *, moderator: bool = False) -> JobView:
+        """Cancel a queued or running job of the server (refunded); return the job's final view.
 
-        Members may cancel their own jobs, moderators anyone's (audited, with
-        the state before and after). A job that had already finished is
-        returned as it is.
+        Members may cancel their own jobs, the server's moderators anyone's in
+        the server (audited, with the state before and after); another server's
+        job is "no such job". A job that had already finished is returned as it is.
         """
-        job = self._jobs.get(job_id)
+        job = self._active(guild_id, job_id)
         if job is not None and job.key in self._admitting:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._admitting[job.key])
-            job = self._jobs.get(job_id)
+            job = self._active(guild_id, job_id)
         if job is None:
-            view = await self.job(job_id)
+            view = await self.job(guild_id, job_id)
             if view.member_id != actor_id and not moderator:
                 raise NotYourJob(job_id)
             return view
@@ -497,47 +542,56 @@ class DreamService:
         view = await asyncio.shield(job.ended)
         if by_moderator:
             await self.journal.record_audit(self._audit(
-                actor_id, "cancel", f"job {job_id} of member {job.member_id}", {"state": before},
+                guild_id, actor_id, "cancel", f"job #{job.view.number} of member {job.member_id}", {"state": before},
                 {"state": view.state, "error": view.error},
             ))
         return view
 
     # admin
 
-    async def set_tier_limit(self, actor_id: int, tier: str, limit: str, value: float | None) -> dict[str, float]:
-        """Change one limit of a tier live (None reverts to the config value); returns the tier's limits."""
+    async def set_tier_limit(self, actor_id: int, guild_id: int, tier: str, limit: str,
+                             value: float | None) -> dict[str, float]:  # fmt: skip
+        """Change one limit of a tier live in a server (None reverts to the config value); returns the tier's
+        limits there."""
         checked = check_limit(limit, value)
-        before = self.policy.tier_limits(tier)[limit]
+        before = self.policy.tier_limits(guild_id, tier)[limit]
         after = getattr(self.policy.settings.tiers[tier], limit) if checked is None else checked
         await self.journal.set_tier_limit(
-            tier, limit, checked, self._audit(actor_id, "set_tier_limit", f"tier {tier}: {limit}", before, after)
+            guild_id, tier, limit, checked,
+            self._audit(guild_id, actor_id, "set_tier_limit", f"tier {tier}: {limit}", before, after),
         )
-        self.policy.set_tier_change(tier, limit, checked)
-        return self.policy.tier_limits(tier)
+        self.policy.set_tier_change(guild_id, tier, limit, checked)
+        return self.policy.tier_limits(guild_id, tier)
 
-    async def set_member_override(self, actor_id: int, member_id: int, limit: str, value: float | None) -> dict[str, float]:
-        """Override one limit for one member (absolute; None removes it); returns the member's overrides."""
+    async def set_member_override(self, actor_id: int, guild_id: int, member_id: int, limit: str,
+                                  value: float | None) -> dict[str, float]:  # fmt: skip
+        """Override one limit for one member in a server (absolute; None removes it); returns their overrides."""
         checked = check_limit(limit, value)
-        before = self.policy.overrides.get(member_id, {}).get(limit)
+        who = (guild_id, member_id)
+        before = self.policy.overrides.get(who, {}).get(limit)
         await self.journal.set_override(
-            member_id, limit, checked, self._audit(actor_id, "set_override", f"member {member_id}: {limit}",
-                                                   before, checked),
+            guild_id, member_id, limit, checked,
+            self._audit(guild_id, actor_id, "set_override", f"member {member_id}: {limit}", before, checked),
         )
-        self.policy.set_override(member_id, limit, checked)
-        return dict(self.policy.overrides.get(member_id, {}))
+        self.policy.set_override(who, limit, checked)
+        return dict(self.policy.overrides.get(who, {}))
 
-    async def ban(self, actor_id: int, member_id: int, *, until: float | None = None, reason: str = "") -> Ban:
-        """Bar a member from generating (``until`` unix seconds, None for no expiry); cancels their queued jobs."""
+    async def ban(self, actor_id: int, guild_id: int, member_id: int, *, until: float | None = None,
+                  reason: str = "") -> Ban:  # fmt: skip
+        """Bar a member from generating in a server (``until`` unix seconds, None for no expiry); cancels their
+        queued jobs there."""
         now = self.clock.now()
         if until is not None and (not math.isfinite(until) or until <= now):
             raise InvalidLimit("until", "must be a time in the future")
-        ban = Ban(member_id=member_id, until=until, reason=reason, banned_by=actor_id, banned_at=now)
-        previous = self.policy.bans.get(member_id)
+        who = (guild_id, member_id)
+        ban = Ban(guild_id=guild_id, member_id=member_id, until=until, reason=reason, banned_by=actor_id,
+                  banned_at=now)
+        previous = self.policy.bans.get(who)
         await self.journal.set_ban(
-            ban, self._audit(actor_id, "ban", f"member {member_id}", _ban_record(previous), _ban_record(ban))
+            ban, self._audit(guild_id, actor_id, "ban", f"member {member_id}", _ban_record(previous), _ban_record(ban))
         )
-        self.policy.bans[member_id] = ban
-        queued = [job for job in self._jobs.values() if job.member_id == member_id and job.id in self.queue]
+        self.policy.bans[who] = ban
+        queued = [job for job in self._jobs.values() if job.who == who and job.id in self.queue]
         self._account()
         for job in queued:
             self.queue.remove(job.id)
@@ -545,54 +599,77 @@ class DreamService:
             await self._end([(job, JobState.CANCELLED, "cancelled: you were banned", None) for job in queued])
         return ban
 
-    async def unban(self, actor_id: int, member_id: int) -> bool:
-        """Lift a ban; False if the member was not banned."""
-        previous = self.policy.bans.get(member_id)
+    async def unban(self, actor_id: int, guild_id: int, member_id: int) -> bool:
+        """Lift a member's ban in a server; False if they were not banned there."""
+        who = (guild_id, member_id)
+        previous = self.policy.bans.get(who)
         if previous is None:
             return False
         await self.journal.lift_ban(
-            member_id, self._audit(actor_id, "unban", f"member {member_id}", _ban_record(previous), None)
+            guild_id, member_id,
+            self._audit(guild_id, actor_id, "unban", f"member {member_id}", _ban_record(previous), None),
         )
-        del self.policy.bans[member_id]
+        del self.policy.bans[who]
         return True
 
     async def set_multiplier(self, actor_id: int, value: float) -> float:
-        """Scale every tier's burst, rate and daily budget (0.01 to 100)."""
+        """The operator's tap: scale every tier's burst, rate and daily budget in every server (0.01 to 100)."""
         value = check_multiplier(value)
         before = self.policy.multiplier
         await self.journal.set_switch(
-            "multiplier", repr(value), self._audit(actor_id, "set_multiplier", "multiplier", before, value)
+            "multiplier", repr(value), self._audit(OPERATOR, actor_id, "set_multiplier", "multiplier", before, value)
         )
         self.policy.multiplier = value
         return value
 
+    async def set_server_weight(self, actor_id: int, guild_id: int, weight: float) -> float:
+        """The operator's share of the GPU for a server against the others' (0.01 to 100; 1 by default).
+
+        Applies to the server's jobs from their next dispatch on.
+        """
+        weight = check_server_weight(weight)
+        before = self.policy.server_weight(guild_id)
+        await self.journal.set_server_weight(
+            guild_id, weight,
+            self._audit(OPERATOR, actor_id, "set_server_weight", f"server {guild_id}", before, weight),
+        )
+        self.policy.server_weights[guild_id] = weight
+        return weight
+
+    def server_weight(self, guild_id: int) -> float:
+        """A server's share of the GPU (1 unless the operator changed it)."""
+        return self.policy.server_weight(guild_id)
+
     async def pause(self, actor_id: int) -> None:
-        """Run nothing new (the running batch finishes); submissions are accepted or refused by config."""
+        """The operator's switch: run nothing new in any server (the running batch finishes); submissions are
+        accepted or refused by config."""
         await self._set_paused(actor_id, True)
 
     async def resume(self, actor_id: int) -> None:
+        """The operator's switch: run jobs again."""
         await self._set_paused(actor_id, False)
 
-    async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
-        """The newest admin changes first."""
-        return await self.journal.audit(limit)
+    async def audit_log(self, guild_id: int, limit: int = 50) -> list[AuditEntry]:
+        """The server's newest admin changes first (guild 0: the operator's changes to what servers share)."""
+        return await self.journal.audit(guild_id, limit)
 
-    def tier_limits(self, tier: str) -> dict[str, float]:
-        """A tier's limits now (config plus live changes, before the multiplier)."""
-        return self.policy.tier_limits(tier)
+    def tier_limits(self, guild_id: int, tier: str) -> dict[str, float]:
+        """A tier's limits in a server now (config plus its live changes, before the multiplier)."""
+        return self.policy.tier_limits(guild_id, tier)
 
     async def _set_paused(self, actor_id: int, paused: bool) -> None:
         before = self.policy.paused
         await self.journal.set_switch(
-            "paused", "1" if paused else "0", self._audit(actor_id, "pause" if paused else "resume", "queue",
-                                                         before, paused),
+            "paused", "1" if paused else "0",
+            self._audit(OPERATOR, actor_id, "pause" if paused else "resume", "queue", before, paused),
         )
         self._account()
         self.policy.paused = paused
         self._wake.set()
 
-    def _audit(self, actor_id: int, action: str, target: str, before: object, after: object) -> AuditEntry:
-        return AuditEntry(self.clock.now(), actor_id, action, target, before, after)
+    def _audit(self, guild_id: int, actor_id: int, action: str, target: str, before: object,
+               after: object) -> AuditEntry:  # fmt: skip
+        return AuditEntry(guild_id, self.clock.now(), actor_id, action, target, before, after)
 
     # dispatch
 
@@ -627,7 +704,7 @@ class DreamService:
 
     async def _run_batch(self, batch: list[_Job]) -> None:
         now = self.clock.now()
-        refused = await self.journal.mark_running([job.id for job in batch], now)
+        refused = await self.journal.mark_running([(job.guild_id, job.id) for job in batch], now)
         if refused:
             log.error("journal rows of jobs %s are missing or not queued; failing them", sorted(refused))
             await self._end([(job, JobState.FAILED, "this job's record was lost; please try again", None)
@@ -689,20 +766,20 @@ class DreamService:
         now = self.clock.now()
         for job, state, _, _ in outcomes:
             if state in (JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED):
-                self.quotas.refund(job.member_id, job.id, now)
+                self.quotas.refund(job.who, job.id, now)
             elif state is JobState.DONE:
-                self.quotas.settle(job.member_id, job.id)
+                self.quotas.settle(job.who, job.id)
         ends = [
-            JobEnd(job.id, state, now, error=error if state is not JobState.DONE else None,
+            JobEnd(job.guild_id, job.id, state, now, error=error if state is not JobState.DONE else None,
                    seconds=result.seconds if result else None,
                    images=result.images if result and state is JobState.DONE else ())
             for job, state, error, result in outcomes
         ]
-        missing = await self._journal_retrying(ends, [job.member_id for job, _, _, _ in outcomes])
+        missing = await self._journal_retrying(ends, [job.who for job, _, _, _ in outcomes])
         requeued = [(job, error) for job, state, error, _ in outcomes if state is JobState.QUEUED]
         for job, error in reversed(requeued):  # reversed: the first of a member's jobs ends up at the head
             job.view = replace(job.view, state=JobState.QUEUED, error=error)
-            self.queue.push(job.entry, self._weight(job), front=True)
+            self._push(job, front=True)
             self._publish(job, EventKind.REQUEUED, error=error)
         if requeued:
             self._wake.set()
@@ -715,14 +792,14 @@ class DreamService:
             job.view = replace(job.view, state=state, error=error, finished_at=now)
             self._forget(job, refund=False)
             if state is JobState.DONE:
-                self._completions.append((now, job.request.count, result.seconds if result else 0.0))
+                self._completions.append((now, job.guild_id, job.request.count, result.seconds if result else 0.0))
                 self._publish(job, EventKind.DONE, images=result.images)
             else:
                 kind = {JobState.CANCELLED: EventKind.CANCELLED, JobState.INTERRUPTED: EventKind.INTERRUPTED}
                 self._publish(job, kind.get(state, EventKind.FAILED), error=error)
             job.ended.set_result(job.view)
 
-    async def _journal_retrying(self, ends: list[JobEnd], members: list[int]) -> set[int]:
+    async def _journal_retrying(self, ends: list[JobEnd], members: list[Who]) -> set[int]:
         """Write job ends, retrying while the database refuses: an outcome must not be lost."""
         while True:
             try:
@@ -734,14 +811,16 @@ class DreamService:
     def _forget(self, job: _Job, *, refund: bool) -> None:
         """Drop a job from memory (and refund its charge if asked: it never made it into the journal)."""
         if refund:
-            self.quotas.refund(job.member_id, job.id, self.clock.now())
+            self.quotas.refund(job.who, job.id, self.clock.now())
         self._jobs.pop(job.id, None)
-        self._active_by_member[job.member_id] -= 1
-        if not self._active_by_member[job.member_id]:
-            del self._active_by_member[job.member_id]
+        self._active_by_member[job.who] -= 1
+        if not self._active_by_member[job.who]:
+            del self._active_by_member[job.who]
 
-    def _weight(self, job: _Job) -> float:
-        return self.policy.limits(job.member_id, job.tier).weight
+    def _push(self, job: _Job, *, front: bool = False) -> None:
+        """Queue a job under its member's tier weight and its server's weight."""
+        weight = self.policy.limits(job.who, job.tier).weight
+        self.queue.push(job.entry, weight, self.policy.server_weight(job.guild_id), front=front)
 
     # restart
 
@@ -771,10 +850,12 @@ class DreamService:
                 given_up.append((job, JobState.INTERRUPTED, INTERRUPTED, None))
         interrupted = [job for job in resumed if job.view.error == INTERRUPTED]
         if interrupted:
-            await self._journal_retrying([JobEnd(job.id, JobState.QUEUED, now, error=INTERRUPTED) for job in interrupted], [])
+            await self._journal_retrying(
+                [JobEnd(job.guild_id, job.id, JobState.QUEUED, now, error=INTERRUPTED) for job in interrupted], []
+            )
         self.quotas.reconcile(set(self._jobs))
         for job in resumed:  # rows came in id order: the original order
-            self.queue.push(job.entry, self._weight(job))
+            self._push(job)
         for job in resumed:
             if job.view.error == INTERRUPTED:
                 self._publish(job, EventKind.INTERRUPTED, requeued=True, error=INTERRUPTED)
@@ -788,9 +869,10 @@ class DreamService:
 
     def _restore(self, view: JobView, tier: str, request: JobRequest) -> _Job:
         job = _Job(view=view, key=None, tier=tier, request=request,
-                   entry=QueuedJob(view.job_id, view.member_id, request.cost, request.count, view.params))
+                   entry=QueuedJob(view.job_id, view.guild_id, view.member_id, request.cost, request.count,
+                                   view.params))
         self._jobs[view.job_id] = job
-        self._active_by_member[view.member_id] += 1
+        self._active_by_member[job.who] += 1
         return job
 
     # estimates and accounting
@@ -850,7 +932,7 @@ class DreamService:
 
     def _publish(self, job: _Job, kind: EventKind, **fields: object) -> None:
         view = job.view
-        self.events.publish(JobEvent(kind, view.job_id, view.member_id, view.guild_id, view.channel_id,
+        self.events.publish(JobEvent(kind, view.job_id, view.number, view.member_id, view.guild_id, view.channel_id,
                                      self.clock.now(), **fields))
 
 
