@@ -1,6 +1,7 @@
 """Benchmark the fair scheduler with the simulated engine: fairness, waits, duty cycle, admission throughput.
 
     python bench/scheduler.py [--members 1000] [--hours 1] [--admissions 20000] [--seed 1]
+                              [--scenarios members,duty,admission,servers]
 
 1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
    one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
@@ -19,6 +20,8 @@
    many members press /dream at once; with SQLite ``synchronous=NORMAL`` (the
    bot's setting: durable against a crash of the bot) and ``FULL`` (durable
    against power loss too, one fsync per group commit).
+4. Servers (virtual clock): fairness between servers, one of 500 flooding
+   members and two small ones (see ``bench/servers.py``).
 """
 
 from __future__ import annotations
@@ -335,15 +338,25 @@ async def main() -> None:
     parser.add_argument("--real-seconds", type=float, default=10.0, help="length of the real-clock duty run")
     parser.add_argument("--admissions", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quiet-visits", type=float, default=120, help="visits an hour to the quiet server")
+    parser.add_argument("--scenarios", default="members,duty,admission,servers", help="which to run, comma-separated")
     args = parser.parse_args()
+    scenarios = set(args.scenarios.split(","))
     with tempfile.TemporaryDirectory() as folder:
-        await fairness(args, Path(folder))
-        await real_clock_duty(args, Path(folder))
-        for synchronous in ("NORMAL", "FULL"):
-            for concurrency in (1, 64, 512):
-                rate = await admission(args, Path(folder), concurrency, synchronous)
-                print(f"admission: {rate:8,.0f} jobs/s  ({args.admissions} jobs, {concurrency} in flight, "
-                      f"synchronous={synchronous})")
+        if "members" in scenarios:
+            await fairness(args, Path(folder))
+        if "duty" in scenarios:
+            await real_clock_duty(args, Path(folder))
+        if "admission" in scenarios:
+            for synchronous in ("NORMAL", "FULL"):
+                for concurrency in (1, 64, 512):
+                    rate = await admission(args, Path(folder), concurrency, synchronous)
+                    print(f"admission: {rate:8,.0f} jobs/s  ({args.admissions} jobs, {concurrency} in flight, "
+                          f"synchronous={synchronous})")
+        if "servers" in scenarios:
+            from bench.servers import servers  # it imports this module's helpers
+
+            await servers(args, Path(folder))
 
 
 if __name__ == "__main__":

@@ -30,16 +30,17 @@ than a batch. Joining costs the joiner virtual time like any dispatch, so
 batching never buys extra share.
 
 Predicted order (for positions and ETAs) ignores batching and future
-arrivals. Inside a server it is exact, as for one level; across servers a
-job's root tag is estimated by assuming the server's present members stay
-backlogged: its inner virtual time then advances ``sum of member weights /
-server weight`` times slower than the root's.
+arrivals: inside a server, jobs go in the order of their members' tags, as
+with one level; the server's k-th job then starts at the root tag ``S +
+(cost of the server's jobs before it) / server weight``, and servers
+interleave by those tags.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -91,10 +92,10 @@ class _ServerQueue:
     jobs: int = 0
     cost: int = 0
     images: int = 0
-    active_weight: float = 0.0
-    """Sum of the weights of the members with work queued."""
     order: list[tuple[float, int]] | None = field(default_factory=list)
-    """Predicted service order inside the server; None = rebuild on demand."""
+    """Predicted service order inside the server: (member-level tag, job id); None = rebuild on demand."""
+    root_tags: list[float] | None = None
+    """The root tag each job of ``order`` is predicted to start at; None = recompute on demand."""
 
 
 class FairQueue:
@@ -144,19 +145,16 @@ class FairQueue:
         if member is None:
             member = server.members[job.member_id] = _MemberQueue(weight)
         if member.weight != weight:
-            if member.jobs:
-                server.active_weight += weight - member.weight
             member.weight = weight
             server.order = None
         self._jobs[job.job_id] = job
         self._count(server, job, +1)
+        server.root_tags = None
         was_idle = server.jobs == 1
         if front:
             # Undo the charge in virtual time: the engine failed, not the member.
             member.finish -= job.virtual_cost
             server.finish -= job.server_cost
-            if not member.jobs:
-                server.active_weight += member.weight
             member.jobs.appendleft(job)
             self._arm_member(server, job.member_id)
             server.order = None
@@ -164,7 +162,6 @@ class FairQueue:
             return
         member.jobs.append(job)
         if len(member.jobs) == 1:
-            server.active_weight += member.weight
             self._arm_member(server, job.member_id)
             member.tail_tag = job.start_tag
             server.order = None
@@ -253,22 +250,26 @@ class FairQueue:
         """How many queued jobs are predicted to start before ``job_id``."""
         job = self._jobs[job_id]
         own = self._servers[job.guild_id]
-        order = self._server_order(own)
-        ahead = bisect.bisect_left(order, (job.predicted_tag, job.job_id))
-        root = self._root_tag(own, job.predicted_tag)
-        for guild_id, server in self._servers.items():
-            if server is own or not server.jobs:
-                continue
-            other = self._server_order(server)
-            ahead += bisect.bisect_left(other, (self._inner_tag(server, root), job.job_id))
-        return ahead
+        index = bisect.bisect_left(self._server_order(own), (job.predicted_tag, job.job_id))
+        others = [server for server in self._servers.values() if server is not own and server.jobs]
+        if not others:
+            return index
+        root = self._root_tags(own)[index]
+        for server in others:
+            tags = self._root_tags(server)
+            ahead = bisect.bisect_left(tags, root)
+            if ahead < len(tags) and tags[ahead] == root and server.order[ahead][1] < job_id:  # type: ignore[index]
+                ahead += 1  # a tie goes to the earlier job
+            index += ahead
+        return index
 
     def ordered(self) -> list[QueuedJob]:
         """Every queued job in predicted service order (ignoring batching and future arrivals)."""
         keyed = []
         for server in self._servers.values():
             if server.jobs:
-                keyed.extend((self._root_tag(server, tag), job_id) for tag, job_id in self._server_order(server))
+                order = self._server_order(server)
+                keyed.extend(zip(self._root_tags(server), (job_id for _, job_id in order), strict=True))
         keyed.sort()
         return [self._jobs[job_id] for _, job_id in keyed]
 
@@ -280,6 +281,7 @@ class FairQueue:
 
     def _count(self, server: _ServerQueue, job: QueuedJob, sign: int) -> None:
         server.jobs += sign
+        server.root_tags = None
         server.cost += sign * job.cost
         server.images += sign * job.images
         self.total_cost += sign * job.cost
@@ -307,7 +309,6 @@ class FairQueue:
             self._arm_member(server, member_id)
         else:
             member.generation += 1
-            server.active_weight -= member.weight
 
     def _peek_member_head(self, server: _ServerQueue) -> QueuedJob | None:
         while server.heads:
@@ -327,6 +328,7 @@ class FairQueue:
             server.generation += 1
             return
         server.start_tag = max(self.virtual_time, server.finish)
+        server.root_tags = None
         server.generation += 1
         heapq.heappush(self._heads, (server.start_tag, head.job_id, guild_id, server.generation))
 
@@ -390,14 +392,10 @@ class FairQueue:
             server.order = order
         return server.order
 
-    def _slowdown(self, server: _ServerQueue) -> float:
-        """Root virtual time per unit of the server's virtual time while its present members stay backlogged."""
-        return max(server.active_weight, 1e-9) / server.weight
-
-    def _root_tag(self, server: _ServerQueue, tag: float) -> float:
-        base = self._server_order(server)[0][0]
-        return server.start_tag + (tag - base) * self._slowdown(server)
-
-    def _inner_tag(self, server: _ServerQueue, root: float) -> float:
-        base = self._server_order(server)[0][0]
-        return base + (root - server.start_tag) / self._slowdown(server)
+    def _root_tags(self, server: _ServerQueue) -> list[float]:
+        """The root tag each of the server's jobs is predicted to start at (strictly increasing: costs are > 0)."""
+        if server.root_tags is None:
+            order = self._server_order(server)
+            costs = (self._jobs[job_id].cost / server.weight for _, job_id in order)
+            server.root_tags = [server.start_tag + before for before in itertools.accumulate(costs, initial=0.0)][:-1]
+        return server.root_tags
