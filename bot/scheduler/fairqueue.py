@@ -192,7 +192,9 @@ class FairQueue:
         if lead is None:
             return []
         batch, images = [lead], lead.images
-        per_image = lead.cost / lead.images
+        # One full batch of the lead's kind, in each level's virtual time.
+        one_batch = max_images * lead.virtual_cost / lead.images
+        one_batch_root = max_images * lead.server_cost / lead.images
         horizon = math.inf  # root level: until someone is passed over, filling the batch delays nobody
         inner_horizon: dict[int, float] = {}
         passed_inner: dict[int, list[_Entry]] = {}
@@ -222,10 +224,8 @@ class FairQueue:
                     joined = candidate
                     break
                 passed_inner.setdefault(guild_id, []).append(inner)
-                one_batch = max_images * per_image
-                inner_horizon[guild_id] = min(inner_horizon.get(guild_id, math.inf),
-                                              inner[0] + one_batch / server.members[inner[2]].weight)
-                horizon = min(horizon, entry[0] + one_batch / server.weight)
+                inner_horizon[guild_id] = min(inner_horizon.get(guild_id, math.inf), inner[0] + one_batch)
+                horizon = min(horizon, entry[0] + one_batch_root)
             if joined is None:
                 set_aside.append(entry)
                 continue
