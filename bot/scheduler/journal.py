@@ -24,7 +24,7 @@ import aiosqlite
 from bot.db import Database
 from bot.scheduler.models import AuditEntry, Ban, JobState, JobView
 from bot.scheduler.quotas import Charge, QuotaState, Who
-from engine.types import GeneratedImage, GenerationParams
+from engine.types import GeneratedImage, GenerationParams, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +49,6 @@ _JOB_COLUMNS = """
 
 
 @dataclass(frozen=True)
-class NewJob:
-    """A job row to insert at admission."""
-
-    job_id: int
-    number: int
-    idempotency_key: str
-    member_id: int
-    guild_id: int
-    channel_id: int | None
-    prompt: str
-    negative_prompt: str
-    params: GenerationParams
-    seeds: tuple[int, ...]
-    cost: int
-    tier: str
-    created_at: float
-
-    def row(self) -> tuple[object, ...]:
-        return (
-            self.job_id, self.number, self.idempotency_key, self.member_id, self.guild_id, self.channel_id, self.prompt,
-            self.negative_prompt, encode_params(self.params), json.dumps(list(self.seeds)), self.cost, self.tier,
-            self.created_at,
-        )
-
-
-@dataclass(frozen=True)
-class JobEnd:
-    """A state change at the end of a batch, a cancel or a restart."""
-
-    guild_id: int
-    job_id: int
-    state: JobState
-    at: float
-    error: str | None = None
-    seconds: float | None = None
-    images: tuple[GeneratedImage, ...] = ()
-
-
-@dataclass(frozen=True)
 class Recovered:
     """What a restart finds: rules, quota state, and the jobs that were queued or running."""
 
@@ -102,6 +63,15 @@ class Recovered:
     quotas: dict[Who, QuotaState]
     active: list[aiosqlite.Row]
     recent_keys: list[tuple[str, int, float]]
+
+
+def job_row(view: JobView, key: str, tier: str) -> tuple[object, ...]:
+    """The ``jobs`` row of a job being admitted (the values of ``_INSERT_JOB``)."""
+    return (
+        view.job_id, view.number, key, view.member_id, view.guild_id, view.channel_id, view.prompt,
+        view.negative_prompt, encode_params(view.params), json.dumps(list(view.seeds)), view.cost, tier,
+        view.created_at,
+    )
 
 
 def encode_params(params: GenerationParams) -> str:
@@ -170,7 +140,7 @@ class Journal:
     def __init__(self, db: Database, quota_row: QuotaRow) -> None:
         self.db = db
         self._quota_row = quota_row
-        self._pending: list[tuple[NewJob, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[JobView, tuple[object, ...], asyncio.Future[bool]]] = []
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._in_flight = 0
@@ -233,11 +203,11 @@ class Journal:
 
     # admission (group commit)
 
-    def admit(self, job: NewJob) -> asyncio.Future[bool]:
-        """Queue ``job`` for the next group commit. The future is True once it is durable, False if
+    def admit(self, view: JobView, key: str, tier: str) -> asyncio.Future[bool]:
+        """Queue a new job for the next group commit. The future is True once it is durable, False if
         its idempotency key was already in the table (nothing written), or raises if the commit failed."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((job, future))
+        self._pending.append((view, job_row(view, key, tier), future))
         self._has_pending.set()
         self._update_idle()
         return future
@@ -249,28 +219,28 @@ class Journal:
             self._has_pending.clear()
             self._in_flight += 1  # in flight from here until every waiter has its answer
             try:
-                conflicts = await self._write_admissions([job for job, _ in batch])
+                conflicts = await self._write_admissions([(view, row) for view, row, _ in batch])
             except Exception as exc:
                 log.exception("could not journal %d admissions", len(batch))
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for job, future in batch:
+                for view, _, future in batch:
                     if not future.done():
-                        future.set_result(job.job_id not in conflicts)
+                        future.set_result(view.job_id not in conflicts)
             finally:
                 self._in_flight -= 1
                 self._update_idle()
 
-    async def _write_admissions(self, jobs: list[NewJob]) -> set[int]:
+    async def _write_admissions(self, jobs: list[tuple[JobView, tuple[object, ...]]]) -> set[int]:
         async with self._transaction() as conn:
-            cursor = await conn.executemany(_INSERT_JOB, [job.row() for job in jobs])
+            cursor = await conn.executemany(_INSERT_JOB, [row for _, row in jobs])
             conflicts: set[int] = set()
             if cursor.rowcount != len(jobs):
                 # Some keys were already in the table (older than the in-memory window): find which rows
                 # this transaction did not write.
-                ids = [job.job_id for job in jobs]
+                ids = [view.job_id for view, _ in jobs]
                 written: set[int] = set()
                 for start in range(0, len(ids), 500):
                     chunk = ids[start:start + 500]
@@ -278,7 +248,7 @@ class Journal:
                     async with conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk) as found:
                         written.update(row[0] for row in await found.fetchall())
                 conflicts = set(ids) - written
-            await self._upsert_quotas(conn, ((job.guild_id, job.member_id) for job in jobs))
+            await self._upsert_quotas(conn, ((view.guild_id, view.member_id) for view, _ in jobs))
         return conflicts
 
     # job life
@@ -298,26 +268,28 @@ class Journal:
                     refused.add(job_id)
         return refused
 
-    async def end(self, ends: Sequence[JobEnd], quota_members: Iterable[Who] = ()) -> set[int]:
-        """Write state changes (and images of done jobs) with the members' quota state, in one transaction.
+    async def end(self, changes: Sequence[tuple[JobView, JobResult | None]], quota_members: Iterable[Who] = ()) -> set[int]:
+        """Write jobs' new states (with the engine's time, and the images of done jobs) and the members' quota
+        state, in one transaction.
 
         Returns the ids whose row was missing (nothing could be written for them).
         """
         missing = set()
         async with self._transaction() as conn:
-            for end in ends:
+            for view, result in changes:
                 cursor = await conn.execute(
                     "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ?"
                     " WHERE id = ? AND guild_id = ?",
-                    (end.state.value, end.error, end.at if end.state.final else None, end.seconds, end.job_id,
-                     end.guild_id),
+                    (view.state.value, view.error, view.finished_at, result.seconds if result else None,
+                     view.job_id, view.guild_id),
                 )
+                images = result.images if result is not None and view.state is JobState.DONE else ()
                 if cursor.rowcount != 1:
-                    missing.add(end.job_id)
-                elif end.images:
+                    missing.add(view.job_id)
+                elif images:
                     await conn.executemany(
                         "INSERT OR REPLACE INTO job_images (job_id, idx, seed, png) VALUES (?, ?, ?, ?)",
-                        [(end.job_id, index, image.seed, image.png) for index, image in enumerate(end.images)],
+                        [(view.job_id, index, image.seed, image.png) for index, image in enumerate(images)],
                     )
             await self._upsert_quotas(conn, quota_members)
         return missing
