@@ -30,7 +30,7 @@ class Admin:
         checked = check_limit(limit, value)
         before = core.policy.tier_limits(guild_id, tier)[limit]
         after = getattr(core.policy.settings.tiers[tier], limit) if checked is None else checked
-        await core.journal.set_tier_limit(
+        await core.tables.set_tier_limit(
             guild_id, tier, limit, checked,
             core.audit(guild_id, actor_id, "set_tier_limit", f"tier {tier}: {limit}", before, after),
         )
@@ -44,7 +44,7 @@ class Admin:
         checked = check_limit(limit, value)
         who = (guild_id, member_id)
         before = core.policy.overrides.get(who, {}).get(limit)
-        await core.journal.set_override(
+        await core.tables.set_override(
             guild_id, member_id, limit, checked,
             core.audit(guild_id, actor_id, "set_override", f"member {member_id}: {limit}", before, checked),
         )
@@ -62,7 +62,7 @@ class Admin:
         ban = Ban(guild_id=guild_id, member_id=member_id, until=until, reason=reason, banned_by=actor_id,
                   banned_at=now)
         previous = core.policy.bans.get(who)
-        await core.journal.set_ban(
+        await core.tables.set_ban(
             ban, core.audit(guild_id, actor_id, "ban", f"member {member_id}", _ban_record(previous), _ban_record(ban))
         )
         core.policy.bans[who] = ban
@@ -81,7 +81,7 @@ class Admin:
         previous = core.policy.bans.get(who)
         if previous is None:
             return False
-        await core.journal.lift_ban(
+        await core.tables.lift_ban(
             guild_id, member_id,
             core.audit(guild_id, actor_id, "unban", f"member {member_id}", _ban_record(previous), None),
         )
@@ -93,7 +93,7 @@ class Admin:
         core = self.core
         value = check_multiplier(value)
         before = core.policy.multiplier
-        await core.journal.set_switch(
+        await core.tables.set_switch(
             "multiplier", repr(value), core.audit(OPERATOR, actor_id, "set_multiplier", "multiplier", before, value)
         )
         core.policy.multiplier = value
@@ -107,7 +107,7 @@ class Admin:
         core = self.core
         weight = check_server_weight(weight)
         before = core.policy.server_weight(guild_id)
-        await core.journal.set_server_weight(
+        await core.tables.set_server_weight(
             guild_id, weight,
             core.audit(OPERATOR, actor_id, "set_server_weight", f"server {guild_id}", before, weight),
         )
@@ -118,7 +118,7 @@ class Admin:
         """The operator's switch: run nothing new in any server (the running batch finishes), or run again."""
         core = self.core
         before = core.policy.paused
-        await core.journal.set_switch(
+        await core.tables.set_switch(
             "paused", "1" if paused else "0",
             core.audit(OPERATOR, actor_id, "pause" if paused else "resume", "queue", before, paused),
         )

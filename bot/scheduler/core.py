@@ -20,7 +20,9 @@ from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from bot.scheduler.errors import JobNotFound
 from bot.scheduler.events import EventHub, EventKind, JobEvent
 from bot.scheduler.fairqueue import FairQueue, QueuedJob
-from bot.scheduler.journal import Journal, read_view
+from bot.scheduler.admin_tables import AdminTables
+from bot.scheduler.journal import Journal
+from bot.scheduler.rows import read_view
 from bot.scheduler.models import AuditEntry, JobState, JobView
 from bot.scheduler.policy import Policy
 from bot.scheduler.quotas import QuotaBook, Who
@@ -104,6 +106,7 @@ class Core:
         self.policy = Policy(quotas)
         self.quotas = QuotaBook(quotas.daily_reset_hour_utc)
         self.journal = Journal(db, self.quotas.state)
+        self.tables = AdminTables(self.journal)
         self.events = EventHub()
         self.queue = FairQueue()
         self.jobs: dict[int, Job] = {}

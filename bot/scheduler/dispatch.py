@@ -79,7 +79,7 @@ class Dispatcher:
             await core.engine.cancel(str(job_id))
         view = await asyncio.shield(job.ended)
         if by_moderator:
-            await core.journal.record_audit(core.audit(
+            await core.tables.record_audit(core.audit(
                 guild_id, actor_id, "cancel", f"job #{view.number} of member {job.member_id}", {"state": before},
                 {"state": view.state, "error": view.error},
             ))

@@ -1,4 +1,4 @@
-"""The job journal and the scheduler's other tables: every SQL statement of the scheduler lives here.
+"""The job journal: admissions, job states, deliveries, images, and what a start recovers.
 
 Admissions are group-committed: submits that arrive while a transaction is
 being written wait for the next one, which writes all of them (one
@@ -7,7 +7,9 @@ their job is queued only after the transaction holding it has committed.
 
 Every other write is one awaited ``db.transaction()``. All database work is
 counted, so :meth:`Journal.wait_idle` can tell a virtual clock when real I/O
-has finished.
+has finished. The admin tables are written through the same connection by
+:mod:`.admin_tables`, and a start reads everything back in :mod:`.recovery`;
+rows are encoded and decoded in :mod:`.rows`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiosqlite
 
 from bot.db import Database
-from bot.scheduler.models import AuditEntry, Ban, JobState, JobView
-from bot.scheduler.quotas import Charge, QuotaState, Who
-from engine.types import GeneratedImage, GenerationParams, JobResult
+from bot.scheduler.models import JobState, JobView
+from bot.scheduler.quotas import QuotaState, Who
+from bot.scheduler.rows import JOB_COLUMNS, job_row
+from engine.types import GeneratedImage, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -42,96 +44,6 @@ _UPSERT_QUOTA = """
     ON CONFLICT (guild_id, member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
                                           day = excluded.day, day_images = excluded.day_images
 """
-_JOB_COLUMNS = """
-    id, number, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
-    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable
-"""
-
-
-@dataclass(frozen=True)
-class Recovered:
-    """What a restart finds: rules, quota state, and the jobs that were queued or running."""
-
-    max_job_id: int
-    max_numbers: dict[int, int]
-    """The highest job number of each server."""
-    tier_limits: list[tuple[int, str, str, float]]
-    overrides: list[tuple[int, int, str, float]]
-    bans: list[Ban]
-    switches: dict[str, str]
-    server_weights: dict[int, float]
-    quotas: dict[Who, QuotaState]
-    active: list[aiosqlite.Row]
-    recent_keys: list[tuple[str, int, float]]
-
-
-def job_row(view: JobView, key: str, tier: str) -> tuple[object, ...]:
-    """The ``jobs`` row of a job being admitted (the values of ``_INSERT_JOB``)."""
-    return (
-        view.job_id, view.number, key, view.member_id, view.guild_id, view.channel_id, view.prompt,
-        view.negative_prompt, encode_params(view.params), json.dumps(list(view.seeds)), view.cost, tier,
-        view.created_at,
-    )
-
-
-def encode_params(params: GenerationParams) -> str:
-    return json.dumps(
-        {"width": params.width, "height": params.height, "steps": params.steps, "guidance": params.guidance,
-         "sampler": params.sampler},
-        sort_keys=True,
-    )
-
-
-def job_view(row: aiosqlite.Row) -> JobView:
-    """Decode a ``jobs`` row; raises ``ValueError`` (or ``TypeError``/``KeyError``) on a corrupt row."""
-    params = GenerationParams(**json.loads(row["params"]))
-    seeds = json.loads(row["seeds"])
-    if not isinstance(seeds, list) or not all(isinstance(seed, int) for seed in seeds):
-        raise ValueError(f"seeds is not a list of integers: {row['seeds']!r}")
-    return JobView(
-        job_id=row["id"], number=row["number"], member_id=row["member_id"], guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        state=JobState(row["state"]), prompt=row["prompt"], negative_prompt=row["negative_prompt"], params=params,
-        seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
-        started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-        result_message_id=row["result_message_id"], undeliverable=row["undeliverable"],
-    )
-
-
-def salvage_view(row: aiosqlite.Row) -> JobView:
-    """What can be shown of a row that :func:`job_view` cannot decode: ids, state and prompt, default parameters."""
-    try:
-        state = JobState(row["state"])
-    except ValueError:
-        state = JobState.FAILED
-    return JobView(
-        job_id=row["id"], number=row["number"], member_id=row["member_id"], guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        state=state, prompt=str(row["prompt"]), negative_prompt="", params=GenerationParams(), seeds=(), cost=0,
-        created_at=row["created_at"], attempts=row["attempts"], started_at=row["started_at"],
-        finished_at=row["finished_at"], error=row["error"], result_message_id=row["result_message_id"],
-        undeliverable=row["undeliverable"],
-    )
-
-
-def read_view(row: aiosqlite.Row) -> JobView:
-    """Decode a row for display, falling back to :func:`salvage_view` (logged) if it is corrupt."""
-    try:
-        return job_view(row)
-    except (ValueError, TypeError, KeyError) as exc:
-        log.error("job %s has a corrupt journal row (%s)", row["id"], exc)
-        return salvage_view(row)
-
-
-def _quota_state(row: aiosqlite.Row) -> QuotaState:
-    """Decode a ``quota_state`` row; unreadable pending charges are logged and dropped (the rest is kept)."""
-    try:
-        charges = [Charge(int(a), int(b), int(c), int(d), bool(e)) for a, b, c, d, e in json.loads(row["charges"])]
-    except (ValueError, TypeError) as exc:
-        log.error("quota state of member %s in server %s has unreadable charges (%s); dropping them",
-                  row["member_id"], row["guild_id"], exc)
-        charges = []
-    return QuotaState(row["base_tat_ns"], charges, row["day"], row["day_images"])
 
 
 class Journal:
@@ -184,11 +96,11 @@ class Journal:
             self._update_idle()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._io(), self.db.transaction() as conn:
             yield conn
 
-    async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
         async with self._io(), self.db.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
@@ -234,7 +146,7 @@ class Journal:
                 self._update_idle()
 
     async def _write_admissions(self, jobs: list[tuple[JobView, tuple[object, ...]]]) -> set[int]:
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             cursor = await conn.executemany(_INSERT_JOB, [row for _, row in jobs])
             conflicts: set[int] = set()
             if cursor.rowcount != len(jobs):
@@ -257,7 +169,7 @@ class Journal:
         """Mark queued jobs ``(guild id, job id)`` running (one more attempt); return the ids whose row is missing
         or not queued."""
         refused = set()
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             for guild_id, job_id in jobs:
                 cursor = await conn.execute(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?"
@@ -275,7 +187,7 @@ class Journal:
         Returns the ids whose row was missing (nothing could be written for them).
         """
         missing = set()
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             for view, result in changes:
                 cursor = await conn.execute(
                     "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ?"
@@ -296,7 +208,7 @@ class Journal:
 
     async def record_delivery(self, guild_id: int, job_id: int, message_id: int, at: float) -> bool:
         """Record the message that delivered a done job; False if a delivery was already recorded."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET result_message_id = ?, delivered_at = ?"
                 " WHERE id = ? AND guild_id = ? AND state = 'done' AND result_message_id IS NULL",
@@ -306,7 +218,7 @@ class Journal:
 
     async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
         """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET undeliverable = ? WHERE id = ? AND guild_id = ? AND state = 'done'"
                 " AND result_message_id IS NULL AND undeliverable IS NULL",
@@ -316,7 +228,7 @@ class Journal:
 
     async def prune_images(self, before: float) -> None:
         """Forget the images of jobs delivered before ``before``, or finished before it and undeliverable."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             await conn.execute(
                 "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs WHERE delivered_at < ?1"
                 " OR (undeliverable IS NOT NULL AND finished_at < ?1))",
@@ -327,23 +239,23 @@ class Journal:
 
     async def job(self, guild_id: int, job_id: int) -> aiosqlite.Row | None:
         """The server's job with this internal id; None for another server's."""
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND guild_id = ?",
+        rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND guild_id = ?",
                                     (job_id, guild_id))
         return rows[0] if rows else None
 
     async def job_by_number(self, guild_id: int, number: int) -> aiosqlite.Row | None:
         """The server's job #number."""
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND number = ?",
+        rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND number = ?",
                                     (guild_id, number))
         return rows[0] if rows else None
 
     async def job_by_key(self, guild_id: int, key: str) -> aiosqlite.Row | None:
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ? AND guild_id = ?",
+        rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ? AND guild_id = ?",
                                     (key, guild_id))
         return rows[0] if rows else None
 
     async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT seed, png FROM job_images WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND guild_id = ?)"
             " ORDER BY idx",
             (job_id, guild_id),
@@ -351,128 +263,14 @@ class Journal:
         return tuple(GeneratedImage(seed=row["seed"], png=bytes(row["png"])) for row in rows)
 
     async def undelivered(self) -> list[aiosqlite.Row]:
-        return await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs"
+        return await self.fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs"
             " WHERE state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL ORDER BY id"
         )
 
     async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:
         """A member's newest jobs in the server first."""
-        return await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
+        return await self.fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
             (guild_id, member_id, limit),
         )
-
-    async def audit(self, guild_id: int, limit: int) -> list[AuditEntry]:
-        """The server's newest audit entries first (guild 0: the operator's changes to what servers share)."""
-        rows = await self._fetchall(
-            "SELECT id, guild_id, at, actor_id, action, target, before, after FROM admin_audit WHERE guild_id = ?"
-            " ORDER BY id DESC LIMIT ?",
-            (guild_id, limit),
-        )
-        return [
-            AuditEntry(id=row["id"], guild_id=row["guild_id"], at=row["at"], actor_id=row["actor_id"], action=row["action"],
-                       target=row["target"], before=json.loads(row["before"]), after=json.loads(row["after"]))
-            for row in rows
-        ]
-
-    async def recover(self, since: float) -> Recovered:
-        """Everything a start needs; ``since`` bounds the idempotency keys loaded into memory."""
-        max_id = (await self._fetchall("SELECT coalesce(max(id), 0) FROM jobs"))[0][0]
-        numbers = await self._fetchall("SELECT guild_id, max(number) FROM jobs GROUP BY guild_id")
-        bans = [
-            Ban(guild_id=row["guild_id"], member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
-                banned_at=row["banned_at"])
-            for row in await self._fetchall("SELECT * FROM bans")
-        ]
-        quotas = {
-            (row["guild_id"], row["member_id"]): _quota_state(row)
-            for row in await self._fetchall("SELECT * FROM quota_state")
-        }
-        return Recovered(
-            max_job_id=max_id,
-            max_numbers={guild_id: number for guild_id, number in numbers},
-            tier_limits=[tuple(row) for row in await self._fetchall(
-                "SELECT guild_id, tier, name, value FROM tier_limits")],
-            overrides=[tuple(row) for row in await self._fetchall(
-                "SELECT guild_id, member_id, name, value FROM member_overrides")],
-            bans=bans,
-            switches={row["key"]: row["value"] for row in await self._fetchall("SELECT key, value FROM scheduler_state")},
-            server_weights={row[0]: row[1] for row in await self._fetchall(
-                "SELECT guild_id, weight FROM server_weights")},
-            quotas=quotas,
-            active=await self._fetchall(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
-            ),
-            recent_keys=[
-                tuple(row) for row in await self._fetchall(
-                    "SELECT idempotency_key, id, created_at FROM jobs"
-                    " WHERE created_at >= ? AND idempotency_key IS NOT NULL ORDER BY id",
-                    (since,),
-                )
-            ],
-        )
-
-    # admin changes, each with its audit record in the same transaction
-
-    async def set_tier_limit(self, guild_id: int, tier: str, name: str, value: float | None,
-                             audit: AuditEntry) -> None:  # fmt: skip
-        await self._audited(
-            ("DELETE FROM tier_limits WHERE guild_id = ? AND tier = ? AND name = ?", (guild_id, tier, name))
-            if value is None else
-            ("INSERT OR REPLACE INTO tier_limits (guild_id, tier, name, value) VALUES (?, ?, ?, ?)",
-             (guild_id, tier, name, value)),
-            audit,
-        )
-
-    async def set_override(self, guild_id: int, member_id: int, name: str, value: float | None,
-                           audit: AuditEntry) -> None:  # fmt: skip
-        await self._audited(
-            ("DELETE FROM member_overrides WHERE guild_id = ? AND member_id = ? AND name = ?",
-             (guild_id, member_id, name))
-            if value is None else
-            ("INSERT OR REPLACE INTO member_overrides (guild_id, member_id, name, value) VALUES (?, ?, ?, ?)",
-             (guild_id, member_id, name, value)),
-            audit,
-        )
-
-    async def set_ban(self, ban: Ban, audit: AuditEntry) -> None:
-        await self._audited(
-            ("INSERT OR REPLACE INTO bans (guild_id, member_id, until, reason, banned_by, banned_at)"
-             " VALUES (?, ?, ?, ?, ?, ?)",
-             (ban.guild_id, ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
-            audit,
-        )
-
-    async def lift_ban(self, guild_id: int, member_id: int, audit: AuditEntry) -> None:
-        await self._audited(("DELETE FROM bans WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)), audit)
-
-    async def set_server_weight(self, guild_id: int, weight: float | None, audit: AuditEntry) -> None:
-        """Store a server's share of the GPU (None: back to the default)."""
-        await self._audited(
-            ("DELETE FROM server_weights WHERE guild_id = ?", (guild_id,)) if weight is None else
-            ("INSERT OR REPLACE INTO server_weights (guild_id, weight) VALUES (?, ?)", (guild_id, weight)),
-            audit,
-        )
-
-    async def set_switch(self, key: str, value: str, audit: AuditEntry) -> None:
-        await self._audited(
-            ("INSERT OR REPLACE INTO scheduler_state (key, value) VALUES (?, ?)", (key, value)), audit
-        )
-
-    async def record_audit(self, audit: AuditEntry) -> None:
-        """Audit an action that changed nothing else in these tables (e.g. a moderator's cancel)."""
-        async with self._transaction() as conn:
-            await _insert_audit(conn, audit)
-
-    async def _audited(self, change: tuple[str, Sequence[object]], audit: AuditEntry) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(*change)
-            await _insert_audit(conn, audit)
-
-
-async def _insert_audit(conn: aiosqlite.Connection, audit: AuditEntry) -> None:
-    await conn.execute(
-        "INSERT INTO admin_audit (guild_id, at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (audit.guild_id, audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before), json.dumps(audit.after)),
-    )

@@ -9,7 +9,7 @@ logged and skipped.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import aiosqlite
 
@@ -20,8 +20,10 @@ from bot.scheduler.errors import DreamError
 from bot.scheduler.estimates import Estimates
 from bot.scheduler.events import EventKind
 from bot.scheduler.fairqueue import QueuedJob
-from bot.scheduler.journal import Recovered, job_view, salvage_view
-from bot.scheduler.models import JobState, JobView
+from bot.scheduler.journal import Journal
+from bot.scheduler.models import Ban, JobState, JobView
+from bot.scheduler.quotas import QuotaState, Who
+from bot.scheduler.rows import JOB_COLUMNS, job_view, quota_state, salvage_view
 from engine.types import JobRequest
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,66 @@ log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted by a restart"
 
 
+@dataclass(frozen=True)
+class Recovered:
+    """What a restart finds: rules, quota state, and the jobs that were queued or running."""
+
+    max_job_id: int
+    max_numbers: dict[int, int]
+    """The highest job number of each server."""
+    tier_limits: list[tuple[int, str, str, float]]
+    overrides: list[tuple[int, int, str, float]]
+    bans: list[Ban]
+    switches: dict[str, str]
+    server_weights: dict[int, float]
+    quotas: dict[Who, QuotaState]
+    active: list[aiosqlite.Row]
+    recent_keys: list[tuple[str, int, float]]
+
+
+async def load(journal: Journal, since: float) -> Recovered:
+    """Everything a start needs, for every server; ``since`` bounds the idempotency keys loaded into memory."""
+    max_id = (await journal.fetchall("SELECT coalesce(max(id), 0) FROM jobs"))[0][0]
+    numbers = await journal.fetchall("SELECT guild_id, max(number) FROM jobs GROUP BY guild_id")
+    bans = [
+        Ban(guild_id=row["guild_id"], member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
+            banned_at=row["banned_at"])
+        for row in await journal.fetchall("SELECT * FROM bans")
+    ]
+    quotas = {
+        (row["guild_id"], row["member_id"]): quota_state(row)
+        for row in await journal.fetchall("SELECT * FROM quota_state")
+    }
+    return Recovered(
+        max_job_id=max_id,
+        max_numbers={guild_id: number for guild_id, number in numbers},
+        tier_limits=[tuple(row) for row in await journal.fetchall(
+            "SELECT guild_id, tier, name, value FROM tier_limits")],
+        overrides=[tuple(row) for row in await journal.fetchall(
+            "SELECT guild_id, member_id, name, value FROM member_overrides")],
+        bans=bans,
+        switches={row["key"]: row["value"] for row in await journal.fetchall("SELECT key, value FROM scheduler_state")},
+        server_weights={row[0]: row[1] for row in await journal.fetchall(
+            "SELECT guild_id, weight FROM server_weights")},
+        quotas=quotas,
+        active=await journal.fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+        ),
+        recent_keys=[
+            tuple(row) for row in await journal.fetchall(
+                "SELECT idempotency_key, id, created_at FROM jobs"
+                " WHERE created_at >= ? AND idempotency_key IS NOT NULL ORDER BY id",
+                (since,),
+            )
+        ],
+    )
+
+
+
 async def recover(core: Core, admitter: Admitter, estimates: Estimates) -> None:
     """Load everything a start needs from the journal and put the unfinished jobs back in the queue."""
     now = core.clock.now()
-    recovered = await core.journal.recover(since=now - core.settings.idempotency_window_hours * HOUR)
+    recovered = await load(core.journal, since=now - core.settings.idempotency_window_hours * HOUR)
     admitter.resume_numbering(recovered.max_job_id, recovered.max_numbers)
     _restore_policy(core, recovered)
     for who, state in recovered.quotas.items():

@@ -25,7 +25,6 @@ from bot.scheduler.dispatch import Dispatcher
 from bot.scheduler.errors import JobNotFound
 from bot.scheduler.estimates import Estimates
 from bot.scheduler.events import Subscription
-from bot.scheduler.journal import read_view
 from bot.scheduler.models import (
     Admission,
     AuditEntry,
@@ -41,6 +40,7 @@ from bot.scheduler.models import (
     SchedulerStats,
 )
 from bot.scheduler.recovery import recover
+from bot.scheduler.rows import read_view
 from engine.types import EngineClient, GeneratedImage
 
 
@@ -231,7 +231,7 @@ class DreamService:
 
     async def audit_log(self, guild_id: int, limit: int = 50) -> list[AuditEntry]:
         """The server's newest admin changes first (guild 0: the operator's changes to what servers share)."""
-        return await self.journal.audit(guild_id, limit)
+        return await self._core.tables.audit(guild_id, limit)
 
     # the operator
 
