@@ -40,62 +40,11 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 import math
-from collections import deque
-from dataclasses import dataclass, field
 
-from engine.types import GenerationParams
+from bot.scheduler.serverqueue import Entry, QueuedJob, ServerQueue
 
-_Entry = tuple[float, int, int, int]
-"""A heap entry: (start tag, job id for ties, member or server id, generation when pushed)."""
-
-
-@dataclass(eq=False)
-class QueuedJob:
-    """A job as the fair queue sees it. ``job_id`` orders ties (earlier ids first)."""
-
-    job_id: int
-    guild_id: int
-    member_id: int
-    cost: int
-    images: int
-    params: GenerationParams
-    start_tag: float = 0.0
-    virtual_cost: float = 0.0
-    """Cost in the server's virtual time (divided by the member's weight)."""
-    server_cost: float = 0.0
-    """Cost in the root's virtual time (divided by the server's weight)."""
-    predicted_tag: float = 0.0
-
-
-@dataclass(eq=False)
-class _MemberQueue:
-    weight: float
-    jobs: deque[QueuedJob] = field(default_factory=deque)
-    finish: float = 0.0
-    generation: int = 0
-    tail_tag: float = 0.0
-
-
-@dataclass(eq=False)
-class _ServerQueue:
-    """One server: its members' queues, scheduled inside it as one level was before servers."""
-
-    weight: float
-    members: dict[int, _MemberQueue] = field(default_factory=dict)
-    heads: list[_Entry] = field(default_factory=list)
-    virtual_time: float = 0.0
-    start_tag: float = 0.0
-    finish: float = 0.0
-    generation: int = 0
-    jobs: int = 0
-    cost: int = 0
-    images: int = 0
-    order: list[tuple[float, int]] | None = field(default_factory=list)
-    """Predicted service order inside the server: (member-level tag, job id); None = rebuild on demand."""
-    root_tags: list[float] | None = None
-    """The root tag each job of ``order`` is predicted to start at; None = recompute on demand."""
+__all__ = ["FairQueue", "QueuedJob"]
 
 
 class FairQueue:
@@ -103,9 +52,9 @@ class FairQueue:
 
     def __init__(self) -> None:
         self.virtual_time = 0.0
-        self._servers: dict[int, _ServerQueue] = {}
+        self._servers: dict[int, ServerQueue] = {}
         self._jobs: dict[int, QueuedJob] = {}
-        self._heads: list[_Entry] = []  # servers: (start tag, head job id, guild id, generation)
+        self._heads: list[Entry] = []  # servers: (start tag, head job id, guild id, generation)
         self.total_cost = 0
         self.total_images = 0
 
@@ -117,7 +66,8 @@ class FairQueue:
 
     def queued_by(self, guild_id: int, member_id: int) -> int:
         """Jobs the member has queued in the server."""
-        member = self._member(guild_id, member_id)
+        server = self._servers.get(guild_id)
+        member = server.members.get(member_id) if server else None
         return len(member.jobs) if member else 0
 
     def server_load(self, guild_id: int) -> tuple[int, int, int, int]:
@@ -125,12 +75,11 @@ class FairQueue:
         server = self._servers.get(guild_id)
         if server is None:
             return 0, 0, 0, 0
-        waiting = sum(1 for member in server.members.values() if member.jobs)
-        return server.jobs, server.images, server.cost, waiting
+        return server.jobs, server.images, server.cost, server.waiting_members()
 
     @property
     def members_waiting(self) -> int:
-        return sum(1 for server in self._servers.values() for member in server.members.values() if member.jobs)
+        return sum(server.waiting_members() for server in self._servers.values())
 
     def push(self, job: QueuedJob, weight: float, server_weight: float = 1.0, *, front: bool = False) -> None:
         """Queue ``job`` at the back of its member's queue (``front``: back at the head, after an engine failure).
@@ -139,34 +88,27 @@ class FairQueue:
         """
         server = self._servers.get(job.guild_id)
         if server is None:
-            server = self._servers[job.guild_id] = _ServerQueue(server_weight)
+            server = self._servers[job.guild_id] = ServerQueue(server_weight)
         server.weight = server_weight
-        member = server.members.get(job.member_id)
-        if member is None:
-            member = server.members[job.member_id] = _MemberQueue(weight)
-        if member.weight != weight:
-            member.weight = weight
-            server.order = None
+        member = server.member(job.member_id, weight)
         self._jobs[job.job_id] = job
         self._count(server, job, +1)
-        server.root_tags = None
-        was_idle = server.jobs == 1
         if front:
             # Undo the charge in virtual time: the engine failed, not the member.
             member.finish -= job.virtual_cost
             server.finish -= job.server_cost
             member.jobs.appendleft(job)
-            self._arm_member(server, job.member_id)
+            server.arm(job.member_id)
             server.order = None
             self._arm_server(job.guild_id)
             return
         member.jobs.append(job)
         if len(member.jobs) == 1:
-            self._arm_member(server, job.member_id)
+            server.arm(job.member_id)
             member.tail_tag = job.start_tag
             server.order = None
-        self._insert_predicted(server, member, job)
-        if was_idle:
+        server.insert_predicted(member, job)
+        if server.jobs == 1:
             self._arm_server(job.guild_id)
 
     def remove(self, job_id: int) -> QueuedJob | None:
@@ -180,7 +122,7 @@ class FairQueue:
         member.jobs.remove(job)
         self._count(server, job, -1)
         if was_head:
-            self._after_head_left(server, job.member_id)
+            server.after_head_left(job.member_id)
         if not server.jobs:
             server.generation += 1
         server.order = None
@@ -197,8 +139,8 @@ class FairQueue:
         one_batch_root = max_images * lead.server_cost / lead.images
         horizon = math.inf  # root level: until someone is passed over, filling the batch delays nobody
         inner_horizon: dict[int, float] = {}
-        passed_inner: dict[int, list[_Entry]] = {}
-        set_aside: list[_Entry] = []
+        passed_inner: dict[int, list[Entry]] = {}
+        set_aside: list[Entry] = []
         contributed = {lead.guild_id}
         while images < max_images and self._heads:
             entry = self._heads[0]
@@ -211,11 +153,8 @@ class FairQueue:
             guild_id = entry[2]
             server = self._servers[guild_id]
             joined = None
-            while server.heads:
+            while server.head() is not None:
                 inner = server.heads[0]
-                if not self._member_valid(server, inner):
-                    heapq.heappop(server.heads)
-                    continue
                 if inner[0] > inner_horizon.get(guild_id, math.inf):
                     break
                 heapq.heappop(server.heads)
@@ -250,15 +189,15 @@ class FairQueue:
         """How many queued jobs are predicted to start before ``job_id``."""
         job = self._jobs[job_id]
         own = self._servers[job.guild_id]
-        index = bisect.bisect_left(self._server_order(own), (job.predicted_tag, job.job_id))
+        index = bisect.bisect_left(own.predicted_order(), (job.predicted_tag, job.job_id))
         others = [server for server in self._servers.values() if server is not own and server.jobs]
         if not others:
             return index
-        root = self._root_tags(own)[index]
+        root = own.predicted_root_tags(self._jobs)[index]
         for server in others:
-            tags = self._root_tags(server)
+            tags = server.predicted_root_tags(self._jobs)
             ahead = bisect.bisect_left(tags, root)
-            if ahead < len(tags) and tags[ahead] == root and server.order[ahead][1] < job_id:  # type: ignore[index]
+            if ahead < len(tags) and tags[ahead] == root and server.predicted_order()[ahead][1] < job_id:
                 ahead += 1  # a tie goes to the earlier job
             index += ahead
         return index
@@ -268,71 +207,30 @@ class FairQueue:
         keyed = []
         for server in self._servers.values():
             if server.jobs:
-                order = self._server_order(server)
-                keyed.extend(zip(self._root_tags(server), (job_id for _, job_id in order), strict=True))
+                job_ids = (job_id for _, job_id in server.predicted_order())
+                keyed.extend(zip(server.predicted_root_tags(self._jobs), job_ids, strict=True))
         keyed.sort()
         return [self._jobs[job_id] for _, job_id in keyed]
 
-    # internals: bookkeeping
+    # internals: the root level
 
-    def _member(self, guild_id: int, member_id: int) -> _MemberQueue | None:
-        server = self._servers.get(guild_id)
-        return server.members.get(member_id) if server else None
-
-    def _count(self, server: _ServerQueue, job: QueuedJob, sign: int) -> None:
-        server.jobs += sign
-        server.root_tags = None
-        server.cost += sign * job.cost
-        server.images += sign * job.images
+    def _count(self, server: ServerQueue, job: QueuedJob, sign: int) -> None:
+        server.count(job, sign)
         self.total_cost += sign * job.cost
         self.total_images += sign * job.images
-
-    # internals: the member level, inside a server
-
-    def _arm_member(self, server: _ServerQueue, member_id: int) -> None:
-        """Tag the member's head job in the server's virtual time and offer it to the server's heap."""
-        member = server.members[member_id]
-        head = member.jobs[0]
-        head.start_tag = max(server.virtual_time, member.finish)
-        head.virtual_cost = head.cost / member.weight
-        member.generation += 1
-        heapq.heappush(server.heads, (head.start_tag, head.job_id, member_id, member.generation))
-
-    @staticmethod
-    def _member_valid(server: _ServerQueue, entry: _Entry) -> bool:
-        member = server.members[entry[2]]
-        return entry[3] == member.generation and bool(member.jobs) and member.jobs[0].job_id == entry[1]
-
-    def _after_head_left(self, server: _ServerQueue, member_id: int) -> None:
-        member = server.members[member_id]
-        if member.jobs:
-            self._arm_member(server, member_id)
-        else:
-            member.generation += 1
-
-    def _peek_member_head(self, server: _ServerQueue) -> QueuedJob | None:
-        while server.heads:
-            entry = server.heads[0]
-            if self._member_valid(server, entry):
-                return server.members[entry[2]].jobs[0]
-            heapq.heappop(server.heads)
-        return None
-
-    # internals: the server level
 
     def _arm_server(self, guild_id: int) -> None:
         """Tag the server in the root's virtual time and offer it to the root heap."""
         server = self._servers[guild_id]
-        head = self._peek_member_head(server)
+        head = server.head()
+        server.generation += 1
         if head is None:
-            server.generation += 1
             return
         server.start_tag = max(self.virtual_time, server.finish)
         server.root_tags = None
-        server.generation += 1
         heapq.heappush(self._heads, (server.start_tag, head.job_id, guild_id, server.generation))
 
-    def _server_valid(self, entry: _Entry) -> bool:
+    def _server_valid(self, entry: Entry) -> bool:
         server = self._servers[entry[2]]
         return entry[3] == server.generation and server.jobs > 0
 
@@ -342,7 +240,7 @@ class FairQueue:
             if not self._server_valid(entry):
                 continue
             server = self._servers[entry[2]]
-            job = self._peek_member_head(server)
+            job = server.head()
             if job is None:
                 continue
             heapq.heappop(server.heads)
@@ -356,46 +254,9 @@ class FairQueue:
             return job
         return None
 
-    def _dispatch(self, server: _ServerQueue, job: QueuedJob, server_tag: float) -> None:
-        """Take the member's head job (already off the heaps): charge member and server their virtual time."""
-        member = server.members[job.member_id]
-        member.jobs.popleft()
-        member.finish = job.start_tag + job.virtual_cost
-        job.server_cost = job.cost / server.weight
-        server.finish = server_tag + job.server_cost
+    def _dispatch(self, server: ServerQueue, job: QueuedJob, server_tag: float) -> None:
+        """Take a head job (already off the heaps) and charge member and server their virtual time."""
         del self._jobs[job.job_id]
-        self._count(server, job, -1)
-        self._after_head_left(server, job.member_id)
-        server.order = None
-
-    # internals: predicted order
-
-    def _insert_predicted(self, server: _ServerQueue, member: _MemberQueue, job: QueuedJob) -> None:
-        job.predicted_tag = member.tail_tag
-        member.tail_tag += job.cost / member.weight
-        if server.order is not None:
-            bisect.insort(server.order, (job.predicted_tag, job.job_id))
-
-    @staticmethod
-    def _server_order(server: _ServerQueue) -> list[tuple[float, int]]:
-        if server.order is None:
-            order = []
-            for member in server.members.values():
-                if member.jobs:
-                    tag = member.jobs[0].start_tag
-                    for job in member.jobs:
-                        job.predicted_tag = tag
-                        order.append((tag, job.job_id))
-                        tag += job.cost / member.weight
-                    member.tail_tag = tag
-            order.sort()
-            server.order = order
-        return server.order
-
-    def _root_tags(self, server: _ServerQueue) -> list[float]:
-        """The root tag each of the server's jobs is predicted to start at (strictly increasing: costs are > 0)."""
-        if server.root_tags is None:
-            order = self._server_order(server)
-            costs = (self._jobs[job_id].cost / server.weight for _, job_id in order)
-            server.root_tags = [server.start_tag + before for before in itertools.accumulate(costs, initial=0.0)][:-1]
-        return server.root_tags
+        self.total_cost -= job.cost
+        self.total_images -= job.images
+        server.take(job, server_tag)
