@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import discord
@@ -27,7 +27,7 @@ import discord
 from bot import render
 from bot.replies import placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
-from bot.scheduler.models import Admission, FinishedJob, JobView
+from bot.scheduler.models import Admission, JobView
 from bot.services import Services
 from bot.views import result_view, status_view
 from engine.types import GeneratedImage
@@ -240,14 +240,13 @@ class Delivery:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)
         job = await self.services.dreams.job(reply.guild_id, reply.job_id)
-        await self._post_result(reply, FinishedJob(job, images))
+        await self._post_result(reply, replace(job, images=images))
 
-    async def _post_result(self, reply: Reply, finished: FinishedJob) -> None:
+    async def _post_result(self, reply: Reply, job: JobView) -> None:
         """Post the grid with its buttons, record the message, and say where it went."""
-        job = finished.job
         await self._settle(reply)
         limit = reply.interaction.filesize_limit if reply.interaction else self._channel_upload_limit(job.channel_id)
-        upload = await asyncio.to_thread(render.grid_upload, job, finished.images, self.services.model, limit)
+        upload = await asyncio.to_thread(render.grid_upload, job, job.images, self.services.model, limit)
         seconds = job.finished_at - job.started_at if job.finished_at and job.started_at else None
         fields = {
             "embed": render.result_embed(job, upload, seconds, f"<@{job.member_id}>", reply.note),
@@ -268,12 +267,11 @@ class Delivery:
             return
         await self.services.dreams.record_delivery(job.guild_id, job.job_id, message.id)
 
-    async def _redeliver(self, finished: FinishedJob) -> None:
+    async def _redeliver(self, job: JobView) -> None:
         """Post a result that finished before a restart, unless it was posted and only its record was lost."""
-        job = finished.job
         posted = await self._find_result(job)
         if posted is None:
-            await self._post_result(self._reply_for(job, orphan=True), finished)
+            await self._post_result(self._reply_for(job, orphan=True), job)
         else:
             log.info("job %s: its result was already posted as message %s; recording that", job.job_id, posted.id)
             await self.services.dreams.record_delivery(job.guild_id, job.job_id, posted.id)

@@ -79,6 +79,8 @@ class JobView:
     result_message_id: int | None = None
     undeliverable: str | None = None
     """Why a done job's result could not be posted (it will not be tried again)."""
+    images: tuple[GeneratedImage, ...] = ()
+    """A done job's images, where they were loaded to be posted (see ``DreamService.undelivered``); else empty."""
 
 
 @dataclass(frozen=True)
@@ -169,14 +171,6 @@ class AuditEntry:
     after: object
     id: int | None = None
     """The row's id; None until stored."""
-
-
-@dataclass(frozen=True)
-class FinishedJob:
-    """A done job and its images, for posting (see ``DreamService.undelivered``)."""
-
-    job: JobView
-    images: tuple[GeneratedImage, ...]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ Everything here is plain asyncio on an injected clock; nothing imports discord.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.db import Database
 from bot.scheduler.admin import Admin
 from bot.scheduler.admission import Admitter
@@ -30,7 +32,6 @@ from bot.scheduler.models import (
     AuditEntry,
     Ban,
     DreamRequest,
-    FinishedJob,
     JobState,
     JobView,
     Member,
@@ -175,13 +176,13 @@ class DreamService:
 
     # results
 
-    async def undelivered(self) -> list[FinishedJob]:
+    async def undelivered(self) -> list[JobView]:
         """Done jobs, in every server, whose result was neither posted nor found undeliverable (after a restart:
         post these)."""
         finished = []
         for row in await self.journal.undelivered():
             view = read_view(row)
-            finished.append(FinishedJob(view, await self.journal.images(view.guild_id, view.job_id)))
+            finished.append(replace(view, images=await self.journal.images(view.guild_id, view.job_id)))
         return finished
 
     async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:

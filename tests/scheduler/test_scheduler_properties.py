@@ -59,7 +59,7 @@ async def scenario(path: Path, operations: list[tuple]) -> None:
         await harness.stop(grace)  # events not yet handled are lost with the "process"
         await harness.start()
         for finished in await harness.service.undelivered():
-            await post(finished.job.job_id)
+            await post(finished.job_id)
 
     for op in operations:
         kind = op[0]

@@ -235,7 +235,7 @@ async def test_delivery_is_recorded_exactly_once_and_survives_restart(harness: H
     assert len(done) == 1 and len(done[0].images) == 2
     await harness.restart()  # "crashed" before posting
     (pending,) = await harness.service.undelivered()
-    assert pending.job.job_id == job.job.job_id and pending.images == done[0].images
+    assert pending.job_id == job.job.job_id and pending.images == done[0].images
     assert await harness.service.record_delivery(GUILD, job.job.job_id, message_id=555)
     assert not await harness.service.record_delivery(GUILD, job.job.job_id, message_id=556)
     assert await harness.service.undelivered() == []
@@ -248,7 +248,7 @@ async def test_an_undeliverable_result_is_recorded_and_not_offered_again(harness
     assert await harness.service.record_undeliverable(GUILD, lost.job.job_id, "its channel was deleted")
     assert not await harness.service.record_undeliverable(GUILD, lost.job.job_id, "again")
     await harness.restart()
-    assert [finished.job.job_id for finished in await harness.service.undelivered()] == [posted.job.job_id]
+    assert [finished.job_id for finished in await harness.service.undelivered()] == [posted.job.job_id]
     assert (await harness.service.job(GUILD, lost.job.job_id)).undeliverable == "its channel was deleted"
     await harness.service.record_delivery(GUILD, posted.job.job_id, message_id=556)
     assert not await harness.service.record_undeliverable(GUILD, posted.job.job_id, "too late: it was posted")
