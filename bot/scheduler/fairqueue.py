@@ -106,7 +106,6 @@ class FairQueue:
         if len(member.jobs) == 1:
             server.arm(job.member_id)
             member.tail_tag = job.start_tag
-            server.order = None
         server.insert_predicted(member, job)
         if server.jobs == 1:
             self._arm_server(job.guild_id)
