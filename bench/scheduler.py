@@ -1,6 +1,7 @@
 """Benchmark the fair scheduler with the simulated engine: fairness, waits, duty cycle, admission throughput.
 
     python bench/scheduler.py [--members 1000] [--hours 1] [--admissions 20000] [--seed 1]
+                              [--scenarios members,duty,admission,servers]
 
 1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
    one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
@@ -19,6 +20,8 @@
    many members press /dream at once; with SQLite ``synchronous=NORMAL`` (the
    bot's setting: durable against a crash of the bot) and ``FULL`` (durable
    against power loss too, one fsync per group commit).
+4. Servers (virtual clock): fairness between servers, one of 500 flooding
+   members and two small ones (see ``bench/servers.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from engine.simulated import SimulatedEngine
 from engine.types import GenerationParams
 
 FLOODER = 1
+GUILD = 1
 SMALL = GenerationParams(width=512, height=512, steps=10)
 LARGE = GenerationParams(width=768, height=768, steps=10)
 TIER = TierSettings(burst=40, rate_per_hour=20_000, daily_images=100_000, max_images=4, max_queued=20)
@@ -134,9 +138,9 @@ class Load:
     async def submit(self, member_id: int, images: int, params: GenerationParams) -> int:
         self.keys += 1
         member = self.member(member_id)
-        request = DreamRequest(member, "a lighthouse at dusk", tuple(range(images)), f"bench-{self.keys}", params)
+        request = DreamRequest(member, GUILD, "a lighthouse at dusk", tuple(range(images)), f"bench-{self.keys}", params)
         admission = await self.service.submit(request)
-        weight = self.service.quota_status(member).limits.weight
+        weight = self.service.quota_status(GUILD, member).limits.weight
         self.recorder.jobs[admission.job.job_id] = JobRecord(
             member_id, weight, gpu_seconds(params, images, self.seconds_per_step), self.service.clock.now()
         )
@@ -254,7 +258,7 @@ async def fairness(args: argparse.Namespace, folder: Path) -> None:
     load = Load(service, recorder, random.Random(args.seed), args.members, args.seconds_per_step, end)
     wall = time.perf_counter()
     await clock.run(asyncio.gather(load.flood(), load.light(args.casual, args.iterating, args.iterating_minutes)))
-    stats = service.stats()
+    stats = service.stats(GUILD)
     wall = time.perf_counter() - wall
     listener.cancel()
     await close_service(service)
@@ -290,7 +294,7 @@ async def real_clock_duty(args: argparse.Namespace, folder: Path) -> None:
     await asyncio.gather(
         load.flood(), load.light(args.casual * speedup, args.iterating * speedup, args.iterating_minutes / speedup)
     )
-    stats = service.stats()
+    stats = service.stats(GUILD)
     engine_compute = stats.engine["extra"]["busy_seconds"]
     listener.cancel()
     await close_service(service)
@@ -305,7 +309,7 @@ async def admission(args: argparse.Namespace, folder: Path, concurrency: int, sy
     await service.start()
     await service.pause(actor_id=0)  # measure admission alone: nothing is dispatched
     requests = [
-        DreamRequest(Member(2 + i % args.members), "a lighthouse at dusk", (i % 7,), f"admit-{i}", SMALL)
+        DreamRequest(Member(2 + i % args.members), GUILD, "a lighthouse at dusk", (i % 7,), f"admit-{i}", SMALL)
         for i in range(args.admissions)
     ]
     pending = iter(requests)
@@ -317,7 +321,7 @@ async def admission(args: argparse.Namespace, folder: Path, concurrency: int, sy
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    assert service.queue_summary().queued_jobs == args.admissions
+    assert service.queue_summary(GUILD).queued_jobs == args.admissions
     await close_service(service)
     return args.admissions / elapsed
 
@@ -334,15 +338,25 @@ async def main() -> None:
     parser.add_argument("--real-seconds", type=float, default=10.0, help="length of the real-clock duty run")
     parser.add_argument("--admissions", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quiet-visits", type=float, default=120, help="visits an hour to the quiet server")
+    parser.add_argument("--scenarios", default="members,duty,admission,servers", help="which to run, comma-separated")
     args = parser.parse_args()
+    scenarios = set(args.scenarios.split(","))
     with tempfile.TemporaryDirectory() as folder:
-        await fairness(args, Path(folder))
-        await real_clock_duty(args, Path(folder))
-        for synchronous in ("NORMAL", "FULL"):
-            for concurrency in (1, 64, 512):
-                rate = await admission(args, Path(folder), concurrency, synchronous)
-                print(f"admission: {rate:8,.0f} jobs/s  ({args.admissions} jobs, {concurrency} in flight, "
-                      f"synchronous={synchronous})")
+        if "members" in scenarios:
+            await fairness(args, Path(folder))
+        if "duty" in scenarios:
+            await real_clock_duty(args, Path(folder))
+        if "admission" in scenarios:
+            for synchronous in ("NORMAL", "FULL"):
+                for concurrency in (1, 64, 512):
+                    rate = await admission(args, Path(folder), concurrency, synchronous)
+                    print(f"admission: {rate:8,.0f} jobs/s  ({args.admissions} jobs, {concurrency} in flight, "
+                          f"synchronous={synchronous})")
+        if "servers" in scenarios:
+            from bench.servers import servers  # it imports this module's helpers
+
+            await servers(args, Path(folder))
 
 
 if __name__ == "__main__":

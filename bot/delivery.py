@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import discord
@@ -27,7 +27,7 @@ import discord
 from bot import render
 from bot.replies import placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
-from bot.scheduler.models import Admission, FinishedJob, JobView
+from bot.scheduler.models import Admission, JobView
 from bot.services import Services
 from bot.views import result_view, status_view
 from engine.types import GeneratedImage
@@ -51,6 +51,7 @@ class Reply:
     """The message that shows one job, and what is waiting to be shown on it."""
 
     job_id: int
+    guild_id: int
     channel_id: int | None
     interaction: discord.Interaction | None = None
     job: JobView | None = None
@@ -148,7 +149,7 @@ class Delivery:
         """The job's reply, made on first sight; an ``orphan`` will never get an interaction."""
         reply = self._replies.get(job.job_id)
         if reply is None:
-            reply = self._replies[job.job_id] = Reply(job.job_id, job.channel_id)
+            reply = self._replies[job.job_id] = Reply(job.job_id, job.guild_id, job.channel_id)
             if orphan:
                 reply.attached.set()
         return reply
@@ -176,7 +177,7 @@ class Delivery:
             self._spawn(self._end(reply, kind, event.error))
 
     async def _show_placement(self, reply: Reply, job: JobView, note: str) -> None:
-        placement = await self.services.dreams.placement(job.job_id)
+        placement = await self.services.dreams.placement(job.guild_id, job.job_id)
         if placement.position:
             embed = render.queued_embed(job, placement, time.time(), note or reply.note)
             self._show(reply, embed, status_view(job))
@@ -241,18 +242,17 @@ class Delivery:
     async def _deliver(self, reply: Reply, images: tuple[GeneratedImage, ...]) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)
-        job = await self.services.dreams.job(reply.job_id)
-        await self._post_result(reply, FinishedJob(job, images))
+        job = await self.services.dreams.job(reply.guild_id, reply.job_id)
+        await self._post_result(reply, replace(job, images=images))
 
-    async def _post_result(self, reply: Reply, finished: FinishedJob) -> None:
+    async def _post_result(self, reply: Reply, job: JobView) -> None:
         """Post the grid with its buttons, record the message, and say where it went (once per job)."""
-        job = finished.job
         if job.job_id in self._posting:
             return
         self._posting.add(job.job_id)
         await self._settle(reply)
         limit = reply.interaction.filesize_limit if reply.interaction else self._channel_upload_limit(job.channel_id)
-        upload = await asyncio.to_thread(render.grid_upload, job, finished.images, self.services.model, limit)
+        upload = await asyncio.to_thread(render.grid_upload, job, job.images, self.services.model, limit)
         seconds = job.finished_at - job.started_at if job.finished_at and job.started_at else None
         fields = {
             "embed": render.result_embed(job, upload, seconds, f"<@{job.member_id}>", reply.note),
@@ -269,29 +269,28 @@ class Delivery:
                 await self._edit_status(reply, content=f"Finished: {message.jump_url}", embed=None, view=None)
         if message is None:
             log.warning("job %s: its channel %s is gone; the result cannot be delivered", job.job_id, job.channel_id)
-            await self.services.dreams.record_undeliverable(job.job_id, UNDELIVERABLE)
+            await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, UNDELIVERABLE)
             return
-        if not await self.services.dreams.record_delivery(job.job_id, message.id):
+        if not await self.services.dreams.record_delivery(job.guild_id, job.job_id, message.id):
             # Another bot process posted it first (its record won): take this copy back.
             log.warning("job %s: its result was already recorded; deleting the second post %s", job.job_id, message.id)
             with contextlib.suppress(discord.HTTPException):
                 await message.delete()
 
-    async def _redeliver(self, finished: FinishedJob) -> None:
+    async def _redeliver(self, job: JobView) -> None:
         """Post a result that finished before a restart, unless it was posted and only its record was lost."""
-        job = finished.job
         posted = await self._find_result(job)
         if posted is None:
-            await self._post_result(self._reply_for(job, orphan=True), finished)
+            await self._post_result(self._reply_for(job, orphan=True), job)
         else:
             log.info("job %s: its result was already posted as message %s; recording that", job.job_id, posted.id)
-            await self.services.dreams.record_delivery(job.job_id, posted.id)
+            await self.services.dreams.record_delivery(job.guild_id, job.job_id, posted.id)
 
     async def _find_result(self, job: JobView) -> discord.Message | None:
         """The bot's message carrying ``job``'s grid among the channel's newest :data:`RECENT_MESSAGES`, if any."""
         if job.channel_id is None:
             return None
-        footer = render.job_footer(job.job_id)
+        footer = render.job_footer(job.number)
         try:
             channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
             async for message in channel.history(limit=RECENT_MESSAGES):
@@ -327,16 +326,16 @@ class Delivery:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)
         await self._settle(reply)
-        job = await self.services.dreams.job(reply.job_id)
+        job = await self.services.dreams.job(reply.guild_id, reply.job_id)
         reason = "" if error in (None, "cancelled") else f"{error}\n"
         refund = f"{reason}Its images were given back to your quota."
         embed = render.ended_embed(job, titles.get(kind, "❌ Failed"), refund)
         async with reply.edit_lock:
             if await self._edit_status(reply, embed=embed, view=None) is not None:
                 return
-        await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.job_id} ended.", embed=embed)
+        await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} ended.", embed=embed)
 
     async def _tell(self, reply: Reply, text: str) -> None:
         """A one-line notice about a job without a live reply, in its channel, to its member."""
-        job = await self.services.dreams.job(reply.job_id)
-        await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.job_id} {text}")
+        job = await self.services.dreams.job(reply.guild_id, reply.job_id)
+        await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} {text}")

@@ -60,22 +60,23 @@ def relative(moment: float) -> str:
     return f"<t:{math.ceil(moment)}:R>"
 
 
-def job_footer(job_id: int) -> str:
-    """The footer of every embed about a job (after a restart, the delivery finds results by it)."""
-    return f"Job #{job_id}"
+def job_footer(number: int) -> str:
+    """The footer of every embed about a job, with the number members see in its server (after a restart, the
+    delivery finds results by it)."""
+    return f"Job #{number}"
 
 
 def job_line(job: JobView) -> str:
     """One line of a member's history: number, state, when, prompt (clipped)."""
     state = f"{job.state}, undeliverable" if job.undeliverable else str(job.state)
-    return f"• #{job.job_id} {state}, {relative(job.created_at)}: {clip(job.prompt, 50)}"
+    return f"• #{job.number} {state}, {relative(job.created_at)}: {clip(job.prompt, 50)}"
 
 
 def _job_embed(job: JobView, colour: discord.Colour) -> discord.Embed:
     embed = discord.Embed(description=clip(job.prompt, 4000), colour=colour)
     if job.negative_prompt:
         embed.add_field(name="Negative", value=clip(job.negative_prompt, 1024), inline=False)
-    embed.set_footer(text=job_footer(job.job_id))
+    embed.set_footer(text=job_footer(job.number))
     return embed
 
 
@@ -131,7 +132,7 @@ def result_embed(job: JobView, upload: Upload, seconds: float | None, author: st
     if notes:
         embed.add_field(name="Note", value=notes, inline=False)
     embed.set_image(url=f"attachment://{upload.filename}")
-    embed.set_footer(text=job_footer(job.job_id))
+    embed.set_footer(text=job_footer(job.number))
     return embed
 
 
@@ -191,12 +192,12 @@ def parameters_text(job: JobView, seeds: Sequence[int], model: str) -> str:
 def grid_upload(job: JobView, images: Sequence[GeneratedImage], model: str, limit: int) -> Upload:
     """The job's images as one grid PNG, re-encoded smaller when it is over ``limit`` bytes. CPU-bound."""
     grid = make_grid(images, parameters_text(job, [image.seed for image in images], model))
-    return fit(grid.png, limit, f"dream-{job.job_id}")
+    return fit(grid.png, limit, f"dream-{job.number}")
 
 
 def single_upload(job: JobView, image: GeneratedImage, index: int, limit: int) -> Upload:
     """Image ``index`` of the job at full size (the engine embedded its own parameters). CPU-bound."""
-    return fit(image.png, limit, f"dream-{job.job_id}-{index + 1}")
+    return fit(image.png, limit, f"dream-{job.number}-{index + 1}")
 
 
 def fit(png: bytes, limit: int, stem: str) -> Upload:

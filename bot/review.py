@@ -22,6 +22,7 @@ from bot.access import check_served, require_moderator
 from bot.errors import Guarded, report
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
+from bot.server import server_id
 from bot.services import ReviewAction
 from bot.text import clip
 from moderation.flags import Flag, ReviewItem
@@ -194,7 +195,7 @@ class FlagForm(discord.ui.Modal, title="Flag this image"):
         bot: Any = interaction.client
         await defer(interaction)
         job, outcome = await bot.services.flag(
-            interaction.guild_id, self.job_id, self.message.id, interaction.user.id, self.reason.values[0],
+            server_id(interaction), self.job_id, self.message.id, interaction.user.id, self.reason.values[0],
             self.note.value,
         )
         if outcome.alert:
@@ -202,9 +203,9 @@ class FlagForm(discord.ui.Modal, title="Flag this image"):
         if outcome.hide:
             await hide_image(bot, self.message)
         if outcome.counted:
-            await whisper(interaction, f"Thank you: the moderators will look at job #{job.job_id}.")
+            await whisper(interaction, f"Thank you: the moderators will look at job #{job.number}.")
         else:
-            await whisper(interaction, f"You have already flagged job #{job.job_id}; the moderators have it.")
+            await whisper(interaction, f"You have already flagged job #{job.number}; the moderators have it.")
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
         await report(interaction, error)
@@ -275,7 +276,7 @@ async def resolve(
     """Record the decision, carry it out on Discord, then update the review message (or show the next item)."""
     bot: Any = interaction.client
     result = await bot.services.review(
-        interaction.guild_id, item_id, interaction.user.id, action, ban_hours=ban_hours, note=note
+        server_id(interaction), item_id, interaction.user.id, action, ban_hours=ban_hours, note=note
     )
     done = " ".join(await carry_out(bot, result, action, note))
     if not queue:

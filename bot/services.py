@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 STATS_PROMPT_WINDOW = 10_000
 """Most recent log entries counted for the blocked-prompts figure."""
-NO_SUCH_JOB = "There is no such job in this server."
 HISTORY_JOBS = 10
 """Jobs shown in a member's history."""
 
@@ -144,13 +143,6 @@ class Services:
         """A server's effective settings (the config's defaults for no server)."""
         return self.guild_settings.effective(guild_id or 0)
 
-    async def job_here(self, guild_id: int, job_id: int) -> JobView:
-        """A job of this server; a job of another server is "no such job"."""
-        job = await self.dreams.job(job_id)
-        if job.guild_id != guild_id:
-            raise Refusal(NO_SUCH_JOB)
-        return job
-
     # members
 
     async def dream(self, request: DreamRequest) -> Admission:
@@ -172,40 +164,51 @@ class Services:
 
     async def reroll(self, guild_id: int, job_id: int, member: Member, key: str) -> Admission:
         """The server's job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
-        job = await self.job_here(guild_id, job_id)
+        job = await self.dreams.job(guild_id, job_id)
         request = DreamRequest(
             member=member,
+            guild_id=guild_id,
             prompt=job.prompt,
             seeds=random_seeds(len(job.seeds)),
             idempotency_key=key,
             params=job.params,
             negative_prompt=job.negative_prompt,
-            guild_id=job.guild_id,
             channel_id=job.channel_id,
         )
         return await self.dream(request)
 
-    async def queue_view(self, member_id: int) -> tuple[list[tuple[JobView, Placement]], QueueSummary]:
-        """The member's queued and running jobs with their places in the queue, and the whole queue's summary."""
-        jobs = [(job, await self.dreams.placement(job.job_id)) for job in self.dreams.active_jobs(member_id)]
+    async def queue_view(self, guild_id: int, member_id: int) -> tuple[list[tuple[JobView, Placement]], QueueSummary]:
+        """The member's queued and running jobs in the server with their places in the queue, and the server's
+        summary of the queue."""
+        jobs = [(job, await self.dreams.placement(guild_id, job.job_id))
+                for job in self.dreams.active_jobs(guild_id, member_id)]
         # A job still being journaled has no place yet (for a moment); it is listed once it has one.
-        return [(job, place) for job, place in jobs if place.position is not None], self.dreams.queue_summary()
+        return [(job, place) for job, place in jobs if place.position is not None], self.dreams.queue_summary(guild_id)
 
-    async def cancel(self, job_ids: list[int], actor_id: int, *, moderator: bool = False) -> list[JobView]:
-        """Cancel jobs (refunded); each job as it ended (already finished ones as they were)."""
-        return [await self.dreams.cancel(job_id, actor_id, moderator=moderator) for job_id in job_ids]
+    async def cancel(self, guild_id: int, numbers: list[int], actor_id: int, *,
+                     moderator: bool = False) -> list[JobView]:  # fmt: skip
+        """Cancel the server's jobs by the numbers members see (refunded); each job as it ended (already finished
+        ones as they were). Another server's job is "no such job"."""
+        ended = []
+        for number in numbers:
+            job = await self.dreams.job_by_number(guild_id, number)
+            ended.append(await self.dreams.cancel(guild_id, job.job_id, actor_id, moderator=moderator))
+        return ended
 
-    async def cancel_mine(self, member_id: int, job_id: int | None = None) -> list[JobView]:
-        """Cancel one of the member's jobs, or (``job_id`` None) all their queued and running ones."""
-        job_ids = [job_id] if job_id is not None else [job.job_id for job in self.dreams.active_jobs(member_id)]
-        if not job_ids:
+    async def cancel_mine(self, guild_id: int, member_id: int, number: int | None = None) -> list[JobView]:
+        """Cancel one of the member's jobs in the server by number, or (``number`` None) all their queued and
+        running ones there."""
+        if number is not None:
+            return await self.cancel(guild_id, [number], member_id)
+        jobs = self.dreams.active_jobs(guild_id, member_id)
+        if not jobs:
             raise Refusal("You have no jobs waiting or running.")
-        return await self.cancel(job_ids, member_id)
+        return [await self.dreams.cancel(guild_id, job.job_id, member_id) for job in jobs]
 
     async def finished_job(self, guild_id: int, job_id: int) -> tuple[JobView, tuple[GeneratedImage, ...]]:
-        """A done job of the server and its stored images; refuses when they are gone."""
-        job = await self.job_here(guild_id, job_id)
-        images = await self.dreams.images(job_id) if job.state is JobState.DONE else ()
+        """The server's done job and its stored images; refuses when they are gone."""
+        job = await self.dreams.job(guild_id, job_id)
+        images = await self.dreams.images(guild_id, job_id) if job.state is JobState.DONE else ()
         if not images:
             raise Refusal("The images of this job are no longer stored; re-roll it to make new ones.")
         return job, images
@@ -214,7 +217,7 @@ class Services:
                             moderator: bool) -> JobView:  # fmt: skip
         """Allow the job's author or a moderator to delete its result message; a moderator's deletion of
         someone else's image is audited (with its review item, if it was flagged). Refuses anyone else."""
-        job = await self.job_here(guild_id, job_id)
+        job = await self.dreams.job(guild_id, job_id)
         if job.member_id == actor_id:
             return job
         if not moderator:
@@ -222,7 +225,7 @@ class Services:
         item = await self.flags.item_for_message(guild_id, message_id)
         await self.audit.record(
             guild_id, actor_id, "deleted_image", item_id=item.id if item else None, member_id=job.member_id,
-            detail=f"job #{job_id}: deleted its result message {message_id}",
+            detail=f"job #{job.number}: deleted its result message {message_id}",
         )
         return job
 
@@ -230,7 +233,7 @@ class Services:
         self, guild_id: int, job_id: int, message_id: int, flagger_id: int, reason: str, note: str
     ) -> tuple[JobView, FlagOutcome]:
         """Record a member's flag on an image posted in the server; the outcome says whether to alert or hide now."""
-        job = await self.job_here(guild_id, job_id)
+        job = await self.dreams.job(guild_id, job_id)
         image = FlaggedImage(message_id, guild_id, job.member_id, job.prompt, job.job_id, job.channel_id)
         server = self.server_settings(guild_id)
         thresholds = self.settings.moderation.flags.model_copy(
@@ -253,13 +256,15 @@ class Services:
         self.metrics.reviewed(action)
         if action != "ban":
             return ReviewAction(item)
-        ban = await self.ban(moderator_id, item.author_id, ban_hours, note or f"flagged image (review #{item.id})")
+        ban = await self.ban(guild_id, moderator_id, item.author_id, ban_hours,
+                             note or f"flagged image (review #{item.id})")
         return ReviewAction(item, ban)
 
-    async def ban(self, moderator_id: int, member_id: int, hours: float | None, reason: str) -> float | None:
-        """Bar a member from generating for ``hours`` (None: until lifted); return when it ends."""
+    async def ban(self, guild_id: int, moderator_id: int, member_id: int, hours: float | None,
+                  reason: str) -> float | None:  # fmt: skip
+        """Bar a member from generating in the server for ``hours`` (None: until lifted); return when it ends."""
         until = None if hours is None else self.dreams.clock.now() + hours * 3600
-        ban = await self.dreams.ban(moderator_id, member_id, until=until, reason=reason)
+        ban = await self.dreams.ban(moderator_id, guild_id, member_id, until=until, reason=reason)
         return ban.until
 
     # admins
@@ -301,14 +306,13 @@ class Services:
         since = self.dreams.clock.now() - 86400
         recent = await self.prompt_log.recent(guild_id, since=since, limit=STATS_PROMPT_WINDOW)
         blocked = sum(1 for entry in recent if entry.action == "block")
-        return self.dreams.stats(), await self.flag_reports.stats(guild_id), blocked
+        return self.dreams.stats(guild_id), await self.flag_reports.stats(guild_id), blocked
 
     async def member_history(self, guild_id: int, member: Member) -> MemberRecord:
         """A member's recent jobs, and their flag record, recent blocked or noted prompts in the server, and quota."""
         return MemberRecord(
-            jobs=[job for job in await self.dreams.member_jobs(member.id, limit=HISTORY_JOBS)
-                  if job.guild_id == guild_id],  # fmt: skip
+            jobs=await self.dreams.member_jobs(guild_id, member.id, limit=HISTORY_JOBS),
             flags=await self.flag_reports.member_history(guild_id, member.id),
             prompts=await self.prompt_log.recent(guild_id, member_id=member.id, limit=10),
-            quota=self.dreams.quota_status(member),
+            quota=self.dreams.quota_status(guild_id, member),
         )

@@ -20,6 +20,7 @@ from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.review import FlagForm
 from bot.scheduler.models import JobState, JobView
+from bot.server import server_id
 
 
 class JobButton(Guarded):
@@ -52,13 +53,14 @@ class CancelButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
 
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
+        guild_id = server_id(interaction)
         await defer(interaction, thinking=False)
         moderator = moderates_here(interaction)
-        job = await services.dreams.cancel(self.job_id, interaction.user.id, moderator=moderator)
+        job = await services.dreams.cancel(guild_id, self.job_id, interaction.user.id, moderator=moderator)
         if job.state is JobState.CANCELLED:
-            await whisper(interaction, f"Cancelled job #{job.job_id}; its images were given back to the quota.")
+            await whisper(interaction, f"Cancelled job #{job.number}; its images were given back to the quota.")
         else:
-            await whisper(interaction, f"Job #{job.job_id} had already ended ({job.state}).")
+            await whisper(interaction, f"Job #{job.number} had already ended ({job.state}).")
 
 
 class RerollButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], template=r"dq:reroll:(?P<job>\d+)"):
@@ -68,10 +70,9 @@ class RerollButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
 
     async def run(self, interaction: discord.Interaction) -> None:
         bot: Any = interaction.client
+        guild_id = server_id(interaction)
         await defer(interaction, public=True)
-        admission = await bot.services.reroll(
-            interaction.guild_id, self.job_id, member_of(interaction.user), str(interaction.id)
-        )
+        admission = await bot.services.reroll(guild_id, self.job_id, member_of(interaction.user), str(interaction.id))
         bot.delivery.queued(interaction, admission)
 
 
@@ -93,12 +94,13 @@ class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
         assert interaction.message is not None
+        guild_id = server_id(interaction)
         await defer(interaction, thinking=False)
         moderator = moderates_here(interaction)
-        job = await services.delete_result(interaction.guild_id, self.job_id, interaction.message.id,
-                                           interaction.user.id, moderator=moderator)  # fmt: skip
+        job = await services.delete_result(guild_id, self.job_id, interaction.message.id, interaction.user.id,
+                                           moderator=moderator)
         await interaction.message.delete()
-        await whisper(interaction, f"Deleted the images of job #{job.job_id}.")
+        await whisper(interaction, f"Deleted the images of job #{job.number}.")
 
 
 class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r"dq:image:(?P<job>\d+):(?P<index>\d)"):
@@ -119,14 +121,15 @@ class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r
 
     async def run(self, interaction: discord.Interaction) -> None:
         services = interaction.client.services  # type: ignore[attr-defined]
+        guild_id = server_id(interaction)
         await defer(interaction, public=True)
-        job, images = await services.finished_job(interaction.guild_id, self.job_id)
+        job, images = await services.finished_job(guild_id, self.job_id)
         if self.index >= len(images):
-            raise Refusal(f"Job #{job.job_id} has {len(images)} images.")
+            raise Refusal(f"Job #{job.number} has {len(images)} images.")
         image = images[self.index]
         upload = await asyncio.to_thread(render.single_upload, job, image, self.index, interaction.filesize_limit)
         await interaction.followup.send(
-            f"Image {self.index + 1} of job #{job.job_id} by <@{job.member_id}> · seed `{image.seed}`"
+            f"Image {self.index + 1} of job #{job.number} by <@{job.member_id}> · seed `{image.seed}`"
             + (f"\n{upload.note}" if upload.note else ""),
             file=upload.file(),
             allowed_mentions=discord.AllowedMentions.none(),

@@ -38,8 +38,9 @@ async def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError):
             async with db.transaction() as conn:
                 await conn.execute(
-                    "INSERT INTO jobs (member_id, prompt, params, seeds, cost, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (1, "a cat", "{}", "[1]", 1, time.time()),
+                    "INSERT INTO jobs (guild_id, number, member_id, prompt, params, seeds, cost, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (5, 1, 1, "a cat", "{}", "[1]", 1, time.time()),
                 )
                 raise RuntimeError("boom")
         async with db.conn.execute("SELECT count(*) FROM jobs") as cur:
@@ -58,8 +59,9 @@ async def test_backup_copies_live_database(tmp_path: Path) -> None:
     async with await Database.open(tmp_path / "dq.db") as db:
         async with db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO jobs (member_id, prompt, params, seeds, cost, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (42, "a lighthouse", "{}", "[7]", 1, time.time()),
+                "INSERT INTO jobs (guild_id, number, member_id, prompt, params, seeds, cost, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (5, 1, 42, "a lighthouse", "{}", "[7]", 1, time.time()),
             )
         await db.backup(tmp_path / "copy.db")
     with sqlite3.connect(tmp_path / "copy.db") as copy:

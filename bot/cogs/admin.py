@@ -19,8 +19,10 @@ from discord.ext import commands
 from bot import render
 from bot.access import member_of, require_for_command
 from bot.cogs.server_settings import ServerSettingsGroup
+from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
+from bot.server import server_id
 from bot.text import clip
 
 LIMIT_CHOICES = [
@@ -77,7 +79,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @tier.command(name="show", description="A tier's limits now")
     async def tier_show(self, interaction: discord.Interaction, tier: str) -> None:
         await defer(interaction)
-        limits = self.services.dreams.tier_limits(tier)
+        limits = self.services.dreams.tier_limits(server_id(interaction), tier)
         await whisper(interaction, embed=limits_embed(f"Tier {tier}", limits))
 
     @tier.command(name="set", description="Change one limit of a tier (applies to the next request)")
@@ -85,7 +87,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def tier_set(self, interaction: discord.Interaction, tier: str, limit: str, value: float) -> None:
         await defer(interaction)
-        limits = await self.services.dreams.set_tier_limit(interaction.user.id, tier, limit, value)
+        limits = await self.services.dreams.set_tier_limit(interaction.user.id, server_id(interaction), tier, limit, value)
         embed = limits_embed(f"Tier {tier}", limits)
         await whisper(interaction, f"Tier **{tier}**: {limit} is now {limits[limit]:g}.", embed=embed)
 
@@ -93,7 +95,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def tier_reset(self, interaction: discord.Interaction, tier: str, limit: str) -> None:
         await defer(interaction)
-        limits = await self.services.dreams.set_tier_limit(interaction.user.id, tier, limit, None)
+        limits = await self.services.dreams.set_tier_limit(interaction.user.id, server_id(interaction), tier, limit, None)
         await whisper(interaction, f"Tier **{tier}**: {limit} is back to {limits[limit]:g}.")
 
     tier_show.autocomplete("tier")(_tiers)
@@ -105,7 +107,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @override.command(name="show", description="A member's limits now: tier, overrides and multiplier applied")
     async def override_show(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        limits = self.services.dreams.quota_status(member_of(member)).limits
+        limits = self.services.dreams.quota_status(server_id(interaction), member_of(member)).limits
         shown = {name: getattr(limits, name) for name in LIMIT_NAMES}
         await whisper(interaction, embed=limits_embed(f"{member.display_name} ({limits.tier} tier)", shown))
 
@@ -115,14 +117,16 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         self, interaction: discord.Interaction, member: discord.Member, limit: str, value: float
     ) -> None:
         await defer(interaction)
-        overrides = await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, value)
+        overrides = await self.services.dreams.set_member_override(
+            interaction.user.id, server_id(interaction), member.id, limit, value
+        )
         await whisper(interaction, f"{member.mention}: {limit} is now {overrides[limit]:g} (overrides the tier).")
 
     @override.command(name="clear", description="Remove a member's own value of a limit")
     @app_commands.choices(limit=LIMIT_CHOICES)
     async def override_clear(self, interaction: discord.Interaction, member: discord.Member, limit: str) -> None:
         await defer(interaction)
-        await self.services.dreams.set_member_override(interaction.user.id, member.id, limit, None)
+        await self.services.dreams.set_member_override(interaction.user.id, server_id(interaction), member.id, limit, None)
         await whisper(interaction, f"{member.mention}: {limit} follows their tier again.")
 
     @app_commands.command(name="multiplier", description="Scale every tier's burst, rate and daily budget (operator)",
@@ -132,6 +136,17 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         await defer(interaction)
         value = await self.services.dreams.set_multiplier(interaction.user.id, value)
         await whisper(interaction, f"Quotas are now ×{value:g} of the configured tiers.")
+
+    @app_commands.command(name="weight", description="A server's share of the GPU against the others' (operator)",
+                          extras=OPERATOR)  # fmt: skip
+    @app_commands.describe(value="0.01 to 100; every server has 1 unless set", server="A server's id (default: this one)")
+    async def weight(self, interaction: discord.Interaction, value: float, server: str | None = None) -> None:
+        await defer(interaction)
+        if server is not None and not server.isdigit():
+            raise Refusal(f"server: {server!r} is not a server id (Developer Mode → right-click the server → Copy ID)")
+        guild_id = int(server) if server else server_id(interaction)
+        weight = await self.services.dreams.set_server_weight(interaction.user.id, guild_id, value)
+        await whisper(interaction, f"Server {guild_id} now has a GPU share of {weight:g} (others: 1 unless set).")
 
     # the prompt filter
 
@@ -212,10 +227,11 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
     @app_commands.command(name="stats", description="Queue, throughput, engine time, moderation figures")
     async def stats(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        stats, flags, blocked = await self.services.stats(interaction.guild_id)
+        stats, flags, blocked = await self.services.stats(server_id(interaction))
         embed = discord.Embed(title="dreamqueue stats", colour=render.BLURPLE, timestamp=discord.utils.utcnow())
         queue = f"{stats.queued_jobs} jobs ({stats.queued_images} images), {stats.running_jobs} running"
         embed.add_field(name="Queue", value=queue + (" · ⏸️ paused" if stats.paused else ""))
+        embed.add_field(name="All servers", value=f"{stats.all_queued_jobs} jobs waiting")
         embed.add_field(name="Last hour", value=f"{stats.jobs_last_hour} jobs, {stats.images_last_hour} images")
         for name, value in render.engine_time_fields(stats):
             embed.add_field(name=name, value=value)

@@ -14,6 +14,7 @@ from bot.prompt_tokens import measure
 from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
+from bot.server import server_id
 from bot.services import Services, random_seeds
 from engine.pnginfo import SAMPLER_LABELS
 from engine.types import MAX_SEED, SAMPLERS, GenerationParams, JobRequest, Limits
@@ -91,6 +92,7 @@ class Dream(commands.Cog):
     ) -> None:
         """Check the options here (refusals are instant and private), then defer, submit, and show the place."""
         # validate
+        guild_id = server_id(interaction)
         settings = self.services.settings
         guild = interaction.guild
         # The config's channels belong to particular servers: each restricts only its own server.
@@ -101,7 +103,7 @@ class Dream(commands.Cog):
             raise Refusal(f"`/dream` is not used in this channel; try {channels}.")
         member = member_of(interaction.user)
         if count is None:
-            count = min(DEFAULT_COUNT, self.services.dreams.quota_status(member).limits.max_images)
+            count = min(DEFAULT_COUNT, self.services.dreams.quota_status(guild_id, member).limits.max_images)
         defaults = GenerationParams()
         params = GenerationParams(
             width=defaults.width if width is None else width,
@@ -116,12 +118,12 @@ class Dream(commands.Cog):
         JobRequest("new", prompt, seeds, params, negative).validate(self.services.engine.limits)
         request = DreamRequest(
             member=member,
+            guild_id=guild_id,
             prompt=prompt,
             seeds=seeds,
             idempotency_key=str(interaction.id),
             params=params,
             negative_prompt=negative,
-            guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
         )
         # defer, one service call, render
@@ -145,7 +147,7 @@ class Dream(commands.Cog):
     # autocomplete: what the member's tier allows
 
     def _tier(self, interaction: discord.Interaction) -> EffectiveLimits:
-        return self.services.dreams.quota_status(member_of(interaction.user)).limits
+        return self.services.dreams.quota_status(server_id(interaction), member_of(interaction.user)).limits
 
     async def _counts(self, interaction: discord.Interaction, current: int | None) -> list[app_commands.Choice[int]]:
         tier = self._tier(interaction)

@@ -18,6 +18,7 @@ from bot import render
 from bot.access import member_of, require_moderator
 from bot.replies import defer, whisper
 from bot.review import review_message
+from bot.server import server_id
 from bot.text import clip
 
 AUDIT_SHOWN = 15
@@ -59,7 +60,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.describe(member="Whose history")
     async def history(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        record = await self.services.member_history(interaction.guild_id, member_of(member))
+        record = await self.services.member_history(server_id(interaction), member_of(member))
         history, blocked, status = record.flags, record.prompts, record.quota
         embed = discord.Embed(title=f"History of {member.display_name}", colour=render.BLURPLE)
         embed.add_field(name="Tier", value=f"{status.tier}{' (banned)' if status.banned else ''}")
@@ -114,7 +115,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
         reason: app_commands.Range[str, 1, 200] = "",
     ) -> None:  # fmt: skip
         await defer(interaction)
-        until = await self.services.ban(interaction.user.id, member.id, duration or None, reason)
+        until = await self.services.ban(server_id(interaction), interaction.user.id, member.id, duration or None, reason)
         how_long = "until lifted" if until is None else f"until {render.relative(until)}"
         await whisper(
             interaction, f"{member.mention} is banned from generating {how_long}; their queued jobs were cancelled."
@@ -123,7 +124,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.command(name="unban", description="Lift a member's ban")
     async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        lifted = await self.services.dreams.unban(interaction.user.id, member.id)
+        lifted = await self.services.dreams.unban(interaction.user.id, server_id(interaction), member.id)
         text = "may generate again" if lifted else "was not banned"
         await whisper(interaction, f"{member.mention} {text}.")
 
@@ -131,9 +132,9 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.describe(job="The job number (shown under each dream)")
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1]) -> None:
         await defer(interaction)
-        [view] = await self.services.cancel([job], interaction.user.id, moderator=True)
+        [view] = await self.services.cancel(server_id(interaction), [job], interaction.user.id, moderator=True)
         done = "cancelled" if view.state == "cancelled" else f"already {view.state}"
-        await whisper(interaction, f"Job #{view.job_id} by <@{view.member_id}>: {done}.")
+        await whisper(interaction, f"Job #{view.number} by <@{view.member_id}>: {done}.")
 
 
 async def setup(bot: commands.Bot) -> None:

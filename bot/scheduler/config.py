@@ -162,3 +162,12 @@ class SchedulerSettings(BaseModel):
 def check_multiplier(value: float) -> float:
     """Return a valid global multiplier, or raise :class:`InvalidLimit` naming the allowed range."""
     return _check_number("multiplier", value, *_field_range(QuotaSettings, "multiplier"), integer=False)
+
+
+SERVER_WEIGHT_RANGE = (0.01, 100.0)
+"""The operator's weight of a server (its share of the GPU against the others'; 1 by default): above zero."""
+
+
+def check_server_weight(value: float) -> float:
+    """Return a valid server weight, or raise :class:`InvalidLimit` naming the allowed range."""
+    return _check_number("server weight", value, *SERVER_WEIGHT_RANGE, integer=False)

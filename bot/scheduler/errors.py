@@ -91,11 +91,13 @@ class Paused(DreamError):
 
 
 class JobNotFound(DreamError):
-    """No job has this id."""
+    """The server has no job with this number (as members see it), or none with this internal id."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"There is no job #{job_id}.")
-        self.job_id = job_id
+    def __init__(self, number: int | None = None) -> None:
+        # An internal id (from a button) is never shown: it means nothing to members and counts across servers.
+        where = f"no job #{number}" if number else "no such job"
+        super().__init__(f"There is {where} in this server.")
+        self.number = number
 
 
 class NotYourJob(DreamError):

@@ -40,12 +40,13 @@ class EventKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class JobEvent:
-    """One event about one job, with where to tell the member."""
+    """One event about one job, with where to tell the member (``number`` is the one members see)."""
 
     kind: EventKind
     job_id: int
+    number: int
     member_id: int
-    guild_id: int | None
+    guild_id: int
     channel_id: int | None
     at: float
     position: int | None = None

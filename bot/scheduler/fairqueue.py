@@ -1,26 +1,39 @@
-"""Weighted fair queuing of GPU cost across members: start-time fair queuing with compatible batching.
+"""Weighted fair queuing of GPU cost in two levels, servers then members: start-time fair queuing with batching.
 
-Each member has a FIFO queue. The job at its head carries a virtual start tag
-``S = max(V, F)``: ``V`` is the system's virtual time (the tag of the job that
-led the last batch, the smallest waiting then) and ``F`` the virtual finish of
-the member's previous job; dispatching a job sets ``F = S + cost / weight``.
-The head with the smallest tag leads the next batch. While members stay
-backlogged, their GPU cost divided by their weight stays within about one job
-(plus one batch, below) of each other's, and a member who arrives with nothing
-queued gets ``S = V``: ahead of everything a flooder has waiting, so the
-flooder delays them by at most the batch already running.
+Each member has a FIFO queue inside their server. At both levels a queue that
+has work carries a virtual start tag ``S = max(V, F)``: ``V`` is the level's
+virtual time (the tag of the job, or server, that led the last batch: the
+smallest waiting then) and ``F`` the virtual finish of the queue's previous
+job; dispatching a job of cost ``c`` sets ``F = S + c / weight``. Servers are
+tagged in the root's virtual time with the operator's server weight; members
+in their server's virtual time with their tier weight. The server with the
+smallest tag leads the next batch, with the job of its member with the
+smallest tag. While servers stay backlogged, their GPU cost divided by their
+weight stays within about one job (plus one batch, below) of each other's,
+and within a server the same holds between members. A server (or a member)
+that arrives with nothing queued gets ``S = V``: ahead of everything a flooder
+has waiting, so a flooding server of 500 members delays a small server's
+first job by at most the batch already running.
 
-This is start-time fair queuing (Goyal et al., 1996) rather than deficit round
-robin: its bound does not depend on tuning a quantum against job sizes, and
-weights and per-job costs of any size come for free.
+This is start-time fair queuing (Goyal et al., 1996) made hierarchical, rather
+than deficit round robin: its bound does not depend on tuning a quantum
+against job sizes, and weights and per-job costs of any size come for free.
 
 Batching: after the lead job is taken, other heads with the same generation
-parameters join the batch in tag order (a member's next job becomes its head
-and may join too). Once a head has been passed over (incompatible, or too many
-images), later candidates may only join while their tag is within one full
-batch of that head's, so nobody races ahead of a waiting member by more than a
-batch. Joining costs the joiner its virtual time like any dispatch, so batching
-never buys extra share.
+parameters join the batch in tag order (servers by their tag, then their
+members by theirs; a job that joins re-tags its server and member, so their
+next job may join too). Once a head has been passed over (incompatible, or
+too many images), later candidates may only join while their tag is within
+one full batch of that head's (at the server level, and inside the passed-over
+head's server), so nobody races ahead of a waiting server or member by more
+than a batch. Joining costs the joiner virtual time like any dispatch, so
+batching never buys extra share.
+
+Predicted order (for positions and ETAs) ignores batching and future
+arrivals: inside a server, jobs go in the order of their members' tags, as
+with one level; the server's k-th job then starts at the root tag ``S +
+(cost of the server's jobs before it) / server weight``, and servers
+interleave by those tags.
 """
 
 from __future__ import annotations
@@ -28,44 +41,20 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections import deque
-from dataclasses import dataclass, field
 
-from engine.types import GenerationParams
+from bot.scheduler.serverqueue import Entry, QueuedJob, ServerQueue
 
-
-@dataclass(eq=False)
-class QueuedJob:
-    """A job as the fair queue sees it. ``job_id`` orders ties (earlier ids first)."""
-
-    job_id: int
-    member_id: int
-    cost: int
-    images: int
-    params: GenerationParams
-    start_tag: float = 0.0
-    virtual_cost: float = 0.0
-    predicted_tag: float = 0.0
-
-
-@dataclass(eq=False)
-class _MemberQueue:
-    weight: float
-    jobs: deque[QueuedJob] = field(default_factory=deque)
-    finish: float = 0.0
-    generation: int = 0
-    tail_tag: float = 0.0
+__all__ = ["FairQueue", "QueuedJob"]
 
 
 class FairQueue:
-    """Per-member FIFO queues served by start-time fair queuing on GPU cost."""
+    """Per-member FIFO queues in per-server groups, served by two-level start-time fair queuing on GPU cost."""
 
     def __init__(self) -> None:
         self.virtual_time = 0.0
-        self._members: dict[int, _MemberQueue] = {}
+        self._servers: dict[int, ServerQueue] = {}
         self._jobs: dict[int, QueuedJob] = {}
-        self._heads: list[tuple[float, int, int, int]] = []  # (start tag, job id, member id, generation)
-        self._order: list[tuple[float, int]] | None = []  # predicted service order; None = rebuild on demand
+        self._heads: list[Entry] = []  # servers: (start tag, head job id, guild id, generation)
         self.total_cost = 0
         self.total_images = 0
 
@@ -75,153 +64,198 @@ class FairQueue:
     def __contains__(self, job_id: int) -> bool:
         return job_id in self._jobs
 
-    def queued_by(self, member_id: int) -> int:
-        member = self._members.get(member_id)
+    def queued_by(self, guild_id: int, member_id: int) -> int:
+        """Jobs the member has queued in the server."""
+        server = self._servers.get(guild_id)
+        member = server.members.get(member_id) if server else None
         return len(member.jobs) if member else 0
+
+    def server_load(self, guild_id: int) -> tuple[int, int, int, int]:
+        """The server's queued jobs, images, GPU cost and members with work waiting."""
+        server = self._servers.get(guild_id)
+        if server is None:
+            return 0, 0, 0, 0
+        return server.jobs, server.images, server.cost, server.waiting_members()
 
     @property
     def members_waiting(self) -> int:
-        return sum(1 for member in self._members.values() if member.jobs)
+        return sum(server.waiting_members() for server in self._servers.values())
 
-    def push(self, job: QueuedJob, weight: float, *, front: bool = False) -> None:
-        """Queue ``job`` at the back of its member's queue (``front``: back at the head, after an engine failure)."""
-        member = self._members.get(job.member_id)
-        if member is None:
-            member = self._members[job.member_id] = _MemberQueue(weight)
-        if member.weight != weight:
-            member.weight = weight
-            self._order = None
+    def push(self, job: QueuedJob, weight: float, server_weight: float = 1.0, *, front: bool = False) -> None:
+        """Queue ``job`` at the back of its member's queue (``front``: back at the head, after an engine failure).
+
+        ``weight`` is the member's tier weight, ``server_weight`` the server's share of the GPU.
+        """
+        server = self._servers.get(job.guild_id)
+        if server is None:
+            server = self._servers[job.guild_id] = ServerQueue(server_weight)
+        server.weight = server_weight
+        member = server.member(job.member_id, weight)
         self._jobs[job.job_id] = job
-        self.total_cost += job.cost
-        self.total_images += job.images
+        self._count(server, job, +1)
         if front:
-            member.finish -= job.virtual_cost  # undo the charge in virtual time: the engine failed, not the member
+            # Undo the charge in virtual time: the engine failed, not the member.
+            member.finish -= job.virtual_cost
+            server.finish -= job.server_cost
             member.jobs.appendleft(job)
-            self._arm(member)
-            self._order = None
-        elif member.jobs:
-            member.jobs.append(job)
-            self._insert_predicted(member, job)
-        else:
-            member.jobs.append(job)
-            self._arm(member)
+            server.arm(job.member_id)
+            server.order = None
+            self._arm_server(job.guild_id)
+            return
+        member.jobs.append(job)
+        if len(member.jobs) == 1:
+            server.arm(job.member_id)
             member.tail_tag = job.start_tag
-            self._insert_predicted(member, job)
+        server.insert_predicted(member, job)
+        if server.jobs == 1:
+            self._arm_server(job.guild_id)
 
     def remove(self, job_id: int) -> QueuedJob | None:
         """Take a queued job out (cancelled); None if it is not queued."""
         job = self._jobs.pop(job_id, None)
         if job is None:
             return None
-        member = self._members[job.member_id]
+        server = self._servers[job.guild_id]
+        member = server.members[job.member_id]
         was_head = member.jobs[0] is job
         member.jobs.remove(job)
-        self._forget(job)
-        if was_head and member.jobs:
-            self._arm(member)
-        elif was_head:
-            member.generation += 1
-        self._order = None
+        self._count(server, job, -1)
+        if was_head:
+            server.after_head_left(job.member_id)
+        if not server.jobs:
+            server.generation += 1
+        server.order = None
         return job
 
     def pick(self, max_images: int) -> list[QueuedJob]:
-        """Take the next batch: the fairest head, plus compatible heads within one batch of it."""
-        lead = self._pop_head()
+        """Take the next batch: the fairest head, plus compatible heads within one batch of any passed over."""
+        lead = self._pop_lead()
         if lead is None:
             return []
         batch, images = [lead], lead.images
+        # One full batch of the lead's kind, in each level's virtual time.
         one_batch = max_images * lead.virtual_cost / lead.images
-        horizon = math.inf  # until someone is passed over, filling the batch delays nobody
-        passed_over: list[tuple[float, int, int, int]] = []
+        one_batch_root = max_images * lead.server_cost / lead.images
+        horizon = math.inf  # root level: until someone is passed over, filling the batch delays nobody
+        inner_horizon: dict[int, float] = {}
+        passed_inner: dict[int, list[Entry]] = {}
+        set_aside: list[Entry] = []
+        contributed = {lead.guild_id}
         while images < max_images and self._heads:
             entry = self._heads[0]
-            if not self._valid(entry):
+            if not self._server_valid(entry):
                 heapq.heappop(self._heads)
                 continue
             if entry[0] > horizon:
                 break
             heapq.heappop(self._heads)
-            candidate = self._members[entry[2]].jobs[0]
-            if candidate.params == lead.params and images + candidate.images <= max_images:
-                self._dispatch(candidate)
-                batch.append(candidate)
-                images += candidate.images
-            else:
-                passed_over.append(entry)
-                horizon = min(horizon, entry[0] + one_batch)
-        for entry in passed_over:
+            guild_id = entry[2]
+            server = self._servers[guild_id]
+            joined = None
+            while server.head() is not None:
+                inner = server.heads[0]
+                if inner[0] > inner_horizon.get(guild_id, math.inf):
+                    break
+                heapq.heappop(server.heads)
+                candidate = server.members[inner[2]].jobs[0]
+                if candidate.params == lead.params and images + candidate.images <= max_images:
+                    joined = candidate
+                    break
+                passed_inner.setdefault(guild_id, []).append(inner)
+                inner_horizon[guild_id] = min(inner_horizon.get(guild_id, math.inf), inner[0] + one_batch)
+                horizon = min(horizon, entry[0] + one_batch_root)
+            if joined is None:
+                set_aside.append(entry)
+                continue
+            if guild_id not in contributed and guild_id not in passed_inner:
+                server.virtual_time = max(server.virtual_time, joined.start_tag)
+            contributed.add(guild_id)
+            self._dispatch(server, joined, entry[0])
+            batch.append(joined)
+            images += joined.images
+            if server.jobs:
+                self._arm_server(guild_id)
+        for entry in set_aside:
             heapq.heappush(self._heads, entry)
-        self._order = None
+        for guild_id, entries in passed_inner.items():
+            for inner in entries:
+                heapq.heappush(self._servers[guild_id].heads, inner)
+            # Its passed-over heads were off its heap when it was last tagged: offer the server again.
+            self._arm_server(guild_id)
         return batch
 
     def position(self, job_id: int) -> int:
         """How many queued jobs are predicted to start before ``job_id``."""
-        order = self._predicted_order()
         job = self._jobs[job_id]
-        return bisect.bisect_left(order, (job.predicted_tag, job.job_id))
+        own = self._servers[job.guild_id]
+        index = bisect.bisect_left(own.predicted_order(), (job.predicted_tag, job.job_id))
+        others = [server for server in self._servers.values() if server is not own and server.jobs]
+        if not others:
+            return index
+        root = own.predicted_root_tags(self._jobs)[index]
+        for server in others:
+            tags = server.predicted_root_tags(self._jobs)
+            ahead = bisect.bisect_left(tags, root)
+            if ahead < len(tags) and tags[ahead] == root and server.predicted_order()[ahead][1] < job_id:
+                ahead += 1  # a tie goes to the earlier job
+            index += ahead
+        return index
 
     def ordered(self) -> list[QueuedJob]:
         """Every queued job in predicted service order (ignoring batching and future arrivals)."""
-        return [self._jobs[job_id] for _, job_id in self._predicted_order()]
+        keyed = []
+        for server in self._servers.values():
+            if server.jobs:
+                job_ids = (job_id for _, job_id in server.predicted_order())
+                keyed.extend(zip(server.predicted_root_tags(self._jobs), job_ids, strict=True))
+        keyed.sort()
+        return [self._jobs[job_id] for _, job_id in keyed]
 
-    # internals
+    # internals: the root level
 
-    def _arm(self, member: _MemberQueue) -> None:
-        """Tag the member's head job and offer it to the heap."""
-        head = member.jobs[0]
-        head.start_tag = max(self.virtual_time, member.finish)
-        head.virtual_cost = head.cost / member.weight
-        member.generation += 1
-        heapq.heappush(self._heads, (head.start_tag, head.job_id, head.member_id, member.generation))
+    def _count(self, server: ServerQueue, job: QueuedJob, sign: int) -> None:
+        server.count(job, sign)
+        self.total_cost += sign * job.cost
+        self.total_images += sign * job.images
 
-    def _valid(self, entry: tuple[float, int, int, int]) -> bool:
-        member = self._members[entry[2]]
-        return entry[3] == member.generation and bool(member.jobs) and member.jobs[0].job_id == entry[1]
+    def _arm_server(self, guild_id: int) -> None:
+        """Tag the server in the root's virtual time and offer it to the root heap."""
+        server = self._servers[guild_id]
+        head = server.head()
+        server.generation += 1
+        if head is None:
+            return
+        server.start_tag = max(self.virtual_time, server.finish)
+        server.root_tags = None
+        heapq.heappush(self._heads, (server.start_tag, head.job_id, guild_id, server.generation))
 
-    def _pop_head(self) -> QueuedJob | None:
+    def _server_valid(self, entry: Entry) -> bool:
+        server = self._servers[entry[2]]
+        return entry[3] == server.generation and server.jobs > 0
+
+    def _pop_lead(self) -> QueuedJob | None:
         while self._heads:
             entry = heapq.heappop(self._heads)
-            if self._valid(entry):
-                job = self._members[entry[2]].jobs[0]
-                # Virtual time is the lead's tag (the smallest waiting), not a batch-mate's: jobs that joined the
-                # batch early must not age everyone else's place in line.
-                self.virtual_time = job.start_tag
-                self._dispatch(job)
-                return job
+            if not self._server_valid(entry):
+                continue
+            server = self._servers[entry[2]]
+            job = server.head()
+            if job is None:
+                continue
+            heapq.heappop(server.heads)
+            # Virtual times are the lead's tags (the smallest waiting), not a batch-mate's: jobs that joined the
+            # batch early must not age everyone else's place in line.
+            self.virtual_time = entry[0]
+            server.virtual_time = job.start_tag
+            self._dispatch(server, job, entry[0])
+            if server.jobs:
+                self._arm_server(entry[2])
+            return job
         return None
 
-    def _dispatch(self, job: QueuedJob) -> None:
-        member = self._members[job.member_id]
-        member.jobs.popleft()
-        member.finish = job.start_tag + job.virtual_cost
+    def _dispatch(self, server: ServerQueue, job: QueuedJob, server_tag: float) -> None:
+        """Take a head job (already off the heaps) and charge member and server their virtual time."""
         del self._jobs[job.job_id]
-        self._forget(job)
-        if member.jobs:
-            self._arm(member)
-        else:
-            member.generation += 1
-
-    def _forget(self, job: QueuedJob) -> None:
         self.total_cost -= job.cost
         self.total_images -= job.images
-
-    def _insert_predicted(self, member: _MemberQueue, job: QueuedJob) -> None:
-        job.predicted_tag = member.tail_tag
-        member.tail_tag += job.cost / member.weight
-        if self._order is not None:
-            bisect.insort(self._order, (job.predicted_tag, job.job_id))
-
-    def _predicted_order(self) -> list[tuple[float, int]]:
-        if self._order is None:
-            order = []
-            for member in self._members.values():
-                if member.jobs:
-                    tag = member.jobs[0].start_tag
-                    for job in member.jobs:
-                        job.predicted_tag = tag
-                        order.append((tag, job.job_id))
-                        tag += job.cost / member.weight
-                    member.tail_tag = tag
-            order.sort()
-            self._order = order
-        return self._order
+        server.take(job, server_tag)

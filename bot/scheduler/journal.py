@@ -1,4 +1,4 @@
-"""The job journal and the scheduler's other tables: every SQL statement of the scheduler lives here.
+"""The job journal: admissions, job states, deliveries, images, and what a start recovers.
 
 Admissions are group-committed: submits that arrive while a transaction is
 being written wait for the next one, which writes all of them (one
@@ -7,7 +7,9 @@ their job is queued only after the transaction holding it has committed.
 
 Every other write is one awaited ``db.transaction()``. All database work is
 counted, so :meth:`Journal.wait_idle` can tell a virtual clock when real I/O
-has finished.
+has finished. The admin tables are written through the same connection by
+:mod:`.admin_tables`, and a start reads everything back in :mod:`.recovery`;
+rows are encoded and decoded in :mod:`.rows`.
 """
 
 from __future__ import annotations
@@ -17,143 +19,31 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiosqlite
 
 from bot.db import Database
-from bot.scheduler.models import AuditEntry, Ban, JobState, JobView
-from bot.scheduler.quotas import Charge, QuotaState
-from engine.types import GeneratedImage, GenerationParams
+from bot.scheduler.models import JobState, JobView
+from bot.scheduler.quotas import QuotaState, Who
+from bot.scheduler.rows import JOB_COLUMNS, job_row
+from engine.types import GeneratedImage, JobResult
 
 log = logging.getLogger(__name__)
 
-QuotaRow = Callable[[int], QuotaState]
-"""Returns a member's current quota state, read at commit time so the newest state is written."""
+QuotaRow = Callable[[Who], QuotaState]
+"""Returns a member's current quota state in a server, read at commit time so the newest state is written."""
 
 _INSERT_JOB = """
-    INSERT INTO jobs (id, idempotency_key, member_id, guild_id, channel_id, prompt, negative_prompt,
+    INSERT INTO jobs (id, number, idempotency_key, member_id, guild_id, channel_id, prompt, negative_prompt,
                       params, seeds, cost, tier, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (idempotency_key) DO NOTHING
 """
 _UPSERT_QUOTA = """
-    INSERT INTO quota_state (member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
+    INSERT INTO quota_state (guild_id, member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (guild_id, member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
                                           day = excluded.day, day_images = excluded.day_images
 """
-_JOB_COLUMNS = """
-    id, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
-    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable
-"""
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job row to insert at admission."""
-
-    job_id: int
-    idempotency_key: str
-    member_id: int
-    guild_id: int | None
-    channel_id: int | None
-    prompt: str
-    negative_prompt: str
-    params: GenerationParams
-    seeds: tuple[int, ...]
-    cost: int
-    tier: str
-    created_at: float
-
-    def row(self) -> tuple[object, ...]:
-        return (
-            self.job_id, self.idempotency_key, self.member_id, self.guild_id, self.channel_id, self.prompt,
-            self.negative_prompt, encode_params(self.params), json.dumps(list(self.seeds)), self.cost, self.tier,
-            self.created_at,
-        )
-
-
-@dataclass(frozen=True)
-class JobEnd:
-    """A state change at the end of a batch, a cancel or a restart."""
-
-    job_id: int
-    state: JobState
-    at: float
-    error: str | None = None
-    seconds: float | None = None
-    images: tuple[GeneratedImage, ...] = ()
-
-
-@dataclass(frozen=True)
-class Recovered:
-    """What a restart finds: rules, quota state, and the jobs that were queued or running."""
-
-    max_job_id: int
-    tier_limits: list[tuple[str, str, float]]
-    overrides: list[tuple[int, str, float]]
-    bans: list[Ban]
-    switches: dict[str, str]
-    quotas: dict[int, QuotaState]
-    active: list[aiosqlite.Row]
-    recent_keys: list[tuple[str, int, float]]
-
-
-def encode_params(params: GenerationParams) -> str:
-    return json.dumps(
-        {"width": params.width, "height": params.height, "steps": params.steps, "guidance": params.guidance,
-         "sampler": params.sampler},
-        sort_keys=True,
-    )
-
-
-def job_view(row: aiosqlite.Row) -> JobView:
-    """Decode a ``jobs`` row; raises ``ValueError`` (or ``TypeError``/``KeyError``) on a corrupt row."""
-    params = GenerationParams(**json.loads(row["params"]))
-    seeds = json.loads(row["seeds"])
-    if not isinstance(seeds, list) or not all(isinstance(seed, int) for seed in seeds):
-        raise ValueError(f"seeds is not a list of integers: {row['seeds']!r}")
-    return JobView(
-        job_id=row["id"], member_id=row["member_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
-        state=JobState(row["state"]), prompt=row["prompt"], negative_prompt=row["negative_prompt"], params=params,
-        seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
-        started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-        result_message_id=row["result_message_id"], undeliverable=row["undeliverable"],
-    )
-
-
-def salvage_view(row: aiosqlite.Row) -> JobView:
-    """What can be shown of a row that :func:`job_view` cannot decode: ids, state and prompt, default parameters."""
-    try:
-        state = JobState(row["state"])
-    except ValueError:
-        state = JobState.FAILED
-    return JobView(
-        job_id=row["id"], member_id=row["member_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
-        state=state, prompt=str(row["prompt"]), negative_prompt="", params=GenerationParams(), seeds=(), cost=0,
-        created_at=row["created_at"], attempts=row["attempts"], started_at=row["started_at"],
-        finished_at=row["finished_at"], error=row["error"], result_message_id=row["result_message_id"],
-        undeliverable=row["undeliverable"],
-    )
-
-
-def read_view(row: aiosqlite.Row) -> JobView:
-    """Decode a row for display, falling back to :func:`salvage_view` (logged) if it is corrupt."""
-    try:
-        return job_view(row)
-    except (ValueError, TypeError, KeyError) as exc:
-        log.error("job %s has a corrupt journal row (%s)", row["id"], exc)
-        return salvage_view(row)
-
-
-def _quota_state(row: aiosqlite.Row) -> QuotaState:
-    """Decode a ``quota_state`` row; unreadable pending charges are logged and dropped (the rest is kept)."""
-    try:
-        charges = [Charge(int(a), int(b), int(c), int(d), bool(e)) for a, b, c, d, e in json.loads(row["charges"])]
-    except (ValueError, TypeError) as exc:
-        log.error("quota state of member %s has unreadable charges (%s); dropping them", row["member_id"], exc)
-        charges = []
-    return QuotaState(row["base_tat_ns"], charges, row["day"], row["day_images"])
 
 
 class Journal:
@@ -162,7 +52,7 @@ class Journal:
     def __init__(self, db: Database, quota_row: QuotaRow) -> None:
         self.db = db
         self._quota_row = quota_row
-        self._pending: list[tuple[NewJob, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[JobView, tuple[object, ...], asyncio.Future[bool]]] = []
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._in_flight = 0
@@ -206,30 +96,30 @@ class Journal:
             self._update_idle()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._io(), self.db.transaction() as conn:
             yield conn
 
-    async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
         async with self._io(), self.db.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def _upsert_quotas(self, conn: aiosqlite.Connection, member_ids: Iterable[int]) -> None:
+    async def _upsert_quotas(self, conn: aiosqlite.Connection, members: Iterable[Who]) -> None:
         rows = []
-        for member_id in set(member_ids):
-            state = self._quota_row(member_id)
+        for guild_id, member_id in set(members):
+            state = self._quota_row((guild_id, member_id))
             charges = json.dumps([[c.job_id, c.at_ns, c.cost_ns, c.images, c.settled] for c in state.charges])
-            rows.append((member_id, state.base_tat_ns, charges, state.day, state.day_images))
+            rows.append((guild_id, member_id, state.base_tat_ns, charges, state.day, state.day_images))
         if rows:
             await conn.executemany(_UPSERT_QUOTA, rows)
 
     # admission (group commit)
 
-    def admit(self, job: NewJob) -> asyncio.Future[bool]:
-        """Queue ``job`` for the next group commit. The future is True once it is durable, False if
+    def admit(self, view: JobView, key: str, tier: str) -> asyncio.Future[bool]:
+        """Queue a new job for the next group commit. The future is True once it is durable, False if
         its idempotency key was already in the table (nothing written), or raises if the commit failed."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((job, future))
+        self._pending.append((view, job_row(view, key, tier), future))
         self._has_pending.set()
         self._update_idle()
         return future
@@ -241,28 +131,28 @@ class Journal:
             self._has_pending.clear()
             self._in_flight += 1  # in flight from here until every waiter has its answer
             try:
-                conflicts = await self._write_admissions([job for job, _ in batch])
+                conflicts = await self._write_admissions([(view, row) for view, row, _ in batch])
             except Exception as exc:
                 log.exception("could not journal %d admissions", len(batch))
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for job, future in batch:
+                for view, _, future in batch:
                     if not future.done():
-                        future.set_result(job.job_id not in conflicts)
+                        future.set_result(view.job_id not in conflicts)
             finally:
                 self._in_flight -= 1
                 self._update_idle()
 
-    async def _write_admissions(self, jobs: list[NewJob]) -> set[int]:
-        async with self._transaction() as conn:
-            cursor = await conn.executemany(_INSERT_JOB, [job.row() for job in jobs])
+    async def _write_admissions(self, jobs: list[tuple[JobView, tuple[object, ...]]]) -> set[int]:
+        async with self.transaction() as conn:
+            cursor = await conn.executemany(_INSERT_JOB, [row for _, row in jobs])
             conflicts: set[int] = set()
             if cursor.rowcount != len(jobs):
                 # Some keys were already in the table (older than the in-memory window): find which rows
                 # this transaction did not write.
-                ids = [job.job_id for job in jobs]
+                ids = [view.job_id for view, _ in jobs]
                 written: set[int] = set()
                 for start in range(0, len(ids), 500):
                     chunk = ids[start:start + 500]
@@ -270,70 +160,75 @@ class Journal:
                     async with conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk) as found:
                         written.update(row[0] for row in await found.fetchall())
                 conflicts = set(ids) - written
-            await self._upsert_quotas(conn, (job.member_id for job in jobs))
+            await self._upsert_quotas(conn, ((view.guild_id, view.member_id) for view, _ in jobs))
         return conflicts
 
     # job life
 
-    async def mark_running(self, job_ids: Sequence[int], at: float) -> set[int]:
-        """Mark queued jobs running (one more attempt); return the ids whose row is missing or not queued."""
+    async def mark_running(self, jobs: Sequence[tuple[int, int]], at: float) -> set[int]:
+        """Mark queued jobs ``(guild id, job id)`` running (one more attempt); return the ids whose row is missing
+        or not queued."""
         refused = set()
-        async with self._transaction() as conn:
-            for job_id in job_ids:
+        async with self.transaction() as conn:
+            for guild_id, job_id in jobs:
                 cursor = await conn.execute(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?"
-                    " WHERE id = ? AND state = 'queued'",
-                    (at, job_id),
+                    " WHERE id = ? AND guild_id = ? AND state = 'queued'",
+                    (at, job_id, guild_id),
                 )
                 if cursor.rowcount != 1:
                     refused.add(job_id)
         return refused
 
-    async def end(self, ends: Sequence[JobEnd], quota_members: Iterable[int] = ()) -> set[int]:
-        """Write state changes (and images of done jobs) with the members' quota state, in one transaction.
+    async def end(self, changes: Sequence[tuple[JobView, JobResult | None]], quota_members: Iterable[Who] = ()) -> set[int]:
+        """Write jobs' new states (with the engine's time, and the images of done jobs) and the members' quota
+        state, in one transaction.
 
         Returns the ids whose row was missing (nothing could be written for them).
         """
         missing = set()
-        async with self._transaction() as conn:
-            for end in ends:
+        async with self.transaction() as conn:
+            for view, result in changes:
                 cursor = await conn.execute(
-                    "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ? WHERE id = ?",
-                    (end.state.value, end.error, end.at if end.state.final else None, end.seconds, end.job_id),
+                    "UPDATE jobs SET state = ?, error = ?, finished_at = ?, generation_seconds = ?"
+                    " WHERE id = ? AND guild_id = ?",
+                    (view.state.value, view.error, view.finished_at, result.seconds if result else None,
+                     view.job_id, view.guild_id),
                 )
+                images = result.images if result is not None and view.state is JobState.DONE else ()
                 if cursor.rowcount != 1:
-                    missing.add(end.job_id)
-                elif end.images:
+                    missing.add(view.job_id)
+                elif images:
                     await conn.executemany(
                         "INSERT OR REPLACE INTO job_images (job_id, idx, seed, png) VALUES (?, ?, ?, ?)",
-                        [(end.job_id, index, image.seed, image.png) for index, image in enumerate(end.images)],
+                        [(view.job_id, index, image.seed, image.png) for index, image in enumerate(images)],
                     )
             await self._upsert_quotas(conn, quota_members)
         return missing
 
-    async def record_delivery(self, job_id: int, message_id: int, at: float) -> bool:
+    async def record_delivery(self, guild_id: int, job_id: int, message_id: int, at: float) -> bool:
         """Record the message that delivered a done job; False if a delivery was already recorded."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET result_message_id = ?, delivered_at = ?"
-                " WHERE id = ? AND state = 'done' AND result_message_id IS NULL",
-                (message_id, at, job_id),
+                " WHERE id = ? AND guild_id = ? AND state = 'done' AND result_message_id IS NULL",
+                (message_id, at, job_id, guild_id),
             )
             return cursor.rowcount == 1
 
-    async def record_undeliverable(self, job_id: int, reason: str) -> bool:
+    async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
         """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE jobs SET undeliverable = ?"
-                " WHERE id = ? AND state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL",
-                (reason, job_id),
+                "UPDATE jobs SET undeliverable = ? WHERE id = ? AND guild_id = ? AND state = 'done'"
+                " AND result_message_id IS NULL AND undeliverable IS NULL",
+                (reason, job_id, guild_id),
             )
             return cursor.rowcount == 1
 
     async def prune_images(self, before: float) -> None:
         """Forget the images of jobs delivered before ``before``, or finished before it and undeliverable."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             await conn.execute(
                 "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs WHERE delivered_at < ?1"
                 " OR (undeliverable IS NOT NULL AND finished_at < ?1))",
@@ -342,114 +237,40 @@ class Journal:
 
     # reads
 
-    async def job(self, job_id: int) -> aiosqlite.Row | None:
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+    async def job(self, guild_id: int, job_id: int) -> aiosqlite.Row | None:
+        """The server's job with this internal id; None for another server's."""
+        rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND guild_id = ?",
+                                    (job_id, guild_id))
         return rows[0] if rows else None
 
-    async def job_by_key(self, key: str) -> aiosqlite.Row | None:
-        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?", (key,))
+    async def job_by_number(self, guild_id: int, number: int) -> aiosqlite.Row | None:
+        """The server's job #number."""
+        rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND number = ?",
+                                    (guild_id, number))
         return rows[0] if rows else None
 
-    async def images(self, job_id: int) -> tuple[GeneratedImage, ...]:
-        rows = await self._fetchall("SELECT seed, png FROM job_images WHERE job_id = ? ORDER BY idx", (job_id,))
+    async def job_by_key(self, guild_id: int, key: str) -> aiosqlite.Row | None:
+        rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ? AND guild_id = ?",
+                                    (key, guild_id))
+        return rows[0] if rows else None
+
+    async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
+        rows = await self.fetchall(
+            "SELECT seed, png FROM job_images WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND guild_id = ?)"
+            " ORDER BY idx",
+            (job_id, guild_id),
+        )
         return tuple(GeneratedImage(seed=row["seed"], png=bytes(row["png"])) for row in rows)
 
     async def undelivered(self) -> list[aiosqlite.Row]:
-        return await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs"
+        return await self.fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs"
             " WHERE state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL ORDER BY id"
         )
 
-    async def member_jobs(self, member_id: int, limit: int) -> list[aiosqlite.Row]:
-        """A member's newest jobs first."""
-        return await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE member_id = ? ORDER BY id DESC LIMIT ?", (member_id, limit)
+    async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:
+        """A member's newest jobs in the server first."""
+        return await self.fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, member_id, limit),
         )
-
-    async def audit(self, limit: int) -> list[AuditEntry]:
-        rows = await self._fetchall(
-            "SELECT id, at, actor_id, action, target, before, after FROM admin_audit ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            AuditEntry(id=row["id"], at=row["at"], actor_id=row["actor_id"], action=row["action"],
-                       target=row["target"], before=json.loads(row["before"]), after=json.loads(row["after"]))
-            for row in rows
-        ]
-
-    async def recover(self, since: float) -> Recovered:
-        """Everything a start needs; ``since`` bounds the idempotency keys loaded into memory."""
-        max_id = (await self._fetchall("SELECT coalesce(max(id), 0) FROM jobs"))[0][0]
-        bans = [
-            Ban(member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
-                banned_at=row["banned_at"])
-            for row in await self._fetchall("SELECT * FROM bans")
-        ]
-        quotas = {row["member_id"]: _quota_state(row) for row in await self._fetchall("SELECT * FROM quota_state")}
-        return Recovered(
-            max_job_id=max_id,
-            tier_limits=[tuple(row) for row in await self._fetchall("SELECT tier, name, value FROM tier_limits")],
-            overrides=[tuple(row) for row in await self._fetchall("SELECT member_id, name, value FROM member_overrides")],
-            bans=bans,
-            switches={row["key"]: row["value"] for row in await self._fetchall("SELECT key, value FROM scheduler_state")},
-            quotas=quotas,
-            active=await self._fetchall(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
-            ),
-            recent_keys=[
-                tuple(row) for row in await self._fetchall(
-                    "SELECT idempotency_key, id, created_at FROM jobs"
-                    " WHERE created_at >= ? AND idempotency_key IS NOT NULL ORDER BY id",
-                    (since,),
-                )
-            ],
-        )
-
-    # admin changes, each with its audit record in the same transaction
-
-    async def set_tier_limit(self, tier: str, name: str, value: float | None, audit: AuditEntry) -> None:
-        await self._audited(
-            ("DELETE FROM tier_limits WHERE tier = ? AND name = ?", (tier, name)) if value is None else
-            ("INSERT OR REPLACE INTO tier_limits (tier, name, value) VALUES (?, ?, ?)", (tier, name, value)),
-            audit,
-        )
-
-    async def set_override(self, member_id: int, name: str, value: float | None, audit: AuditEntry) -> None:
-        await self._audited(
-            ("DELETE FROM member_overrides WHERE member_id = ? AND name = ?", (member_id, name)) if value is None else
-            ("INSERT OR REPLACE INTO member_overrides (member_id, name, value) VALUES (?, ?, ?)",
-             (member_id, name, value)),
-            audit,
-        )
-
-    async def set_ban(self, ban: Ban, audit: AuditEntry) -> None:
-        await self._audited(
-            ("INSERT OR REPLACE INTO bans (member_id, until, reason, banned_by, banned_at) VALUES (?, ?, ?, ?, ?)",
-             (ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
-            audit,
-        )
-
-    async def lift_ban(self, member_id: int, audit: AuditEntry) -> None:
-        await self._audited(("DELETE FROM bans WHERE member_id = ?", (member_id,)), audit)
-
-    async def set_switch(self, key: str, value: str, audit: AuditEntry) -> None:
-        await self._audited(
-            ("INSERT OR REPLACE INTO scheduler_state (key, value) VALUES (?, ?)", (key, value)), audit
-        )
-
-    async def record_audit(self, audit: AuditEntry) -> None:
-        """Audit an action that changed nothing else in these tables (e.g. a moderator's cancel)."""
-        async with self._transaction() as conn:
-            await _insert_audit(conn, audit)
-
-    async def _audited(self, change: tuple[str, Sequence[object]], audit: AuditEntry) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(*change)
-            await _insert_audit(conn, audit)
-
-
-async def _insert_audit(conn: aiosqlite.Connection, audit: AuditEntry) -> None:
-    await conn.execute(
-        "INSERT INTO admin_audit (at, actor_id, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-        (audit.at, audit.actor_id, audit.action, audit.target, json.dumps(audit.before), json.dumps(audit.after)),
-    )

@@ -23,15 +23,17 @@ class DreamRequest:
 
     ``idempotency_key`` is the Discord interaction id: submitting the same key
     twice returns the first admission instead of queueing a second job.
+    ``guild_id`` is the server the job belongs to: its quota, limits, bans and
+    job numbers are that server's (DMs are refused before the scheduler).
     """
 
     member: Member
+    guild_id: int
     prompt: str
     seeds: tuple[int, ...]
     idempotency_key: str
     params: GenerationParams = field(default_factory=GenerationParams)
     negative_prompt: str = ""
-    guild_id: int | None = None
     channel_id: int | None = None
 
 
@@ -52,11 +54,16 @@ class JobState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class JobView:
-    """A snapshot of one job as the journal knows it."""
+    """A snapshot of one job as the journal knows it.
+
+    ``job_id`` is internal (button custom ids carry it); members see ``number``,
+    which counts 1, 2, ... in each server.
+    """
 
     job_id: int
+    number: int
     member_id: int
-    guild_id: int | None
+    guild_id: int
     channel_id: int | None
     state: JobState
     prompt: str
@@ -72,6 +79,8 @@ class JobView:
     result_message_id: int | None = None
     undeliverable: str | None = None
     """Why a done job's result could not be posted (it will not be tried again)."""
+    images: tuple[GeneratedImage, ...] = ()
+    """A done job's images, where they were loaded to be posted (see ``DreamService.undelivered``); else empty."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +141,9 @@ class QuotaStatus:
 
 @dataclass(frozen=True)
 class Ban:
-    """A member barred from generating; ``until`` None means until lifted."""
+    """A member barred from generating in one server; ``until`` None means until lifted."""
 
+    guild_id: int
     member_id: int
     until: float | None
     reason: str
@@ -146,11 +156,13 @@ class Ban:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One admin change: who did what to what, the value before and after, and when.
+    """One admin change: who did what to what, in which server, the value before and after, and when.
 
-    ``before`` and ``after`` are stored as JSON.
+    ``guild_id`` 0 marks an operator's change to what all servers share (pause,
+    multiplier, server weights). ``before`` and ``after`` are stored as JSON.
     """
 
+    guild_id: int
     at: float
     actor_id: int
     action: str
@@ -162,29 +174,24 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class FinishedJob:
-    """A done job and its images, for posting (see ``DreamService.undelivered``)."""
-
-    job: JobView
-    images: tuple[GeneratedImage, ...]
-
-
-@dataclass(frozen=True)
 class QueueSummary:
-    """The whole queue at a glance, for members."""
+    """One server's share of the queue at a glance, for its members, and the length of the whole queue."""
 
     queued_jobs: int
     queued_images: int
     members_waiting: int
     running_jobs: tuple[int, ...]
+    """The server's running jobs (internal ids)."""
     drain_seconds: float
-    """Estimated time until everything now queued or running is done."""
+    """Estimated time until everything now queued or running (in every server) is done."""
     paused: bool
+    all_queued_jobs: int
+    """Jobs queued in every server together."""
 
 
 @dataclass(frozen=True)
 class SchedulerStats:
-    """Figures for the admins' status command."""
+    """Figures for a server's admins: the server's queue and throughput, and the shared GPU's."""
 
     queued_jobs: int
     queued_images: int
@@ -192,6 +199,10 @@ class SchedulerStats:
     members_waiting: int
     jobs_last_hour: int
     images_last_hour: int
+    all_queued_jobs: int
+    """Jobs queued in every server together."""
+    server_weight: float
+    """The server's share of the GPU (operator-set; 1 unless changed)."""
     duty_cycle: float
     """Fraction of the time work was waiting (since start) that the engine was generating."""
     busy_seconds: float

@@ -1,4 +1,4 @@
-"""Per-member quotas: a GCRA bucket (burst + sustained rate) and a daily budget, both in images.
+"""Per-member per-server quotas: a GCRA bucket (burst + sustained rate) and a daily budget, both in images.
 
 The bucket is a theoretical arrival time (TAT) in integer nanoseconds: a charge
 of ``n`` images at ``t`` moves it to ``max(TAT, t) + n * interval``, and a charge
@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 from bot.scheduler.errors import QuotaExceeded
 from bot.scheduler.models import EffectiveLimits
+
+Who = tuple[int, int]
+"""A member in a server: (guild id, member id). Quotas are kept for each server separately."""
 
 NS = 1_000_000_000
 DAY_SECONDS = 86_400
@@ -83,7 +86,7 @@ class QuotaBook:
 
     def __init__(self, daily_reset_hour_utc: int = 0) -> None:
         self._offset = daily_reset_hour_utc * 3600
-        self._states: dict[int, QuotaState] = {}
+        self._states: dict[Who, QuotaState] = {}
 
     def day_of(self, now: float) -> int:
         """The quota day that ``now`` falls in."""
@@ -92,22 +95,22 @@ class QuotaBook:
     def day_start(self, day: int) -> float:
         return day * DAY_SECONDS + self._offset
 
-    def state(self, member_id: int) -> QuotaState:
-        return self._states.setdefault(member_id, QuotaState())
+    def state(self, who: Who) -> QuotaState:
+        return self._states.setdefault(who, QuotaState())
 
-    def load(self, member_id: int, state: QuotaState) -> None:
-        self._states[member_id] = state
+    def load(self, who: Who, state: QuotaState) -> None:
+        self._states[who] = state
 
-    def _today(self, member_id: int, now: float) -> QuotaState:
-        state = self.state(member_id)
+    def _today(self, who: Who, now: float) -> QuotaState:
+        state = self.state(who)
         day = self.day_of(now)
         if state.day != day:
             state.day, state.day_images = day, 0
         return state
 
-    def allowance(self, member_id: int, limits: EffectiveLimits, now: float) -> Allowance:
-        """What ``member_id`` has left at ``now`` under ``limits``."""
-        state = self._today(member_id, now)
+    def allowance(self, who: Who, limits: EffectiveLimits, now: float) -> Allowance:
+        """What the member has left at ``now`` under ``limits``."""
+        state = self._today(who, now)
         interval, now_ns = _interval_ns(limits), _ns(now)
         tat = state.tat_ns()
         debt = max(0, tat - now_ns)
@@ -120,13 +123,13 @@ class QuotaBook:
             daily_resets_at=self.day_start(state.day + 1),
         )
 
-    def charge(self, member_id: int, job_id: int, images: int, limits: EffectiveLimits, now: float) -> None:
+    def charge(self, who: Who, job_id: int, images: int, limits: EffectiveLimits, now: float) -> None:
         """Charge ``images`` for ``job_id`` to the bucket and the daily budget, or raise :class:`QuotaExceeded`.
 
         When both limits refuse, the error names the one that clears last, since
         that is when the request would really go through.
         """
-        state = self._today(member_id, now)
+        state = self._today(who, now)
         interval, now_ns = _interval_ns(limits), _ns(now)
         start = max(state.tat_ns(), now_ns)
         refusals: list[QuotaExceeded] = []
@@ -148,9 +151,9 @@ class QuotaBook:
         state.charges.append(Charge(job_id, now_ns, images * interval, images))
         state.day_images += images
 
-    def refund(self, member_id: int, job_id: int, now: float) -> None:
+    def refund(self, who: Who, job_id: int, now: float) -> None:
         """Undo ``job_id``'s charge (its daily part only if it was charged today); nothing if it is unknown."""
-        state = self._today(member_id, now)
+        state = self._today(who, now)
         charge = next((charge for charge in state.charges if charge.job_id == job_id), None)
         if charge is None:
             return
@@ -158,9 +161,9 @@ class QuotaBook:
         if self.day_of(charge.at_ns / NS) == state.day:
             state.day_images -= charge.images
 
-    def settle(self, member_id: int, job_id: int) -> None:
+    def settle(self, who: Who, job_id: int) -> None:
         """Make ``job_id``'s charge final (the job is done)."""
-        state = self.state(member_id)
+        state = self.state(who)
         for charge in state.charges:
             if charge.job_id == job_id:
                 charge.settled = True

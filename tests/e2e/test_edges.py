@@ -44,13 +44,13 @@ async def test_a_deleted_channel_at_delivery_crashes_nothing_and_marks_the_job_u
     other = await world.dream(world.bob, prompt="still working", count=1, steps=2)
     await world.result(other)
     job_id = 1
-    view = await app.services.dreams.job(job_id)
+    view = await app.services.dreams.job(world.guild.id, job_id)
     assert view.state == "done" and view.result_message_id is None
     assert view.undeliverable is not None and "deleted" in view.undeliverable
     assert any("the result cannot be delivered" in r.getMessage() for r in caplog.records)
     app = await world.restart()
     assert await app.services.dreams.undelivered() == []  # the restart does not try it again
-    assert (await app.services.dreams.job(job_id)).undeliverable == view.undeliverable
+    assert (await app.services.dreams.job(world.guild.id, job_id)).undeliverable == view.undeliverable
 
 
 async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: World) -> None:
@@ -101,9 +101,9 @@ async def test_a_result_posted_but_not_recorded_before_a_crash_is_not_posted_twi
         await db.commit()
     app = await world.start()
     async with asyncio.timeout(20):
-        while (await app.services.dreams.job(1)).result_message_id is None:
+        while (await app.services.dreams.job(world.guild.id, 1)).result_message_id is None:
             await asyncio.sleep(0.05)
-    assert (await app.services.dreams.job(1)).result_message_id == result.id
+    assert (await app.services.dreams.job(world.guild.id, 1)).result_message_id == result.id
     grids = [m for m in world.fake.channel_messages(world.dreams) if m.attachments]
     assert [m.id for m in grids] == [result.id]
 
@@ -113,7 +113,7 @@ async def test_an_unexpected_error_gives_an_error_id_and_logs_the_traceback(
 ) -> None:
     app = await world.start()
 
-    def broken(member: object) -> object:
+    def broken(guild_id: int, member: object) -> object:
         raise RuntimeError("database on fire")
 
     app.services.dreams.quota_status = broken  # type: ignore[method-assign]

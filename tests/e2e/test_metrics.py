@@ -151,7 +151,7 @@ async def test_admin_stats_names_the_engine_figures_and_shows_the_metrics_number
     fields = {field["name"]: field["value"] for field in shown.embeds[0]["fields"]}
 
     device = value((await scrape(app))["dreamqueue_engine_busy_seconds"], "dreamqueue_engine_busy_seconds_total")
-    stats = app.services.dreams.stats()  # nothing has waited since: the same time base as the command's
+    stats = app.services.dreams.stats(world.guild.id)  # nothing has waited since: the same time base as the command's
     device_share, batch_share = device / stats.backlog_seconds, stats.busy_seconds / stats.backlog_seconds
     assert fields["Device busy"] == f"{device_share:.0%} of the time work waited (the engine's own timing)"
     assert fields["Engine batch time"] == f"{batch_share:.0%} of the time work waited (wall clock)"

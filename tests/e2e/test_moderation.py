@@ -113,9 +113,9 @@ async def test_mod_ban_unban_history_and_cancel(world: World) -> None:
     assert "cancelled" in (await cancel.wait_message(lambda m: m.ephemeral)).content
     ended = await running.wait_message(has_text("✖️ Cancelled"))
     assert "cancelled by a moderator" in str(ended.embeds[0])  # it was running: the member is told who
-    [entry] = await app.services.dreams.audit_log()
+    [entry] = await app.services.dreams.audit_log(world.guild.id)
     assert (entry.actor_id, entry.action, entry.target, entry.before, entry.after["state"]) == (
-        world.moderator.id, "cancel", f"job {job} of member {world.alice.id}", {"state": "running"}, "cancelled"
+        world.moderator.id, "cancel", f"job #{job} of member {world.alice.id}", {"state": "running"}, "cancelled"
     )
     history = await world.fake.slash(world.moderator, world.dreams, "mod", "history", member=world.alice)
     fields = {f["name"]: f["value"] for f in (await history.wait_message(lambda m: m.ephemeral)).embeds[0]["fields"]}

@@ -114,16 +114,24 @@ async def test_filter_rules_apply_only_in_the_server_that_made_them(world: World
 async def test_only_the_operator_pauses_the_gpu_or_changes_what_servers_share(world: World, other: Server) -> None:
     app = await world.start()
     for who in (other.admin, world.guild.owner):  # an admin of either server, not the operator
-        for args, options in ((("pause",), {}), (("resume",), {}), (("reload",), {}), (("multiplier",), {"value": 2})):
+        for args, options in ((("pause",), {}), (("resume",), {}), (("reload",), {}), (("multiplier",), {"value": 2}),
+                              (("weight",), {"value": 50})):
             ix = await world.fake.slash(who, other.dreams if who is other.admin else world.dreams, "admin", *args,
                                         **options)  # fmt: skip
             assert "Only the bot's operator" in await private(ix)
-    assert not app.services.dreams.stats().paused
+    assert not app.services.dreams.stats(world.guild.id).paused
     pause = await world.fake.slash(world.admin, world.dreams, "admin", "pause")
     assert "paused" in await private(pause)
-    assert app.services.dreams.stats().paused
+    assert app.services.dreams.stats(world.guild.id).paused
     resume = await world.fake.slash(world.admin, world.dreams, "admin", "resume")
     assert "running again" in await private(resume)
+    assert app.services.dreams.server_weight(other.guild.id) == 1
+    weight = await world.fake.slash(world.admin, world.dreams, "admin", "weight", value=3, server=str(other.guild.id))
+    assert f"Server {other.guild.id} now has a GPU share of 3" in await private(weight)
+    assert app.services.dreams.server_weight(other.guild.id) == 3
+    for value in (0, -1):
+        refused = await world.fake.slash(world.admin, world.dreams, "admin", "weight", value=value)
+        assert "0.01 to 100" in await private(refused)
 
 
 async def test_roles_named_like_another_servers_give_nothing(world: World, other: Server) -> None:

@@ -187,8 +187,8 @@ async def test_member_history_and_stats(store: FlagStore, reports: FlagReports) 
 async def test_item_keeps_the_job_it_came_from(db: Database, store: FlagStore) -> None:
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "INSERT INTO jobs (member_id, prompt, params, seeds, cost, created_at)"
-            " VALUES (7, 'a cat', '{}', '[1]', 1, ?)",
+            "INSERT INTO jobs (guild_id, number, member_id, prompt, params, seeds, cost, created_at)"
+            " VALUES (5, 1, 7, 'a cat', '{}', '[1]', 1, ?)",
             (time.time(),),
         )
         job_id = cursor.lastrowid

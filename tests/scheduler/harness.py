@@ -15,6 +15,8 @@ from engine.types import GenerationParams
 
 GENEROUS = TierSettings(burst=1000, rate_per_hour=100_000, daily_images=100_000, max_images=9, max_queued=100)
 """A tier whose quotas never get in the way, for tests about something else."""
+GUILD = 1
+"""The server the tests' jobs come from unless they say otherwise."""
 
 
 class Harness:
@@ -72,20 +74,20 @@ class Harness:
 
     async def submit(
         self, member: int | Member, images: int = 1, *, key: str | None = None, steps: int = 10,
-        width: int = 512, height: int = 512, prompt: str = "a lighthouse",
+        width: int = 512, height: int = 512, prompt: str = "a lighthouse", guild: int = GUILD,
     ) -> Admission:
         self.keys += 1
         member = member if isinstance(member, Member) else Member(member)
         return await self.service.submit(
             DreamRequest(
-                member=member, prompt=prompt, seeds=tuple(range(images)), idempotency_key=key or f"key-{self.keys}",
-                params=GenerationParams(width=width, height=height, steps=steps), guild_id=1, channel_id=2,
+                member=member, guild_id=guild, prompt=prompt, seeds=tuple(range(images)),
+                idempotency_key=key or f"key-{self.keys}",
+                params=GenerationParams(width=width, height=height, steps=steps), channel_id=2,
             )
         )
 
     def _busy(self) -> bool:
-        summary = self.service.queue_summary()
-        return bool(summary.queued_jobs or summary.running_jobs)
+        return self.service.pending() > 0
 
     async def drain(self, limit: float = 10_000) -> None:
         """Advance time until nothing is queued or running (or ``limit`` seconds pass)."""

@@ -21,9 +21,9 @@ class Jobs:
     def __init__(self) -> None:
         self._ids = itertools.count(1)
 
-    def __call__(self, member: int, images: int = 1, params: GenerationParams = SMALL) -> QueuedJob:
+    def __call__(self, member: int, images: int = 1, params: GenerationParams = SMALL, guild: int = 1) -> QueuedJob:
         cost = images * params.steps * (params.width * params.height // 4096)
-        return QueuedJob(next(self._ids), member, cost, images, params)
+        return QueuedJob(next(self._ids), guild, member, cost, images, params)
 
 
 def test_turns_follow_gpu_cost_not_job_count() -> None:
@@ -79,7 +79,7 @@ def test_weights_share_gpu_cost() -> None:
     served = {1: 0, 2: 0}
     for _ in range(400):
         for member, weight in ((1, 1.0), (2, 3.0)):
-            if queue.queued_by(member) < 3:
+            if queue.queued_by(1, member) < 3:
                 queue.push(make(member, params=LARGE), weight=weight)
         for job in queue.pick(max_images=1):
             served[job.member_id] += job.cost
@@ -169,10 +169,10 @@ def test_backlogged_members_stay_within_one_job_and_one_batch_of_each_other(
     history = []
     for _ in range(picks):
         for member, member_weight in weight.items():
-            while queue.queued_by(member) <= max_images:
+            while queue.queued_by(1, member) <= max_images:
                 queue.push(make(member, *next(shapes[member])), weight=member_weight)
         for member, shape in enumerate(light, start=100):
-            if not queue.queued_by(member):
+            if not queue.queued_by(1, member):
                 queue.push(make(member, *shape), weight=1.0)
         for job in queue.pick(max_images):
             if job.member_id in served:

@@ -19,7 +19,7 @@ from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from bot.scheduler.errors import DreamError, ServiceStopped
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import JobState, Member
-from tests.scheduler.harness import GENEROUS, Harness
+from tests.scheduler.harness import GENEROUS, GUILD, Harness
 
 DAY_START = 1_700_006_400.0  # 2023-11-15 00:00 UTC: the whole run stays within one quota day
 
@@ -48,7 +48,7 @@ async def scenario(path: Path, operations: list[tuple]) -> None:
     async def post(job_id: int) -> None:
         """What the Discord layer does with a finished job: post it, then record the delivery."""
         posts[job_id] += 1
-        assert await harness.service.record_delivery(job_id, message_id=1000 + job_id)
+        assert await harness.service.record_delivery(GUILD, job_id, message_id=1000 + job_id)
 
     async def deliver_new_events() -> None:
         for event in harness.collect():
@@ -59,7 +59,7 @@ async def scenario(path: Path, operations: list[tuple]) -> None:
         await harness.stop(grace)  # events not yet handled are lost with the "process"
         await harness.start()
         for finished in await harness.service.undelivered():
-            await post(finished.job.job_id)
+            await post(finished.job_id)
 
     for op in operations:
         kind = op[0]
@@ -76,8 +76,8 @@ async def scenario(path: Path, operations: list[tuple]) -> None:
                     admitted.append(admission.job.job_id)
         elif kind == "cancel" and admitted:
             job_id = admitted[op[1] % len(admitted)]
-            owner = (await harness.service.job(job_id)).member_id
-            cancels.append(asyncio.create_task(harness.service.cancel(job_id, owner if not op[2] else 0, moderator=op[2])))
+            owner = (await harness.service.job(GUILD, job_id)).member_id
+            cancels.append(asyncio.create_task(harness.service.cancel(GUILD, job_id, owner if not op[2] else 0, moderator=op[2])))
         elif kind == "crash":
             harness.engine.crash_next_batch(at_step=op[1])
         elif kind == "advance":
@@ -117,12 +117,12 @@ async def scenario(path: Path, operations: list[tuple]) -> None:
     # Quotas: what stays charged today is exactly the images of the jobs that completed.
     for member in {member for member, *_ in rows.values()}:
         done_images = sum(len(json.loads(seeds)) for m, state, _, seeds in rows.values() if m == member and state == "done")
-        status = harness.service.quota_status(Member(member))
+        status = harness.service.quota_status(GUILD, Member(member))
         assert status.daily_left == tier.daily_images - done_images
-        assert harness.service.quotas.state(member).charges == []
-    async with harness.db.conn.execute("SELECT member_id, day_images, charges FROM quota_state") as cursor:
+        assert harness.service.quotas.state((GUILD, member)).charges == []
+    async with harness.db.conn.execute("SELECT member_id, day_images, charges FROM quota_state WHERE guild_id = ?", (GUILD,)) as cursor:
         for member, day_images, charges in await cursor.fetchall():
-            assert (day_images, json.loads(charges)) == (harness.service.quotas.state(member).day_images, [])
+            assert (day_images, json.loads(charges)) == (harness.service.quotas.state((GUILD, member)).day_images, [])
     await harness.stop()
 
 
