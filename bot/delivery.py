@@ -27,7 +27,7 @@ import discord
 from bot import render
 from bot.replies import placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
-from bot.scheduler.models import Admission, JobView
+from bot.scheduler.models import Admission, JobState, JobView
 from bot.services import Services
 from bot.views import result_view, status_view
 from engine.types import GeneratedImage
@@ -44,6 +44,9 @@ UNDELIVERABLE = "its message and channel were deleted, or the bot may no longer 
 RECENT_MESSAGES = 50
 """Messages searched, after a restart, for a result that was posted but not recorded (a crash in between)."""
 _GONE = (discord.NotFound, discord.Forbidden)
+ENDED = {JobState.FAILED: EventKind.FAILED, JobState.CANCELLED: EventKind.CANCELLED,
+         JobState.INTERRUPTED: EventKind.INTERRUPTED}  # fmt: skip
+"""The event that tells a member how a job ended without images, by the job's final state."""
 
 
 @dataclass(eq=False)
@@ -91,7 +94,12 @@ class Delivery:
             self._runner = asyncio.create_task(self._run(), name="delivery")
 
     async def drain(self, timeout: float) -> None:
-        """Handle the events already published and wait (up to ``timeout``) for the posts under way."""
+        """Handle the events already published and wait (up to ``timeout``) for the posts under way.
+
+        A bot that never connected posts nothing: what it would have posted is in the journal for the next start.
+        """
+        if not self.bot.is_ready():
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while (event := self._events.get_nowait()) is not None:
@@ -102,7 +110,8 @@ class Delivery:
     async def stop(self) -> None:
         """Stop listening; posts under way are cancelled (undelivered results are posted after the restart)."""
         self._events.close()
-        tasks = [task for task in (self._runner, *self._tasks) if task is not None]
+        flushers = [reply.flusher for reply in self._replies.values()]  # progress edits of jobs still running
+        tasks = [task for task in (self._runner, *self._tasks, *flushers) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -110,8 +119,11 @@ class Delivery:
 
     async def _run(self) -> None:
         await self.bot.wait_until_ready()
-        for finished in await self.services.dreams.undelivered():
-            self._spawn(self._redeliver(finished))
+        for job in await self.services.dreams.undelivered():
+            if job.state is JobState.DONE:
+                self._spawn(self._redeliver(job))
+            else:  # ended without images, and the member was not told before the restart
+                self._spawn(self._end(self._reply_for(job, orphan=True), ENDED[job.state], job.error))
         async for event in self._events:
             try:
                 self._handle(event)
@@ -322,6 +334,10 @@ class Delivery:
             return None
 
     async def _end(self, reply: Reply, kind: EventKind, error: str | None) -> None:
+        """Tell the member their job ended without images (once per job), and record that they were told."""
+        if reply.job_id in self._posting:
+            return
+        self._posting.add(reply.job_id)
         titles = {EventKind.CANCELLED: "✖️ Cancelled", EventKind.INTERRUPTED: "⚠️ Interrupted by a restart"}
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)
@@ -331,9 +347,11 @@ class Delivery:
         refund = f"{reason}Its images were given back to your quota."
         embed = render.ended_embed(job, titles.get(kind, "❌ Failed"), refund)
         async with reply.edit_lock:
-            if await self._edit_status(reply, embed=embed, view=None) is not None:
-                return
-        await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} ended.", embed=embed)
+            told = await self._edit_status(reply, embed=embed, view=None) is not None
+        if not told:
+            await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} ended.", embed=embed)
+        # Recorded even when the channel is gone, as an undeliverable grid is: nothing to retry after a restart.
+        await self.services.dreams.record_told(job.guild_id, job.job_id)
 
     async def _tell(self, reply: Reply, text: str) -> None:
         """A one-line notice about a job without a live reply, in its channel, to its member."""

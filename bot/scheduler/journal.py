@@ -216,6 +216,16 @@ class Journal:
             )
             return cursor.rowcount == 1
 
+    async def record_told(self, guild_id: int, job_id: int, at: float) -> bool:
+        """Record that the member of a job that ended without images was told; False if recorded already."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET delivered_at = ? WHERE id = ? AND guild_id = ?"
+                " AND state IN ('failed', 'cancelled', 'interrupted') AND delivered_at IS NULL",
+                (at, job_id, guild_id),
+            )
+            return cursor.rowcount == 1
+
     async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
         """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""
         async with self.transaction() as conn:
@@ -263,9 +273,11 @@ class Journal:
         return tuple(GeneratedImage(seed=row["seed"], png=bytes(row["png"])) for row in rows)
 
     async def undelivered(self) -> list[aiosqlite.Row]:
+        """Done jobs whose grid was not posted, and ended ones whose member was not told, in every server."""
         return await self.fetchall(
             f"SELECT {JOB_COLUMNS} FROM jobs"
-            " WHERE state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL ORDER BY id"
+            " WHERE (state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
+            " OR (state IN ('failed', 'cancelled', 'interrupted') AND delivered_at IS NULL) ORDER BY id"
         )
 
     async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:

@@ -177,8 +177,8 @@ class DreamService:
     # results
 
     async def undelivered(self) -> list[JobView]:
-        """Done jobs, in every server, whose result was neither posted nor found undeliverable (after a restart:
-        post these)."""
+        """Done jobs, in every server, whose result was neither posted nor found undeliverable, and jobs that
+        ended without images whose member was not told (after a restart: post these)."""
         finished = []
         for row in await self.journal.undelivered():
             view = read_view(row)
@@ -188,6 +188,10 @@ class DreamService:
     async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
         """The stored images of the server's done job (empty once pruned after delivery, or another server's)."""
         return await self.journal.images(guild_id, job_id)
+
+    async def record_told(self, guild_id: int, job_id: int) -> bool:
+        """Record that the member of a failed, cancelled or interrupted job was told. True the first time."""
+        return await self.journal.record_told(guild_id, job_id, self.clock.now())
 
     async def record_delivery(self, guild_id: int, job_id: int, message_id: int) -> bool:
         """Record the message that posted a done job's images. True the first time; False if already recorded."""

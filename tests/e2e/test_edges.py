@@ -9,6 +9,7 @@ import logging
 import aiosqlite
 import pytest
 
+from bot.app import App
 from tests.e2e.conftest import World, has_text, shows_progress
 
 
@@ -89,6 +90,25 @@ async def test_jobs_that_finish_while_the_restarted_bot_connects_are_posted_once
     await world.app.bot.delivery.drain(10)
     grids = [m.embeds[0]["description"] for m in world.fake.channel_messages(world.dreams) if m.attachments]
     assert sorted(grids) == ["first", "then bob", "then carol"]
+
+
+async def test_a_job_given_up_at_a_start_that_died_before_connecting_is_reported_at_the_next(world: World) -> None:
+    config = {"engine": {"simulated_seconds_per_step": 1.0}, "scheduler": {"requeue_on_failure": 0},
+              "discord": {"shutdown": "cancel"}}  # fmt: skip
+    await world.start(**config)
+    running = await world.dream(world.alice, prompt="given up", count=1, steps=20)
+    await running.wait_message(shows_progress)
+    await world.stop()
+    # A start that journals the job interrupted (given up: no retries left), then dies before it connects.
+    doomed = await App.open(world.write_config(**config), config_path=world.config_path)
+    await doomed.close()
+    await world.start()
+    notice = await world.fake.wait_message(has_text("your job #1 ended"), channel=world.dreams)
+    assert notice.mentions.users == {world.alice.id} and "Interrupted by a restart" in str(notice.embeds[0])
+    await world.restart()  # told once: not again after this restart
+    await world.app.bot.delivery.drain(10)
+    told = [m for m in world.fake.channel_messages(world.dreams) if "your job #1 ended" in m.content]
+    assert len(told) == 1
 
 
 async def test_a_result_posted_but_not_recorded_before_a_crash_is_not_posted_twice(world: World) -> None:

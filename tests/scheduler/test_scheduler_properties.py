@@ -50,16 +50,30 @@ async def scenario(path: Path, operations: list[tuple]) -> None:
         posts[job_id] += 1
         assert await harness.service.record_delivery(GUILD, job_id, message_id=1000 + job_id)
 
+    told: set[int] = set()
+
+    async def tell(job_id: int) -> None:
+        """What the Discord layer does with a job that ended without images: tell its member, once per process
+        (a job given up at start-up is both in the journal's list and in the events), and record it."""
+        if job_id not in told:
+            told.add(job_id)
+            assert await harness.service.record_told(GUILD, job_id)
+
     async def deliver_new_events() -> None:
         for event in harness.collect():
             if event.kind is EventKind.DONE:
                 await post(event.job_id)
+            elif event.kind in (EventKind.FAILED, EventKind.CANCELLED) or (
+                event.kind is EventKind.INTERRUPTED and not event.requeued
+            ):
+                await tell(event.job_id)
 
     async def restart(grace: float) -> None:
         await harness.stop(grace)  # events not yet handled are lost with the "process"
+        told.clear()  # ... and so is what it remembered
         await harness.start()
-        for finished in await harness.service.undelivered():
-            await post(finished.job_id)
+        for ended in await harness.service.undelivered():
+            await (post if ended.state is JobState.DONE else tell)(ended.job_id)
 
     for op in operations:
         kind = op[0]
