@@ -27,20 +27,19 @@ sys.path[:] = [str(ROOT)] + [entry for entry in sys.path if Path(entry or ".").r
 
 import argparse
 import asyncio
-import os
 import random
-import signal
 import socket
 import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 import yaml
 
+from bench.chaos_bot import BotProcess
 from bench.chaos_tally import Tally, tally_run
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeMember
 
@@ -50,89 +49,37 @@ UNFINISHED = (
 )
 
 
+KillAt = Literal["connected", "running", "rerunning"] | tuple[int, int] | None
+"""When to kill a bot: as soon as it connects; once a job runs (per the journal); once a job runs again after
+being interrupted (so the next start gives it up); after a random number, in a range, of the actions the fake
+records from it (messages posted, edited, answered) since it connected; or (None) at a random time, the kills
+spread over ``minutes``."""
+
+
 @dataclass(frozen=True)
 class Plan:
-    """One chaos run. Kills come at a random moment after each connection: within ``kill_within_events``
-    events the fake records (a range), else spread at random over ``minutes``."""
+    """One chaos run: ``kill_at`` names each kill's moment; without it, ``kills`` kills at random times."""
 
     members: int = 20
     guilds: int = 2
     minutes: float = 2.0
+    """How long members submit, at least until the last kill."""
     kills: int = 10
+    kill_at: tuple[KillAt, ...] = ()
     engine_crashes: int = 5
+    """Spread at random over the bots' lives that have a length (a time or a range of actions)."""
     rate: float = 3.0
     """``/dream`` per second, all members together."""
     steps: int = 8
     seconds_per_step: float = 0.03
     """With ``steps``: eight one-image jobs make a batch of about two seconds, one of about a quarter."""
-    kill_within_events: tuple[int, int] | None = None
     seed: int = 1
     bound_s: float = 600.0
     """Longest wait for any one thing (the bot connecting, the queue draining): reached only on a failure."""
 
-
-@dataclass
-class BotProcess:
-    """The bot's child process, started again after each kill on the same config and database."""
-
-    fake: FakeDiscord
-    config: Path
-    logs: Path
-    bound_s: float
-    starts: int = 0
-    process: asyncio.subprocess.Process | None = None
-    _log: TextIO | None = field(default=None, repr=False)
-
-    async def start(self) -> None:
-        """Start a bot and return once it is connected to the fake's gateway."""
-        before = self.fake.gateway.identifies
-        self.starts += 1
-        self._log = (self.logs / f"bot-{self.starts:03}.log").open("w")
-        env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "PYTHONPATH": str(ROOT)}
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.chaos_bot", "--discord", self.fake.base_url, "--config", str(self.config),
-            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=asyncio.subprocess.STDOUT,
-        )
-        process = self.process
-        await self.fake.wait_until(
-            lambda: process.returncode is not None or (self.fake.gateway.identifies > before and self.connected),
-            self.bound_s,
-        )
-        if process.returncode is not None:
-            raise RuntimeError(f"the bot exited with status {process.returncode}; see {self._log.name}")
-
     @property
-    def connected(self) -> bool:
-        return self.fake.gateway.connected
-
-    def crash_engine(self) -> None:
-        """Make the running (or next) engine batch crash."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGUSR1)
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        await self._end(signal.SIGKILL)
-
-    async def stop(self) -> None:
-        """SIGTERM: the bot's own clean shutdown."""
-        await self._end(signal.SIGTERM)
-
-    async def _end(self, signum: int) -> None:
-        if self.process is None:
-            return
-        if self.process.returncode is None:
-            self.process.send_signal(signum)
-        await asyncio.wait_for(self.process.wait(), self.bound_s)
-        await self.fake.wait_until(lambda: not self.connected, self.bound_s)  # the fake saw the socket close
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-
-    def errors(self) -> list[str]:
-        """The ERROR lines every bot process logged."""
-        return [line.rstrip() for path in sorted(self.logs.glob("bot-*.log"))
-                for line in path.read_text(errors="replace").splitlines() if " ERROR " in line]  # fmt: skip
+    def schedule(self) -> tuple[KillAt, ...]:
+        return self.kill_at or (None,) * self.kills
 
 
 def write_config(plan: Plan, fake: FakeDiscord, channels: list[FakeChannel], folder: Path, port: int) -> Path:
@@ -209,24 +156,33 @@ async def members_dream(fake: FakeDiscord, members: list[tuple[FakeMember, FakeC
             pass  # the bot died while it was being sent: the same as "did not respond"
 
 
-def kill_moments(plan: Plan, fake: FakeDiscord, rng: random.Random, started: float) -> Callable[[int], float]:
-    """How far into a bot's life to kill it: in events recorded since it connected, or in seconds."""
-    def moment(kills_left: int) -> float:
-        """For the last bot (``kills_left`` 0) how long it lives before members stop."""
-        if plan.kill_within_events is not None:
-            return rng.randint(*plan.kill_within_events)
-        left = max(0.0, started + plan.minutes * 60 - time.monotonic())
-        return rng.uniform(0, 2 * left / kills_left) if kills_left else left
-    return moment
+def wait_running(db_path: Path, attempts: int, bound_s: float) -> None:
+    """Block until the journal shows a job running its ``attempts``-th time or later (run it in a thread).
+
+    Asked every 10 ms, as a job runs for a fraction of a second; TimeoutError after ``bound_s``.
+    """
+    deadline = time.monotonic() + bound_s
+    sql = "SELECT 1 FROM jobs WHERE state = 'running' AND attempts >= ? LIMIT 1"
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        while conn.execute(sql, (attempts,)).fetchone() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no job running its attempt {attempts} after {bound_s:g} s")
+            time.sleep(0.01)
 
 
-async def live_until(bot: BotProcess, plan: Plan, moment: float, crashes: int, rng: random.Random) -> None:
-    """Let the bot live ``moment`` (events or seconds), crashing its engine ``crashes`` times on the way."""
+async def live(bot: BotProcess, plan: Plan, db_path: Path, kill_at: KillAt, life: float, crashes: int,
+               rng: random.Random) -> None:  # fmt: skip
+    """Return when the bot is to be killed, by ``kill_at``; a ``life`` (seconds, or actions since it connected)
+    comes with ``crashes`` engine crashes at random moments of it."""
+    if kill_at in ("running", "rerunning"):
+        await asyncio.to_thread(wait_running, db_path, 1 if kill_at == "running" else 2, plan.bound_s)
+        return
+    await bot.connected()
     fake = bot.fake
-    marks = sorted([rng.uniform(0, moment) for _ in range(crashes)] + [moment])
+    marks = sorted([rng.uniform(0, life) for _ in range(crashes)] + [life])
     base, begun = len(fake.events), time.monotonic()
     for index, mark in enumerate(marks):
-        if plan.kill_within_events is not None:
+        if isinstance(kill_at, tuple):
             await fake.wait_until(lambda: len(fake.events) - base >= mark, plan.bound_s)
         else:
             await asyncio.sleep(max(0.0, begun + mark - time.monotonic()))  # the chaos's own timing
@@ -234,44 +190,75 @@ async def live_until(bot: BotProcess, plan: Plan, moment: float, crashes: int, r
             bot.crash_engine()
 
 
+def life_of(kill_at: KillAt, kills_left: int, deadline: float, rng: random.Random) -> float:
+    """How long a bot lives: actions in ``kill_at``'s range, or a random share of the time left (all of it for
+    the last bot, ``kills_left`` 0); nothing for the other kinds."""
+    if isinstance(kill_at, tuple):
+        return rng.randint(*kill_at)
+    left = max(0.0, deadline - time.monotonic())
+    if kill_at is None:
+        return rng.uniform(0, 2 * left / kills_left) if kills_left else left
+    return 0.0
+
+
+def populate(fake: FakeDiscord, plan: Plan) -> tuple[list[tuple[FakeMember, FakeChannel]], list[FakeChannel]]:
+    """The servers, each with a dream channel, and the members shared out among them."""
+    members: list[tuple[FakeMember, FakeChannel]] = []
+    channels = []
+    for g in range(plan.guilds):
+        guild = fake.add_guild(f"Chaos {g + 1}")
+        channels.append(channel := guild.add_text_channel("dreams"))
+        members += [(guild.add_member(f"m{g + 1}-{n}"), channel) for n in range(g, plan.members, plan.guilds)]
+    return members, channels
+
+
+async def rampage(bot: BotProcess, plan: Plan, members: list[tuple[FakeMember, FakeChannel]], db_path: Path,
+                  rng: random.Random, say: Callable[[str], None]) -> None:  # fmt: skip
+    """Members dream while the bot is killed and restarted by ``plan``; return when they have stopped."""
+    started = time.monotonic()
+    deadline = started + plan.minutes * 60
+    stop = asyncio.Event()
+    load = asyncio.create_task(members_dream(bot.fake, members, plan, rng, stop), name="members")
+    schedule = plan.schedule
+    timed = [i for i, kill_at in enumerate((*schedule, None)) if kill_at is None or isinstance(kill_at, tuple)]
+    crashes = [0] * (len(schedule) + 1)
+    for _ in range(plan.engine_crashes):
+        crashes[rng.choice(timed)] += 1
+    try:
+        for kill, kill_at in enumerate(schedule):
+            await live(bot, plan, db_path, kill_at, life_of(kill_at, len(schedule) - kill, deadline, rng),
+                       crashes[kill], rng)  # fmt: skip
+            await bot.kill()
+            say(f"{time.monotonic() - started:6.1f}s kill {kill + 1}/{len(schedule)} ({kill_at or 'timed'}):"
+                f" {len(bot.fake.interactions)} /dream sent")  # fmt: skip
+            await bot.start()
+        await live(bot, plan, db_path, None, life_of(None, 0, deadline, rng), crashes[-1], rng)
+    finally:
+        stop.set()
+        await load
+    say(f"{time.monotonic() - started:6.1f}s members stopped; the last bot finishes the queue")
+
+
 async def run_chaos(plan: Plan, folder: Path, say: Callable[[str], None] = print) -> tuple[Tally, list[str]]:
     """Run ``plan`` with its files in ``folder``; return the tally and the ERROR lines the bots logged."""
     rng = random.Random(plan.seed)
     async with FakeDiscord(timeout=plan.bound_s) as fake:
-        members: list[tuple[FakeMember, FakeChannel]] = []
-        channels = []
-        for g in range(plan.guilds):
-            guild = fake.add_guild(f"Chaos {g + 1}")
-            channels.append(channel := guild.add_text_channel("dreams"))
-            members += [(guild.add_member(f"m{g + 1}-{n}"), channel) for n in range(g, plan.members, plan.guilds)]
+        members, channels = populate(fake, plan)
         port = free_port()
-        config = write_config(plan, fake, channels, folder, port)
         db_path = folder / "chaos.db"
-        bot = BotProcess(fake, config, folder, plan.bound_s)
-        await bot.start()
-        started = time.monotonic()
-        stop = asyncio.Event()
-        load = asyncio.create_task(members_dream(fake, members, plan, rng, stop), name="members")
-        crashes = [0] * (plan.kills + 1)
-        for _ in range(plan.engine_crashes):
-            crashes[rng.randrange(len(crashes))] += 1
-        moment = kill_moments(plan, fake, rng, started)
+        bot = BotProcess(fake, write_config(plan, fake, channels, folder, port), folder, plan.bound_s)
         try:
-            for kill in range(plan.kills):
-                await live_until(bot, plan, moment(plan.kills - kill), crashes[kill], rng)
-                await bot.kill()
-                say(f"{time.monotonic() - started:6.1f}s kill {kill + 1}/{plan.kills}: {len(fake.interactions)} sent")
-                await bot.start()
-            await live_until(bot, plan, moment(0), crashes[-1], rng)
+            await bot.start()
+            await bot.connected()  # with its commands registered
+            await rampage(bot, plan, members, db_path, rng, say)
+            await poll(lambda: ready(port), plan.bound_s, "ready bot")  # it stops as a bot that was up, not starting
+            await poll(lambda: drained(db_path), plan.bound_s, "end of the queue")
+            await bot.stop()
         finally:
-            stop.set()
-            await load
-        say(f"{time.monotonic() - started:6.1f}s members stopped; the last bot finishes the queue")
-        await poll(lambda: ready(port), plan.bound_s, "ready bot")  # it stops as a bot that was up, not starting
-        await poll(lambda: drained(db_path), plan.bound_s, "end of the queue")
-        await bot.stop()
-        say(f"{time.monotonic() - started:6.1f}s done: {bot.starts} bot starts")
-        return tally_run(db_path, fake), bot.errors()
+            await bot.kill()  # after a failure: no bot is left running (after a stop, nothing to do)
+        say(f"done: {bot.starts} bot starts")
+        # In a thread: the bot is gone, nothing changes the record, and the event loop stays free.
+        return await asyncio.to_thread(tally_run, db_path, fake), bot.errors()
 
 
 def main() -> int:
@@ -284,10 +271,18 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=defaults.kills, help="SIGKILLs of the bot")
     parser.add_argument("--engine-crashes", type=int, default=defaults.engine_crashes)
     parser.add_argument("--rate", type=float, default=defaults.rate, help="/dream a second, all members")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="steps of every job")
+    parser.add_argument("--seconds-per-step", type=float, default=defaults.seconds_per_step,
+                        help="the simulated engine's seconds per image step")  # fmt: skip
+    parser.add_argument("--kill-after-actions", type=int, nargs=2, metavar=("LEAST", "MOST"),
+                        help="kill each bot after this many of its actions (posts, edits, answers) since it"
+                             " connected, not at a random time")  # fmt: skip
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args()
     plan = Plan(members=args.members, guilds=args.guilds, minutes=args.minutes, kills=args.kills,
-                engine_crashes=args.engine_crashes, rate=args.rate, seed=args.seed)  # fmt: skip
+                engine_crashes=args.engine_crashes, rate=args.rate, steps=args.steps,
+                seconds_per_step=args.seconds_per_step, seed=args.seed,
+                kill_at=(tuple(args.kill_after_actions),) * args.kills if args.kill_after_actions else ())  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="dreamqueue-chaos-"))
     print(f"{plan}\nfiles (database, bot logs): {folder}")
     tally, errors = asyncio.run(run_chaos(plan, folder))

@@ -2,18 +2,24 @@
 
     python -m bench.chaos_bot --discord http://127.0.0.1:PORT --config CONFIG
 
-The chaos bench starts this as a child process and kills it. Only discord.py's
-addresses are changed here, as the fake does for a bot in its own process; the
-token comes from ``DISCORD_TOKEN``. With ``engine.simulated``, SIGUSR1 makes the
-engine's next batch crash, as an engine process dying mid-batch would.
+The chaos bench starts this as a child process (:class:`BotProcess`) and kills
+it. Only discord.py's addresses are changed here, as the fake does for a bot in
+its own process; the token comes from ``DISCORD_TOKEN``. With
+``engine.simulated``, SIGUSR1 makes the engine's next batch crash, as an engine
+process dying mid-batch would.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import signal
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import yarl
 from discord.gateway import DiscordWebSocket
@@ -23,6 +29,9 @@ import bot.app
 from bot.cli import main as dreamqueue
 from bot.settings import Settings
 from engine.types import EngineClient
+from tests.fakediscord import FakeDiscord
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def point_discord_at(url: str) -> None:
@@ -50,6 +59,73 @@ def crash_engine_on_sigusr1() -> None:
 
     bot.app.make_engine = keep
     signal.signal(signal.SIGUSR1, crash)
+
+
+@dataclass
+class BotProcess:
+    """The parent's handle on the bot's child process, started again after each kill on the same config."""
+
+    fake: FakeDiscord
+    config: Path
+    logs: Path
+    """Folder of one log file per start."""
+    bound_s: float
+    starts: int = 0
+    process: asyncio.subprocess.Process | None = None
+    _identifies: int = 0
+    _log: TextIO | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        """Start a bot (it connects to the fake in its own time)."""
+        self._identifies = self.fake.gateway.identifies
+        self.starts += 1
+        self._log = (self.logs / f"bot-{self.starts:03}.log").open("w")
+        env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "PYTHONPATH": str(ROOT)}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.chaos_bot", "--discord", self.fake.base_url, "--config", str(self.config),
+            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=asyncio.subprocess.STDOUT,
+        )
+
+    async def connected(self) -> None:
+        """Return once this start's bot is connected to the fake's gateway; raise if it exited instead."""
+        process = self.process
+        assert process is not None, "no bot started"
+        await self.fake.wait_until(
+            lambda: process.returncode is not None
+            or (self.fake.gateway.identifies > self._identifies and self.fake.gateway.connected),
+            self.bound_s,
+        )
+        if process.returncode is not None:
+            raise RuntimeError(f"the bot exited with status {process.returncode}; see {self.logs}")
+
+    def crash_engine(self) -> None:
+        """Make the running (or next) engine batch crash (call once connected: the handler is set by then)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGUSR1)
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        await self._end(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """SIGTERM: the bot's own clean shutdown."""
+        await self._end(signal.SIGTERM)
+
+    async def _end(self, signum: int) -> None:
+        if self.process is None:
+            return
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        await asyncio.wait_for(self.process.wait(), self.bound_s)
+        await self.fake.wait_until(lambda: not self.fake.gateway.connected, self.bound_s)  # its socket closed
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+
+    def errors(self) -> list[str]:
+        """The ERROR lines every bot process logged."""
+        return [line.rstrip() for path in sorted(self.logs.glob("bot-*.log"))
+                for line in path.read_text(errors="replace").splitlines() if " ERROR " in line]  # fmt: skip
 
 
 def main() -> int:
