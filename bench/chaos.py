@@ -68,11 +68,11 @@ class Plan:
     kill_at: tuple[KillAt, ...] = ()
     engine_crashes: int = 5
     """Spread at random over the bots' lives that have a length (a time or a range of actions)."""
-    rate: float = 3.0
+    rate: float = 4.0
     """``/dream`` per second, all members together."""
     steps: int = 8
-    seconds_per_step: float = 0.03
-    """With ``steps``: eight one-image jobs make a batch of about two seconds, one of about a quarter."""
+    seconds_per_step: float = 0.015
+    """With ``steps``: a full batch (eight images) takes about a second."""
     seed: int = 1
     bound_s: float = 600.0
     """Longest wait for any one thing (the bot connecting, the queue draining): reached only on a failure."""

@@ -28,6 +28,7 @@ SHORT = Plan(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a harness failure (a bound reached, the bot not starting) still fails
     reason="a job given up at start-up (attempts above scheduler.requeue_on_failure) is journaled interrupted, but"
     " its member's notice is only an in-memory event: the start killed before it is ready never tells the member,"
     " and no later start does (the same holds for a job failed by the engine when the bot dies before posting)",
