@@ -107,6 +107,7 @@ def _read_journal(db_path: Path) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
 
 
 def _job_of(embeds: tuple[dict[str, object], ...]) -> int | None:
+    """The job a message is about, by its first embed's footer; None for other messages."""
     footer = embeds[0].get("footer") if embeds else None
     match = FOOTER.match(str(footer.get("text", ""))) if isinstance(footer, dict) else None
     return int(match[1]) if match else None
@@ -130,6 +131,7 @@ def _read_discord(fake: FakeDiscord) -> tuple[dict[int, set[int]], set[int]]:
 
 
 def _count_interactions(fake: FakeDiscord, keys: set[str], tally: Tally) -> None:
+    """Sort the ``/dream`` interactions sent by what came of them; ``keys``: those the journal admitted."""
     for interaction in fake.interactions.values():
         tally.interactions += 1
         if str(interaction.id) in keys:
@@ -143,6 +145,7 @@ def _count_interactions(fake: FakeDiscord, keys: set[str], tally: Tally) -> None
 
 
 def _check_quotas(jobs: list[sqlite3.Row], quotas: list[sqlite3.Row], tally: Tally) -> None:
+    """Each member's quota row against their jobs: today's images charged, and no charge left un-refunded."""
     by_member: dict[int, list[sqlite3.Row]] = defaultdict(list)
     for job in jobs:
         by_member[job["member_id"]].append(job)
@@ -151,14 +154,12 @@ def _check_quotas(jobs: list[sqlite3.Row], quotas: list[sqlite3.Row], tally: Tal
     for member_id in sorted(by_member.keys() | rows.keys()):
         tally.quota_members += 1
         row = rows.get(member_id)
-        day = row["day"] if row is not None else None
+        day, charged, charges = (row["day"], row["day_images"], json.loads(row["charges"])) if row else (None, 0, [])
         expected = sum(
             len(json.loads(job["seeds"])) for job in by_member[member_id]
             if job["state"] in NOT_REFUNDED and int(job["created_at"] // DAY_SECONDS) == day
         )
-        charged = row["day_images"] if row is not None else 0
-        stale = [charge[0] for charge in json.loads(row["charges"]) if states.get(charge[0]) not in NOT_REFUNDED] \
-            if row is not None else []  # fmt: skip
+        stale = [charge[0] for charge in charges if states.get(charge[0]) not in NOT_REFUNDED]  # [job id, ...]
         if charged != expected or stale:
             tally.quota_wrong.append(
                 f"member {member_id}: {charged} images charged today, {expected} ran or wait;"
