@@ -283,6 +283,7 @@ def main() -> int:
                 engine_crashes=args.engine_crashes, rate=args.rate, steps=args.steps,
                 seconds_per_step=args.seconds_per_step, seed=args.seed,
                 kill_at=(tuple(args.kill_after_actions),) * args.kills if args.kill_after_actions else ())  # fmt: skip
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they come, into a file too
     folder = Path(tempfile.mkdtemp(prefix="dreamqueue-chaos-"))
     print(f"{plan}\nfiles (database, bot logs): {folder}")
     tally, errors = asyncio.run(run_chaos(plan, folder))
