@@ -2,17 +2,20 @@
 
     PYTHONPATH=. python bench/chaos.py [--members 20] [--minutes 2] [--kills 10] [--engine-crashes 5] [--seed 1]
     PYTHONPATH=. python bench/chaos.py --members 200 --minutes 10 --kills 50     # the full run
+    PYTHONPATH=. python bench/chaos.py --kills 20 --kill-after-actions 0 60      # kills by the bot's pace
 
 The bot runs as ``dreamqueue run`` in a child process (``bench/chaos_bot.py``)
 with the simulated engine (batches of about a second), against a loopback fake
 Discord in this process: one or two servers whose members submit ``/dream``
 at random (``--rate`` a second, all together) for ``--minutes``. Meanwhile the
-bench SIGKILLs the bot ``--kills`` times at random moments after it connects,
-restarting it on the same SQLite file each time, and makes the engine's batch
-crash ``--engine-crashes`` times. Then the members stop, the last bot finishes
-the queue and is stopped with SIGTERM, and every admitted job is judged from
-the journal and the fake's record (``bench/chaos_tally.py``). The counts are
-printed; the exit status is 1 if a grid was posted twice or a job was lost.
+bench SIGKILLs the bot ``--kills`` times at random moments after it connects
+(or after a random number of its actions), restarting it on the same SQLite
+file each time, and makes the engine's batch crash ``--engine-crashes`` times.
+Then the members stop, the last bot finishes the queue and is stopped with
+SIGTERM, and every admitted job is judged from the journal and the fake's
+record (``bench/chaos_tally.py``). The counts are printed; the exit status is 1
+if a grid was posted twice or a job was lost. The short version in the test
+suite (``tests/e2e/test_chaos.py``) aims its first kills (see :data:`KillAt`).
 """
 
 from __future__ import annotations
