@@ -2,7 +2,7 @@
 while members dream, delivers every admitted job exactly once or tells its member why not.
 
 The first three kills are aimed, so that every run meets the hazards a restart has: a job running, the
-same job running again after the restart (so the next start gives it up), and that start killed as soon as
+job running again after the restart (so the next start gives it up), and that start killed as soon as
 it connects (before it is ready to post). The last two come after a random number of the bot's actions, so
 they land anywhere in its life however fast the machine is. Every wait is for an event or a database state,
 bounded only to fail.
