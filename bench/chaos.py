@@ -159,18 +159,35 @@ async def members_dream(fake: FakeDiscord, members: list[tuple[FakeMember, FakeC
             pass  # the bot died while it was being sent: the same as "did not respond"
 
 
-def wait_running(db_path: Path, attempts: int, bound_s: float) -> None:
-    """Block until the journal shows a job running its ``attempts``-th time or later (run it in a thread).
-
-    Asked every 10 ms, as a job runs for a fraction of a second; TimeoutError after ``bound_s``.
-    """
-    deadline = time.monotonic() + bound_s
+def running(db_path: Path, attempts: int) -> bool:
+    """The journal shows a job running its ``attempts``-th time or later."""
     sql = "SELECT 1 FROM jobs WHERE state = 'running' AND attempts >= ? LIMIT 1"
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        while conn.execute(sql, (attempts,)).fetchone() is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no job running its attempt {attempts} after {bound_s:g} s")
-            time.sleep(0.01)
+        return conn.execute(sql, (attempts,)).fetchone() is not None
+
+
+def wait_running(db_path: Path, attempts: int, bound_s: float) -> None:
+    """Block until :func:`running` (run it in a thread); asked every 10 ms, as a job runs for a fraction of a
+    second. TimeoutError after ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while not running(db_path, attempts):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no job running its attempt {attempts} after {bound_s:g} s")
+        time.sleep(0.01)
+
+
+async def freeze_running(bot: BotProcess, db_path: Path, attempts: int, bound_s: float) -> None:
+    """Return with the bot frozen while its journal shows a job running its ``attempts``-th time or later.
+
+    A job seen running may end before a kill lands; frozen, the bot cannot end it, so the kill that follows
+    hits it running.
+    """
+    while True:
+        await asyncio.to_thread(wait_running, db_path, attempts, bound_s)
+        bot.freeze()
+        if await asyncio.to_thread(running, db_path, attempts):
+            return
+        bot.thaw()
 
 
 async def live(bot: BotProcess, plan: Plan, db_path: Path, kill_at: KillAt, life: float, crashes: int,
@@ -178,7 +195,7 @@ async def live(bot: BotProcess, plan: Plan, db_path: Path, kill_at: KillAt, life
     """Return when the bot is to be killed, by ``kill_at``; a ``life`` (seconds, or actions since it connected)
     comes with ``crashes`` engine crashes at random moments of it."""
     if kill_at in ("running", "rerunning"):
-        await asyncio.to_thread(wait_running, db_path, 1 if kill_at == "running" else 2, plan.bound_s)
+        await freeze_running(bot, db_path, 1 if kill_at == "running" else 2, plan.bound_s)
         return
     await bot.connected()
     fake = bot.fake

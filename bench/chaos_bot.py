@@ -16,6 +16,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -83,7 +84,7 @@ class BotProcess:
         env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "PYTHONPATH": str(ROOT)}
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.chaos_bot", "--discord", self.fake.base_url, "--config", str(self.config),
-            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE, stdout=self._log, stderr=asyncio.subprocess.STDOUT,
         )
 
     async def connected(self) -> None:
@@ -103,6 +104,16 @@ class BotProcess:
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGUSR1)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the bot stops where it is, its journal as last committed, until :meth:`thaw` or a kill."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: a frozen bot goes on."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGCONT)
+
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
         await self._end(signal.SIGKILL)
@@ -117,6 +128,8 @@ class BotProcess:
         if self.process.returncode is None:
             self.process.send_signal(signum)
         await asyncio.wait_for(self.process.wait(), self.bound_s)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         await self.fake.wait_until(lambda: not self.fake.gateway.connected, self.bound_s)  # its socket closed
         self.process = None
         if self._log is not None:
@@ -128,12 +141,24 @@ class BotProcess:
                 for line in path.read_text(errors="replace").splitlines() if " ERROR " in line]  # fmt: skip
 
 
+def die_with_parent() -> None:
+    """Exit at once when stdin (a pipe the parent holds open and never writes) closes: a bench that dies
+    leaves no bot behind, reconnecting to a fake that is gone."""
+
+    def watch() -> None:
+        sys.stdin.buffer.read()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
-    """Run the bot against the fake until SIGTERM (or until killed); return its exit status."""
+    """Run the bot against the fake until SIGTERM (or until killed, or its parent dies); return its exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--discord", required=True, help="the fake Discord's address, http://127.0.0.1:PORT")
     parser.add_argument("--config", required=True)
     args = parser.parse_args()
+    die_with_parent()
     point_discord_at(args.discord)
     crash_engine_on_sigusr1()
     return dreamqueue(["run", "--config", args.config])
