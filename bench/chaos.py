@@ -23,10 +23,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path and bench/engine.py would shadow the engine package.
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:] = [str(ROOT)] + [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+if __name__ == "__main__":
+    # Run as a script, this folder comes first on sys.path and bench/engine.py would shadow the engine package.
+    sys.path[:] = [str(HERE.parent)] + [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
 import argparse
 import asyncio
@@ -53,8 +53,8 @@ UNFINISHED = (
 
 
 KillAt = Literal["connected", "running", "rerunning"] | tuple[int, int] | None
-"""When to kill a bot: as soon as it connects; once a job runs (per the journal); once a job runs again after
-being interrupted (so the next start gives it up); after a random number, in a range, of the actions the fake
+"""When to kill a bot: as soon as it connects; while the journal shows a job running; while it shows one
+running again after an interruption (so the next start gives it up); after a random number, in a range, of the actions the fake
 records from it (messages posted, edited, answered) since it connected; or (None) at a random time, the kills
 spread over ``minutes``."""
 
@@ -82,6 +82,7 @@ class Plan:
 
     @property
     def schedule(self) -> tuple[KillAt, ...]:
+        """Every kill's moment, in order."""
         return self.kill_at or (None,) * self.kills
 
 
