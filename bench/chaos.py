@@ -32,31 +32,23 @@ import argparse
 import asyncio
 import random
 import socket
-import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import aiohttp
 import yaml
 
-from bench.chaos_bot import BotProcess
+from bench.chaos_bot import BotProcess, drained, freeze_running, ready
 from bench.chaos_tally import Tally, tally_run
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeMember
 
-UNFINISHED = (
-    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"
-    " OR (state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
-)
-
-
 KillAt = Literal["connected", "running", "rerunning"] | tuple[int, int] | None
 """When to kill a bot: as soon as it connects; while the journal shows a job running; while it shows one
-running again after an interruption (so the next start gives it up); after a random number, in a range, of the actions the fake
-records from it (messages posted, edited, answered) since it connected; or (None) at a random time, the kills
-spread over ``minutes``."""
+running again after an interruption (so the next start gives it up); after a random number, in a range, of
+the actions the fake records from it (messages posted, edited, answered) since it connected; or (None) at a
+random time, the kills spread over ``minutes``."""
 
 
 @dataclass(frozen=True)
@@ -126,23 +118,6 @@ async def poll(check: Callable[[], Awaitable[bool]], bound_s: float, what: str) 
         raise TimeoutError(f"no {what} after {bound_s:g} s") from None
 
 
-async def drained(db_path: Path) -> bool:
-    """No job left to run or to post."""
-    def count() -> int:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-            return conn.execute(UNFINISHED).fetchone()[0]
-    return await asyncio.to_thread(count) == 0
-
-
-async def ready(port: int) -> bool:
-    """The bot's ``/readyz`` answers 200: engine ready, database writable, Discord connected and ready."""
-    try:
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
 async def members_dream(fake: FakeDiscord, members: list[tuple[FakeMember, FakeChannel]], plan: Plan,
                         rng: random.Random, stop: asyncio.Event) -> None:  # fmt: skip
     """Random members run ``/dream`` at ``plan.rate`` a second, while a bot is connected, until ``stop``."""
@@ -158,37 +133,6 @@ async def members_dream(fake: FakeDiscord, members: list[tuple[FakeMember, FakeC
                              count=rng.randint(1, 2), steps=plan.steps)  # fmt: skip
         except (RuntimeError, ConnectionError):
             pass  # the bot died while it was being sent: the same as "did not respond"
-
-
-def running(db_path: Path, attempts: int) -> bool:
-    """The journal shows a job running its ``attempts``-th time or later."""
-    sql = "SELECT 1 FROM jobs WHERE state = 'running' AND attempts >= ? LIMIT 1"
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, (attempts,)).fetchone() is not None
-
-
-def wait_running(db_path: Path, attempts: int, bound_s: float) -> None:
-    """Block until :func:`running` (run it in a thread); asked every 10 ms, as a job runs for a fraction of a
-    second. TimeoutError after ``bound_s``."""
-    deadline = time.monotonic() + bound_s
-    while not running(db_path, attempts):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no job running its attempt {attempts} after {bound_s:g} s")
-        time.sleep(0.01)
-
-
-async def freeze_running(bot: BotProcess, db_path: Path, attempts: int, bound_s: float) -> None:
-    """Return with the bot frozen while its journal shows a job running its ``attempts``-th time or later.
-
-    A job seen running may end before a kill lands; frozen, the bot cannot end it, so the kill that follows
-    hits it running.
-    """
-    while True:
-        await asyncio.to_thread(wait_running, db_path, attempts, bound_s)
-        bot.freeze()
-        if await asyncio.to_thread(running, db_path, attempts):
-            return
-        bot.thaw()
 
 
 async def live(bot: BotProcess, plan: Plan, db_path: Path, kill_at: KillAt, life: float, crashes: int,

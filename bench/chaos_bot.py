@@ -2,7 +2,8 @@
 
     python -m bench.chaos_bot --discord http://127.0.0.1:PORT --config CONFIG
 
-The chaos bench starts this as a child process (:class:`BotProcess`) and kills
+The chaos bench starts this as a child process (:class:`BotProcess`), reads how
+it is doing (its journal, its ``/readyz``) with the functions here, and kills
 it. Only discord.py's addresses are changed here, as the fake does for a bot in
 its own process; the token comes from ``DISCORD_TOKEN``. With
 ``engine.simulated``, SIGUSR1 makes the engine's next batch crash, as an engine
@@ -15,13 +16,16 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+import aiohttp
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
@@ -139,6 +143,60 @@ class BotProcess:
         """The ERROR lines every bot process logged."""
         return [line.rstrip() for path in sorted(self.logs.glob("bot-*.log"))
                 for line in path.read_text(errors="replace").splitlines() if " ERROR " in line]  # fmt: skip
+
+
+UNFINISHED = (
+    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"
+    " OR (state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
+)
+
+
+async def drained(db_path: Path) -> bool:
+    """No job left to run or to post."""
+    def count() -> int:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            return conn.execute(UNFINISHED).fetchone()[0]
+    return await asyncio.to_thread(count) == 0
+
+
+async def ready(port: int) -> bool:
+    """The bot's ``/readyz`` answers 200: engine ready, database writable, Discord connected and ready."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+def running(db_path: Path, attempts: int) -> bool:
+    """The journal shows a job running its ``attempts``-th time or later."""
+    sql = "SELECT 1 FROM jobs WHERE state = 'running' AND attempts >= ? LIMIT 1"
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        return conn.execute(sql, (attempts,)).fetchone() is not None
+
+
+def wait_running(db_path: Path, attempts: int, bound_s: float) -> None:
+    """Block until :func:`running` (run it in a thread); asked every 10 ms, as a job runs for a fraction of a
+    second. TimeoutError after ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while not running(db_path, attempts):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no job running its attempt {attempts} after {bound_s:g} s")
+        time.sleep(0.01)
+
+
+async def freeze_running(bot: BotProcess, db_path: Path, attempts: int, bound_s: float) -> None:
+    """Return with the bot frozen while its journal shows a job running its ``attempts``-th time or later.
+
+    A job seen running may end before a kill lands; frozen, the bot cannot end it, so the kill that follows
+    hits it running.
+    """
+    while True:
+        await asyncio.to_thread(wait_running, db_path, attempts, bound_s)
+        bot.freeze()
+        if await asyncio.to_thread(running, db_path, attempts):
+            return
+        bot.thaw()
 
 
 def die_with_parent() -> None:
