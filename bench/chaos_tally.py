@@ -1,9 +1,10 @@
 """What became of every job of a chaos run, read from the journal and the fake Discord's record.
 
 A job's grid is found by the footer that ``bot/render.py`` puts on every embed
-about a job ("Job #N") on a message with attachments; a member is told of a
-job that ended without images by the ended embed (same footer) or by the
-channel notice naming "job #N". Quotas are checked against the jobs that ran:
+about a job ("Job #N", N its number in its server, the server known by the
+channel) on a message with attachments; a member is told of a job that ended
+without images by the ended embed (same footer) or by the channel notice naming
+"job #N". Quotas are checked against the jobs that ran:
 a member's images charged today must be the images of their jobs that were not
 refunded (queued, running or done), and no charge may be left for a job that
 failed, was interrupted or cancelled, or was never journaled.
@@ -25,11 +26,13 @@ NOTICE = re.compile(r"your job #(\d+) ended")
 ENDED_TITLES = ("❌ Failed", "⚠️ Interrupted by a restart", "✖️ Cancelled")
 NOT_REFUNDED = ("queued", "running", "done")
 DAY_SECONDS = 86_400
+Job = tuple[int, int]
+"""A job as members know it: its server's id and its number there."""
 
 
 @dataclass
 class Tally:
-    """The counts a chaos run is judged by, with the job ids behind the bad ones."""
+    """The counts a chaos run is judged by, with the journal's job ids (not numbers) behind the bad ones."""
 
     interactions: int = 0
     refused: int = 0
@@ -99,34 +102,37 @@ def _read_journal(db_path: Path) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
         conn.row_factory = sqlite3.Row
         jobs = conn.execute(
-            "SELECT id, idempotency_key, member_id, seeds, state, created_at, result_message_id, undeliverable"
-            " FROM jobs ORDER BY id"
+            "SELECT id, guild_id, number, idempotency_key, member_id, seeds, state, created_at, result_message_id,"
+            " undeliverable FROM jobs ORDER BY id"
         ).fetchall()
-        quotas = conn.execute("SELECT member_id, charges, day, day_images FROM quota_state").fetchall()
+        quotas = conn.execute("SELECT guild_id, member_id, charges, day, day_images FROM quota_state").fetchall()
     return jobs, quotas
 
 
-def _job_of(embeds: tuple[dict[str, object], ...]) -> int | None:
-    """The job a message is about, by its first embed's footer; None for other messages."""
+def _number_of(embeds: tuple[dict[str, object], ...]) -> int | None:
+    """The number (in its server) of the job a message is about, by its first embed's footer; None for others."""
     footer = embeds[0].get("footer") if embeds else None
     match = FOOTER.match(str(footer.get("text", ""))) if isinstance(footer, dict) else None
     return int(match[1]) if match else None
 
 
-def _read_discord(fake: FakeDiscord) -> tuple[dict[int, set[int]], set[int]]:
-    """Per job, every message that ever carried its grid; and the jobs whose member was told it ended."""
-    grids: dict[int, set[int]] = defaultdict(set)
-    told: set[int] = set()
+def _read_discord(fake: FakeDiscord) -> tuple[dict[Job, set[int]], set[Job]]:
+    """Per job (server, number), every message that ever carried its grid; and the jobs whose member was told
+    it ended."""
+    grids: dict[Job, set[int]] = defaultdict(set)
+    told: set[Job] = set()
     for event in fake.events:
         message = event.message
         if message is None or message.deleted:
             continue
-        job_id = _job_of(message.embeds)
-        if job_id is not None and message.attachments:
-            grids[job_id].add(message.id)
-        elif job_id is not None and message.embeds[0].get("title") in ENDED_TITLES:
-            told.add(job_id)
-        told.update(int(found) for found in NOTICE.findall(message.content))
+        guild = fake.channel(message.channel_id).guild
+        guild_id = guild.id if guild is not None else 0
+        number = _number_of(message.embeds)
+        if number is not None and message.attachments:
+            grids[guild_id, number].add(message.id)
+        elif number is not None and message.embeds[0].get("title") in ENDED_TITLES:
+            told.add((guild_id, number))
+        told.update((guild_id, int(found)) for found in NOTICE.findall(message.content))
     return grids, told
 
 
@@ -146,23 +152,23 @@ def _count_interactions(fake: FakeDiscord, keys: set[str], tally: Tally) -> None
 
 def _check_quotas(jobs: list[sqlite3.Row], quotas: list[sqlite3.Row], tally: Tally) -> None:
     """Each member's quota row against their jobs: today's images charged, and no charge left un-refunded."""
-    by_member: dict[int, list[sqlite3.Row]] = defaultdict(list)
+    by_member: dict[tuple[int, int], list[sqlite3.Row]] = defaultdict(list)
     for job in jobs:
-        by_member[job["member_id"]].append(job)
+        by_member[job["guild_id"], job["member_id"]].append(job)
     states = {job["id"]: job["state"] for job in jobs}
-    rows = {row["member_id"]: row for row in quotas}
-    for member_id in sorted(by_member.keys() | rows.keys()):
+    rows = {(row["guild_id"], row["member_id"]): row for row in quotas}
+    for who in sorted(by_member.keys() | rows.keys()):
         tally.quota_members += 1
-        row = rows.get(member_id)
+        row = rows.get(who)
         day, charged, charges = (row["day"], row["day_images"], json.loads(row["charges"])) if row else (None, 0, [])
         expected = sum(
-            len(json.loads(job["seeds"])) for job in by_member[member_id]
+            len(json.loads(job["seeds"])) for job in by_member[who]
             if job["state"] in NOT_REFUNDED and int(job["created_at"] // DAY_SECONDS) == day
         )
         stale = [charge[0] for charge in charges if states.get(charge[0]) not in NOT_REFUNDED]  # [job id, ...]
         if charged != expected or stale:
             tally.quota_wrong.append(
-                f"member {member_id}: {charged} images charged today, {expected} ran or wait;"
+                f"member {who[1]} in server {who[0]}: {charged} images charged today, {expected} ran or wait;"
                 f" charges kept for jobs {stale} (refunded or never journaled)"
             )
 
@@ -180,7 +186,7 @@ def tally_run(db_path: Path, fake: FakeDiscord) -> Tally:
     for job in jobs:
         job_id, state = job["id"], job["state"]
         states[state] += 1
-        posts = grids.get(job_id, set())
+        posts = grids.get((job["guild_id"], job["number"]), set())
         if len(posts) > 1:
             tally.posted_twice.append(job_id)
             tally.extra_posts += len(posts) - 1
@@ -194,7 +200,7 @@ def tally_run(db_path: Path, fake: FakeDiscord) -> Tally:
             (tally.undeliverable if job["undeliverable"] else tally.lost_done).append(job_id)
         elif state in ("queued", "running"):
             tally.unfinished.append(job_id)
-        elif job_id in told:
+        elif (job["guild_id"], job["number"]) in told:
             tally.told += 1
         else:
             lost = {"failed": tally.lost_failed, "interrupted": tally.lost_interrupted}
