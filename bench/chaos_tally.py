@@ -60,6 +60,7 @@ class Tally:
     """Still queued or running when the run ended."""
     states: dict[str, int] = field(default_factory=dict)
     quota_members: int = 0
+    """(server, member) pairs with a job or a quota row."""
     quota_wrong: list[str] = field(default_factory=list)
 
     @property
@@ -69,25 +70,24 @@ class Tally:
 
     def lines(self) -> list[str]:
         """The counts, one per line, as the bench prints them."""
-        few = _few
         return [
             f"interactions sent:            {self.interactions}"
             f" (refused {self.refused}, unanswered {self.unanswered},"
             f" acknowledged but never admitted {len(self.acknowledged_not_admitted)})",
             f"admitted jobs:                {self.admitted}  by state: {self.states}",
             f"delivered exactly once:       {self.delivered_once}",
-            f"posted twice or more:         {len(self.posted_twice)}{few(self.posted_twice)}"
+            f"posted twice or more:         {len(self.posted_twice)}{_few(self.posted_twice)}"
             f" ({self.extra_posts} extra posts, {self.taken_back} taken back)",
-            f"delivered, other record:      {len(self.record_differs)}{few(self.record_differs)}",
+            f"delivered, other record:      {len(self.record_differs)}{_few(self.record_differs)}",
             f"ended, member told:           {self.told}",
-            f"undeliverable (recorded):     {len(self.undeliverable)}{few(self.undeliverable)}",
+            f"undeliverable (recorded):     {len(self.undeliverable)}{_few(self.undeliverable)}",
             f"lost:                         {self.lost}",
-            f"  done, never posted:         {len(self.lost_done)}{few(self.lost_done)}",
-            f"  failed, member not told:    {len(self.lost_failed)}{few(self.lost_failed)}",
-            f"  interrupted, not told:      {len(self.lost_interrupted)}{few(self.lost_interrupted)}",
-            f"  cancelled, not told:        {len(self.lost_cancelled)}{few(self.lost_cancelled)}",
-            f"unfinished at the end:        {len(self.unfinished)}{few(self.unfinished)}",
-            f"quota: members checked {self.quota_members}, wrong {len(self.quota_wrong)}",
+            f"  done, never posted:         {len(self.lost_done)}{_few(self.lost_done)}",
+            f"  failed, member not told:    {len(self.lost_failed)}{_few(self.lost_failed)}",
+            f"  interrupted, not told:      {len(self.lost_interrupted)}{_few(self.lost_interrupted)}",
+            f"  cancelled, not told:        {len(self.lost_cancelled)}{_few(self.lost_cancelled)}",
+            f"unfinished at the end:        {len(self.unfinished)}{_few(self.unfinished)}",
+            f"quota: member quotas checked {self.quota_members}, wrong {len(self.quota_wrong)}",
             *(f"  {line}" for line in self.quota_wrong[:10]),
         ]
 
