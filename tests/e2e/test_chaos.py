@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-
 from bench.chaos import Plan, run_chaos
 
 log = logging.getLogger("tests.chaos")
