@@ -29,9 +29,9 @@ async def seed(db_path: Path) -> None:
                 await flags.flag(FlaggedImage(guild * 100 + member, guild, member, "a prompt"), flagger, "other")
             async with db.transaction() as conn:
                 await conn.executemany(
-                    "INSERT INTO jobs (member_id, guild_id, prompt, params, seeds, cost, state, created_at)"
-                    " VALUES (?, ?, 'secret', '{}', '[1]', 1, 'done', 0)",
-                    [(USER, guild), (OTHER, guild)],
+                    "INSERT INTO jobs (member_id, guild_id, number, prompt, params, seeds, cost, state, created_at)"
+                    " VALUES (?, ?, ?, 'secret', '{}', '[1]', 1, 'done', 0)",
+                    [(USER, guild, 1), (OTHER, guild, 2)],
                 )
 
 

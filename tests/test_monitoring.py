@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def event(kind: EventKind, at: float, job_id: int = 1, **fields: object) -> JobEvent:
-    return JobEvent(kind, job_id, member_id=7, guild_id=42, channel_id=None, at=at, tier="vip", **fields)
+    return JobEvent(kind, job_id, number=job_id, member_id=7, guild_id=42, channel_id=None, at=at, tier="vip", **fields)
 
 
 def sample(metrics: BotMetrics, name: str, **labels: str) -> float | None:

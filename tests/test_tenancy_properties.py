@@ -110,9 +110,9 @@ async def scenario(steps: list[tuple[Any, ...]]) -> None:
         stores = Stores(db)
         async with db.transaction() as conn:
             await conn.executemany(
-                "INSERT INTO jobs (member_id, guild_id, prompt, params, seeds, cost, state, created_at)"
-                " VALUES (?, ?, 'a prompt', '{}', '[1]', 1, 'done', 0)",
-                [(m, g) for g in GUILDS for m in MEMBERS],
+                "INSERT INTO jobs (member_id, guild_id, number, prompt, params, seeds, cost, state, created_at)"
+                " VALUES (?, ?, ?, 'a prompt', '{}', '[1]', 1, 'done', 0)",
+                [(m, g, n) for g in GUILDS for n, m in enumerate(MEMBERS, start=1)],
             )
         for op in steps:
             others = [g for g in GUILDS if g != op[1]]
