@@ -13,6 +13,14 @@ from engine.types import SAMPLERS, Limits
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """The maintained Stable Diffusion 1.5 repository on the Hugging Face hub (about 5 GB in fp16 and fp32 parts)."""
 
+SAFETY_CHECKER_WORDS = ("auto", "model", "none")
+"""The named values of ``engine.safety_checker``; anything else is a classifier folder or Hugging Face id."""
+
+
+def is_local(name: str) -> bool:
+    """Whether ``name`` names a folder rather than a Hugging Face id (``owner/name``)."""
+    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+
 
 class EngineSettings(BaseModel):
     """The ``engine:`` section of the config."""
@@ -66,6 +74,10 @@ class EngineSettings(BaseModel):
     """Images per UNet batch: a number, ``auto`` (the fastest measured at start), or None for ``max_batch_images``."""
     low_memory: bool = False
     """For small cards: attention slicing, VAE slicing and (on CUDA) model CPU offload. Slower."""
+    safety_checker: str = "auto"
+    """The image safety check: ``model`` (the model's own ``safety_checker/`` and ``feature_extractor/``), a
+    classifier folder or Hugging Face id holding both (a ``StableDiffusionSafetyChecker`` and its CLIP image
+    processor), ``none``, or ``auto`` (the model's own when it ships one, else none)."""
     vae_tiling: bool = False
     """Decode images larger than the VAE's tile (512 px for SD 1.x) tile by tile: less memory, but the tiles'
     seams are blended, so large images change slightly. Images up to the tile size are not affected."""
@@ -96,6 +108,21 @@ class EngineSettings(BaseModel):
         if self.cuda_graphs and self.device == "cpu":
             raise ValueError("cuda_graphs needs a CUDA device, not device: cpu")
         return self
+
+    @field_validator("safety_checker")
+    @classmethod
+    def _known_classifier(cls, name: str) -> str:
+        if name in SAFETY_CHECKER_WORDS:
+            return name
+        if is_local(name):
+            if not Path(name).expanduser().is_dir():
+                raise ValueError(f"no classifier folder at {name}")
+            return name
+        if name.count("/") != 1 or not all(name.split("/")):
+            raise ValueError(
+                f"unknown classifier {name!r}: use {', '.join(SAFETY_CHECKER_WORDS)}, a folder, or a Hugging Face id"
+            )
+        return name
 
     @field_validator("warm_up_sizes")
     @classmethod

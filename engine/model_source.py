@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from engine.config import EngineSettings
+from engine.config import EngineSettings, is_local
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +21,6 @@ OFFLINE_HELP = (
     "run `dreamqueue make-tiny-model models/tiny` and set engine.model: models/tiny for a tiny offline model, "
     "or set engine.simulated: true to serve drawn images without a model"
 )
-
-
-def is_local(model: str) -> bool:
-    """Whether ``model`` names a folder rather than a Hugging Face id (``owner/name``)."""
-    return Path(model).expanduser().exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1
 
 
 def downloads_allowed(settings: EngineSettings) -> bool:
@@ -85,7 +80,7 @@ def _first_line(exc: BaseException) -> str:
 
 class _NoTorchvisionNotice(logging.Filter):
     """Drops transformers' notice that an image processor falls back to its PIL version without torchvision:
-    the engine loads no image processor (no safety checker, no feature extractor), so it says nothing useful."""
+    the safety check's CLIP image processor works on PIL images, so the notice says nothing useful."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "requires torchvision (not installed)" not in record.getMessage()

@@ -8,6 +8,9 @@ code that loads real weights.
 ``write_tiny_model`` makes a model small enough for a 64x64 image in a fraction
 of a second on a CPU; ``write_random_sd15`` makes the full Stable Diffusion 1.5
 architecture (same arithmetic as the real weights) for benchmarks.
+``write_tiny_safety_checker`` makes an image safety classifier of the real
+kind (a CLIP image tower and concept embeddings) with a tiny tower, whose
+verdict is fixed by its concept threshold whatever its random weights.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 SEED = 0
 """Weights are drawn from this seed, so every written model is the same."""
@@ -120,9 +124,61 @@ SD15 = Architecture(
 )
 
 
+TINY_VISION = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+}
+"""The tiny checker's CLIP image tower: 32x32 inputs, 16 patches."""
+SAFE, FLAGGED = 1.0, -1.0
+"""Concept thresholds for :func:`write_tiny_safety_checker`: a cosine similarity never exceeds 1 (nothing is
+flagged) and always exceeds -1 (everything is)."""
+
+
 def write_tiny_model(dest: Path) -> Path:
     """Write the tiny random pipeline to ``dest`` (created if needed) and return ``dest``."""
     return write_random_pipeline(dest, TINY)
+
+
+def tiny_safety_checker(threshold: float = SAFE) -> tuple[StableDiffusionSafetyChecker, CLIPImageProcessor]:
+    """A tiny random safety checker whose 17 concepts all have ``threshold``, and its image processor."""
+    config = CLIPConfig(text_config=TINY.text, vision_config=TINY_VISION, projection_dim=32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        checker = StableDiffusionSafetyChecker(config)
+        checker.concept_embeds.data = torch.randn(17, config.projection_dim)
+        checker.special_care_embeds.data = torch.randn(3, config.projection_dim)
+    checker.concept_embeds_weights.data.fill_(threshold)
+    checker.special_care_embeds_weights.data.fill_(SAFE)  # no special care: the threshold alone decides
+    side = TINY_VISION["image_size"]
+    processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    return checker, processor
+
+
+def write_tiny_safety_checker(dest: Path, threshold: float = SAFE) -> Path:
+    """Write a tiny checker (see :func:`tiny_safety_checker`) as a classifier folder: weights, config and image
+    processor side by side, as the Hugging Face repository of the real one ships them."""
+    checker, processor = tiny_safety_checker(threshold)
+    checker.save_pretrained(dest)
+    processor.save_pretrained(dest)
+    return Path(dest)
+
+
+def write_tiny_model_with_checker(dest: Path, threshold: float = SAFE) -> Path:
+    """Write the tiny pipeline with a tiny checker in its ``safety_checker/`` and ``feature_extractor/``."""
+    write_tiny_model(dest)
+    checker, processor = tiny_safety_checker(threshold)
+    checker.save_pretrained(Path(dest) / "safety_checker")
+    processor.save_pretrained(Path(dest) / "feature_extractor")
+    index_path = Path(dest) / "model_index.json"
+    index = json.loads(index_path.read_text("utf-8"))
+    index |= {"safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+              "feature_extractor": ["transformers", "CLIPImageProcessor"], "requires_safety_checker": True}  # fmt: skip
+    index_path.write_text(json.dumps(index, indent=2), "utf-8")
+    return Path(dest)
 
 
 def write_random_sd15(dest: Path, dtype: torch.dtype = torch.float16) -> Path:

@@ -108,11 +108,29 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class SafetyVerdict:
+    """What the engine's image safety check said of one image.
+
+    ``score`` runs from 0 (nothing like a flagged concept) to 1 (certainly
+    flagged); 0.5 is the classifier's own yes/no line. ``label`` is the
+    classifier's yes/no (``flagged`` or ``ok``); ``model`` names the classifier.
+    """
+
+    label: str
+    score: float
+    model: str
+
+
+@dataclass(frozen=True)
 class GeneratedImage:
-    """One image as PNG bytes, with the generation parameters embedded as PNG text."""
+    """One image as PNG bytes, with the generation parameters embedded as PNG text.
+
+    ``safety`` is the image safety check's verdict; None when the engine checks no images.
+    """
 
     seed: int
     png: bytes
+    safety: SafetyVerdict | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,8 @@ class EngineHealth:
     model: str = ""
     detail: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    safety_checker: str = ""
+    """The classifier that checks every image before it leaves the engine; empty: images are not checked."""
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None] | None]
