@@ -41,7 +41,6 @@ from engine.protocol import (
 from engine.types import (
     RESTART_CAUSES,
     EngineHealth,
-    GeneratedImage,
     JobRequest,
     JobResult,
     Outcome,
@@ -161,6 +160,7 @@ class _Stats:
     peak_memory_bytes: int = 0
     last_batch_seconds: float = 0.0
     busy_seconds: float = 0.0
+    safety_seconds: float = 0.0
 
 
 class EngineProcess:
@@ -196,6 +196,7 @@ class EngineProcess:
         self._model = ""
         self._detail = "not started"
         self._batch_size = 0
+        self._safety_checker = ""
         self._stats = _Stats()
 
     async def __aenter__(self) -> EngineProcess:
@@ -281,6 +282,7 @@ class EngineProcess:
             device=self._device,
             model=self._model,
             detail=self._detail,
+            safety_checker=self._safety_checker,
             extra={
                 "batches": stats.batches,
                 "images": stats.images,
@@ -288,6 +290,7 @@ class EngineProcess:
                 "peak_memory_mb": stats.peak_memory_bytes / 2**20,  # of the last batch
                 "last_batch_seconds": stats.last_batch_seconds,
                 "busy_seconds": stats.busy_seconds,  # device time spent generating, all batches so far
+                "safety_seconds": stats.safety_seconds,  # time spent checking images, all batches so far
                 "batch_size": self._batch_size,  # images per UNet batch, as set or measured at start
                 **{f"restarts_{cause}": float(self._restarts[cause]) for cause in RESTART_CAUSES},
             },
@@ -309,12 +312,13 @@ class EngineProcess:
             child.kill()
             raise
         match message:
-            case Ready(device=device, model=model, seconds=seconds, batch_size=batch_size):
+            case Ready(device=device, model=model, seconds=seconds, batch_size=batch_size, safety_checker=checker):
                 log.info(
                     "engine ready on %s with %s after %.1f s, %d images per UNet batch (pid %s)",
                     device, model, seconds, batch_size, child.process.pid,
                 )
                 self._device, self._model, self._detail, self._batch_size = device, model, "ready", batch_size
+                self._safety_checker = checker
                 self._child = child
                 return child
             case StartFailed(reason=reason):
@@ -444,19 +448,19 @@ class EngineProcess:
 
     def _finished(self, jobs: list[JobRequest], done: BatchDone, seconds: float) -> dict[str, JobResult]:
         results = {}
-        for job, pngs in zip(jobs, done.images, strict=True):
+        for job, images in zip(jobs, done.images, strict=True):
             if job.job_id in self._cancelled:
                 results[job.job_id] = JobResult(job.job_id, Outcome.CANCELLED, error=CANCELLED, seconds=seconds)
             else:
-                images = tuple(GeneratedImage(seed, png) for seed, png in zip(job.seeds, pngs, strict=True))
                 results[job.job_id] = JobResult(job.job_id, Outcome.DONE, images=images, seconds=seconds)
         return results
 
     def _record(self, done: BatchDone, seconds: float) -> None:
         stats = self._stats
         stats.batches += 1
-        stats.images += sum(len(pngs) for pngs in done.images)
+        stats.images += sum(len(images) for images in done.images)
         stats.oom_retries += done.oom_retries
         stats.peak_memory_bytes = done.peak_memory_bytes
         stats.last_batch_seconds = seconds
         stats.busy_seconds += done.busy_seconds
+        stats.safety_seconds += done.safety_seconds

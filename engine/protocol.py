@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.types import JobRequest
+from engine.types import GeneratedImage, JobRequest
 
 # Client -> engine process
 
@@ -46,6 +46,8 @@ class Ready:
     seconds: float
     batch_size: int = 1
     """Images per UNet batch, as set or measured at start."""
+    safety_checker: str = ""
+    """The classifier that checks every image; empty: images are not checked."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,17 @@ class Step:
 
 @dataclass(frozen=True)
 class BatchDone:
-    """The PNGs of each job of the batch, in the order of ``RunBatch.jobs``."""
+    """The images of each job of the batch (PNGs with their safety verdicts), in the order of ``RunBatch.jobs``."""
 
     batch_id: int
-    images: tuple[tuple[bytes, ...], ...]
+    images: tuple[tuple[GeneratedImage, ...], ...]
     oom_retries: int
     peak_memory_bytes: int
     """Peak GPU memory of this batch (CUDA), or the engine process's peak resident memory (CPU)."""
     busy_seconds: float = 0.0
     """Time the batch kept the device busy generating (see ``Pipeline.busy_seconds``)."""
+    safety_seconds: float = 0.0
+    """Time the batch spent in the image safety check (see ``SafetyCheck.busy_seconds``)."""
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 SCORE_SCALE = 0.01
 """Cosine similarity that moves the score from 0.5 to about 0.73: the checker's own special-care nudge."""
-FLAGGED, OK = "flagged", "ok"
-"""The verdict's label: whether the checker's own rule (any concept over its threshold) flags the image."""
 SPECIAL_CARE_ADJUSTMENT = 0.01
 """What diffusers' checker adds to every concept score of an image that matches a special-care concept."""
 
@@ -143,10 +141,7 @@ class SafetyCheck:
             checker.special_care_embeds_weights.float(),
         ).cpu()
         self.busy_seconds += time.perf_counter() - started  # .cpu() waited for the device
-        return [
-            SafetyVerdict(FLAGGED if margin > 0 else OK, score_from_margin(margin), self.name)
-            for margin in margins.tolist()
-        ]
+        return [SafetyVerdict.from_score(score_from_margin(margin), self.name) for margin in margins.tolist()]
 
     def warm_up(self) -> None:
         """Check one blank image, so the first member's batch does not pay for the first call."""

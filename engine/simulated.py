@@ -6,8 +6,9 @@ progress every step, honours cancellation between steps, and draws a small
 deterministic PNG per image from the prompt, parameters and seed (at most 64
 pixels a side by default, to keep load tests and demos cheap; ``image_max_side=None``
 draws the requested size). Tests can make a batch crash
-(:meth:`SimulatedEngine.crash_next_batch`). Time is spent through an injected
-``sleep`` so a virtual clock can run it instantly.
+(:meth:`SimulatedEngine.crash_next_batch`) and force the image safety check's
+scores (``safety_scores``). Time is spent through an injected ``sleep`` so a
+virtual clock can run it instantly.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from engine.types import (
     Outcome,
     Progress,
     ProgressCallback,
+    SafetyVerdict,
 )
 
 Sleep = Callable[[float], Awaitable[None]]
+SafetyScores = Callable[[JobRequest, int], float]
+"""The simulated image safety check: the score (0 to 1) of the image of a job and seed."""
 
 REFERENCE_PIXELS = 512 * 512
 MODEL_LABEL = "simulated"
+CHECKER_LABEL = "simulated-safety-check"
 
 
 def draw_image(job: JobRequest, seed: int, max_side: int | None = 64) -> bytes:
@@ -74,6 +79,7 @@ class SimulatedEngine:
         image_max_side: int | None = 64,
         draw_in_thread: bool = False,
         sleep: Sleep = asyncio.sleep,
+        safety_scores: SafetyScores | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.seconds_per_step = seconds_per_step
@@ -81,6 +87,8 @@ class SimulatedEngine:
         self.image_max_side = image_max_side
         self.draw_in_thread = draw_in_thread
         self._sleep = sleep
+        self.safety_scores = safety_scores
+        """Scores every image as the engine's safety check would (a test's forced scores); None: no check."""
         self._gpu = asyncio.Lock()
         self._held: set[str] = set()
         self._cancelled: set[str] = set()
@@ -117,6 +125,7 @@ class SimulatedEngine:
             restarts=self.restarts,
             device="simulated",
             model=MODEL_LABEL,
+            safety_checker=CHECKER_LABEL if self.safety_scores is not None else "",
             extra={
                 "busy_seconds": self.busy_seconds,
                 "batches": float(self.batches),
@@ -200,6 +209,14 @@ class SimulatedEngine:
 
     def _draw(self, jobs: list[JobRequest]) -> dict[str, tuple[GeneratedImage, ...]]:
         return {
-            job.job_id: tuple(GeneratedImage(seed, draw_image(job, seed, self.image_max_side)) for seed in job.seeds)
+            job.job_id: tuple(
+                GeneratedImage(seed, draw_image(job, seed, self.image_max_side), self._verdict(job, seed))
+                for seed in job.seeds
+            )
             for job in jobs
         }
+
+    def _verdict(self, job: JobRequest, seed: int) -> SafetyVerdict | None:
+        if self.safety_scores is None:
+            return None
+        return SafetyVerdict.from_score(self.safety_scores(job, seed), CHECKER_LABEL)

@@ -120,6 +120,11 @@ class SafetyVerdict:
     score: float
     model: str
 
+    @classmethod
+    def from_score(cls, score: float, model: str) -> SafetyVerdict:
+        """The verdict for ``score``: ``flagged`` above the classifier's line (0.5), else ``ok``."""
+        return cls("flagged" if score > 0.5 else "ok", score, model)
+
 
 @dataclass(frozen=True)
 class GeneratedImage:

@@ -32,8 +32,11 @@ from engine.protocol import (
     Step,
 )
 
+from engine.types import GeneratedImage, SafetyVerdict
+
 if TYPE_CHECKING:
     from engine.pipeline import ImageSpec, Pipeline
+    from engine.safety import SafetyCheck
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +101,20 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         # torch is imported here, in the engine process only
         from engine.optimize import OptionError
         from engine.pipeline import Pipeline
+        from engine.safety import SafetyCheck, SafetyCheckError
 
         announce(settings)
         pipeline = Pipeline.load(settings)
+        safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
         log.info("warming up: the first batch of each size%s", ", compiled" if settings.compile else "")
         pipeline.warm_up(settings)
+        if safety is None:
+            log.warning("images are NOT checked for safety: no classifier (engine.safety_checker: %s)",
+                        settings.safety_checker)  # fmt: skip
+        else:
+            safety.warm_up()
     except Exception as exc:
-        if isinstance(exc, OptionError):
+        if isinstance(exc, OptionError | SafetyCheckError):
             reason = str(exc)
         elif pipeline is None:  # the model itself could not be had: one line says why, no traceback
             log.debug("could not load the model", exc_info=True)
@@ -114,16 +124,21 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
             reason = f"engine.model: {settings.model} loaded, but its first batch failed: {type(exc).__name__}: {exc}"
         conn.send(StartFailed(reason))
         return
-    conn.send(Ready(str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size))
+    ready = Ready(
+        str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size,
+        safety.name if safety else "",
+    )  # fmt: skip
+    conn.send(ready)
     with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as encoder:
-        Server(conn, pipeline, settings, faults, encoder).serve()
+        Server(conn, pipeline, settings, faults, encoder, safety).serve()
 
 
 class Server:
     """The serving loop of one engine process: runs batches, reports steps, watches for interrupts.
 
-    PNGs are encoded on ``encoder``'s threads, so a UNet batch's images encode
-    while the next UNet batch of the same request runs.
+    Each UNet batch's images are checked by ``safety`` (None: not checked) in
+    one pass on the device, then encoded as PNGs on ``encoder``'s threads, so
+    they encode while the next UNet batch of the same request runs.
 
     Tests can drive it in-process with one end of a ``multiprocessing.Pipe`` and a loaded pipeline.
     """
@@ -135,12 +150,14 @@ class Server:
         settings: EngineSettings,
         faults: EngineFaults,
         encoder: ThreadPoolExecutor,
+        safety: SafetyCheck | None = None,
     ) -> None:
         self.conn = conn
         self.pipeline = pipeline
         self.settings = settings
         self.faults = faults
         self.encoder = encoder
+        self.safety = safety
         self.shutting_down = False
         self.stop_batch: int | None = None
 
@@ -178,7 +195,7 @@ class Server:
                 self.conn.poll(None)  # the test's hold: wait for the client's next message
             return self.stop_requested(batch.batch_id)
 
-        def run(chunk: Sequence[ImageSpec]) -> list[Future[bytes]] | None:
+        def run(chunk: Sequence[ImageSpec]) -> list[tuple[int, Future[bytes], SafetyVerdict | None]] | None:
             nonlocal images_done
             limit = self.faults.oom_above_images
             if limit is not None and len(chunk) > limit:
@@ -186,10 +203,12 @@ class Server:
             pictures = self.pipeline.generate(params, chunk, lambda step: on_step(len(chunk), step))
             if pictures is None:
                 return None
+            # Checked before encoding: no image leaves the engine without its verdict.
+            verdicts = self.safety.check(pictures) if self.safety is not None else [None] * len(pictures)
             images_done += len(chunk)
             return [
-                self.encoder.submit(encode_png, picture, self.pipeline.png_text(params, spec))
-                for spec, picture in zip(chunk, pictures, strict=True)
+                (spec.seed, self.encoder.submit(encode_png, picture, self.pipeline.png_text(params, spec)), verdict)
+                for spec, picture, verdict in zip(chunk, pictures, verdicts, strict=True)
             ]
 
         def on_shrink(size: int) -> None:
@@ -201,9 +220,12 @@ class Server:
 
         self.pipeline.reset_peak_memory()
         busy_before = self.pipeline.busy_seconds
+        checking_before = self.checking_seconds
         try:
             encoded = run_in_chunks(run, specs, self.pipeline.batch_size, on_shrink)
-            pngs = None if encoded is None else [future.result() for future in encoded]
+            images = None if encoded is None else [
+                GeneratedImage(seed, future.result(), verdict) for seed, future, verdict in encoded
+            ]  # fmt: skip
         except Exception as exc:
             if is_out_of_memory(exc):
                 log.error("out of GPU memory even for one %dx%d image", params.width, params.height)
@@ -213,14 +235,22 @@ class Server:
                 )
             log.exception("batch %d failed", batch.batch_id)
             return BatchFailed(batch.batch_id, INTERNAL_ERROR)
-        if pngs is None:
+        if images is None:
             return BatchStopped(batch.batch_id)
         per_job = []
         for job in batch.jobs:
-            per_job.append(tuple(pngs[: job.count]))
-            pngs = pngs[job.count :]
+            per_job.append(tuple(images[: job.count]))
+            images = images[job.count :]
         busy = self.pipeline.busy_seconds - busy_before
-        return BatchDone(batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy)
+        checking = self.checking_seconds - checking_before
+        return BatchDone(
+            batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy, checking
+        )
+
+    @property
+    def checking_seconds(self) -> float:
+        """Time spent in the image safety check so far."""
+        return self.safety.busy_seconds if self.safety is not None else 0.0
 
     def stop_requested(self, batch_id: int) -> bool:
         """Read what the client sent during the batch: should it stop?"""

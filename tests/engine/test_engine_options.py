@@ -245,5 +245,5 @@ def test_server_splits_by_the_batch_size_and_reports_busy_time(plain: Pipeline) 
     while ours.poll():
         steps.append(ours.recv().step)
     assert steps == [0, 1, 2, 2, 2, 3]  # overall progress of two UNet batches: 2 images, then 1
-    pngs = [Image.open(io.BytesIO(png)) for png in answer.images[0]]
+    pngs = [Image.open(io.BytesIO(image.png)) for image in answer.images[0]]
     assert_equivalent(pngs, plain.generate(PARAMS, [ImageSpec(job.prompt, "", seed) for seed in job.seeds]))
