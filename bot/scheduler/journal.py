@@ -26,7 +26,7 @@ from bot.db import Database
 from bot.scheduler.models import JobState, JobView
 from bot.scheduler.quotas import QuotaState, Who
 from bot.scheduler.rows import JOB_COLUMNS, job_row
-from engine.types import GeneratedImage, JobResult
+from engine.types import GeneratedImage, JobResult, SafetyVerdict
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,8 @@ class Journal:
         return refused
 
     async def end(self, changes: Sequence[tuple[JobView, JobResult | None]], quota_members: Iterable[Who] = ()) -> set[int]:
-        """Write jobs' new states (with the engine's time, and the images of done jobs) and the members' quota
-        state, in one transaction.
+        """Write jobs' new states (with the engine's time, and the images of done jobs with their safety
+        verdicts) and the members' quota state, in one transaction.
 
         Returns the ids whose row was missing (nothing could be written for them).
         """
@@ -203,6 +203,12 @@ class Journal:
                         "INSERT OR REPLACE INTO job_images (job_id, idx, seed, png) VALUES (?, ?, ?, ?)",
                         [(view.job_id, index, image.seed, image.png) for index, image in enumerate(images)],
                     )
+                    await conn.executemany(
+                        "INSERT OR REPLACE INTO image_verdicts (guild_id, job_id, idx, label, score, model)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        [(view.guild_id, view.job_id, index, image.safety.label, image.safety.score,
+                          image.safety.model) for index, image in enumerate(images) if image.safety is not None],
+                    )  # fmt: skip
             await self._upsert_quotas(conn, quota_members)
         return missing
 
@@ -265,12 +271,18 @@ class Journal:
         return rows[0] if rows else None
 
     async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
+        """The server's job's stored images, each with its safety verdict (None where it was not checked)."""
         rows = await self.fetchall(
-            "SELECT seed, png FROM job_images WHERE job_id = (SELECT id FROM jobs WHERE id = ? AND guild_id = ?)"
-            " ORDER BY idx",
+            "SELECT i.seed, i.png, v.label, v.score, v.model FROM job_images i"
+            " LEFT JOIN image_verdicts v ON v.job_id = i.job_id AND v.idx = i.idx AND v.guild_id = ?2"
+            " WHERE i.job_id = (SELECT id FROM jobs WHERE id = ?1 AND guild_id = ?2) ORDER BY i.idx",
             (job_id, guild_id),
         )
-        return tuple(GeneratedImage(seed=row["seed"], png=bytes(row["png"])) for row in rows)
+        return tuple(
+            GeneratedImage(row["seed"], bytes(row["png"]),
+                           None if row["label"] is None else SafetyVerdict(row["label"], row["score"], row["model"]))
+            for row in rows
+        )  # fmt: skip
 
     async def undelivered(self) -> list[aiosqlite.Row]:
         """Done jobs whose grid was not posted, and ended ones whose member was not told, in every server."""
