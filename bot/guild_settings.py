@@ -13,11 +13,12 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from bot.db import Database
+from bot.image_policy import Bands, band_problem
 from bot.refusal import Refusal
 from bot.settings import Settings
 from moderation.audit import write_audit
 
-Kind = Literal["roles", "channels", "channel", "score", "categories"]
+Kind = Literal["roles", "channels", "channel", "score", "categories", "fraction"]
 SCORE_RANGE = (0.5, 100.0)
 """The allowed range of a server's flag thresholds."""
 SETTING_KINDS: dict[str, Kind] = {
@@ -28,6 +29,10 @@ SETTING_KINDS: dict[str, Kind] = {
     "alert_score": "score",
     "hide_score": "score",
     "filter_off": "categories",
+    "image_allow_below": "fraction",
+    "image_block_at": "fraction",
+    "nsfw_image_allow_below": "fraction",
+    "nsfw_image_block_at": "fraction",
 }
 """The keys a server's admins may set, and what each takes."""
 
@@ -46,6 +51,11 @@ class ServerSettings:
     hide_score: float
     filter_off: tuple[str, ...]
     """Filter categories of the config this server turned off."""
+    image_allow_below: float
+    image_block_at: float
+    nsfw_image_allow_below: float | None
+    nsfw_image_block_at: float | None
+    """The image safety check's bands (see :mod:`bot.image_policy`); the NSFW ones None: as other channels."""
     overridden: frozenset[str]
     """The keys the server set itself; the others are the config's."""
 
@@ -53,9 +63,14 @@ class ServerSettings:
         """Every settable key and its value, in :data:`SETTING_KINDS` order."""
         return {key: getattr(self, key) for key in SETTING_KINDS}
 
+    def image_bands(self, nsfw: bool) -> Bands:
+        """The image safety check's bands in an ordinary or an age-restricted (NSFW) channel."""
+        ordinary = Bands(self.image_allow_below, self.image_block_at)
+        return ordinary.overridden(self.nsfw_image_allow_below, self.nsfw_image_block_at) if nsfw else ordinary
+
 
 def _defaults(settings: Settings) -> dict[str, Any]:
-    discord, flags = settings.discord, settings.moderation.flags
+    discord, flags, images = settings.discord, settings.moderation.flags, settings.image_policy
     return {
         "dream_channel_ids": discord.dream_channel_ids,
         "moderators_channel_id": discord.moderators_channel_id,
@@ -64,6 +79,10 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "alert_score": flags.alert_score,
         "hide_score": flags.hide_score,
         "filter_off": (),
+        "image_allow_below": images.allow_below,
+        "image_block_at": images.block_at,
+        "nsfw_image_allow_below": images.nsfw_allow_below,
+        "nsfw_image_block_at": images.nsfw_block_at,
     }
 
 
@@ -132,6 +151,8 @@ class GuildSettingsStore:
                 raise Refusal(f"`{key}` takes filter categories of the config: {', '.join(self._categories)}; "
                               f"not {', '.join(unknown) or 'none'}.")  # fmt: skip
             return tuple(dict.fromkeys(value))
+        if SETTING_KINDS[key] == "fraction":
+            return self._checked_band(guild_id, key, value)
         if SETTING_KINDS[key] != "score":
             return value
         low, high = SCORE_RANGE
@@ -143,6 +164,18 @@ class GuildSettingsStore:
         if hide < alert:
             raise Refusal(f"hide_score ({hide:g}) must not be below alert_score ({alert:g}): moderators hear of an "
                           "image before it hides.")  # fmt: skip
+        return float(value)
+
+    def _checked_band(self, guild_id: int, key: str, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise Refusal(f"`{key}` must be 0 to 1; {value:g} is out of range.")
+        after = ServerSettings(guild_id, **{**self.effective(guild_id).values(), key: float(value)},
+                               overridden=frozenset())  # fmt: skip
+        for nsfw, prefix in ((False, "image_"), (True, "nsfw_image_")):  # an ordinary bound may be the NSFW one too
+            bands = after.image_bands(nsfw)
+            problem = band_problem(bands.allow_below, bands.block_at, prefix)
+            if problem:
+                raise Refusal(f"{problem}: an image would be withheld before it could be reviewed.")
         return float(value)
 
     def forget(self, guild_id: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError, field_validator
 
+from bot.image_policy import ImagePolicySettings
 from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from engine.config import EngineSettings
 from moderation.config import ModerationSettings
@@ -118,6 +119,7 @@ class Settings(Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     quotas: QuotaSettings = QuotaSettings()
     moderation: ModerationSettings = ModerationSettings()
+    image_policy: ImagePolicySettings = ImagePolicySettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     token: SecretStr | None = Field(default=None, exclude=True, repr=False)
@@ -188,16 +190,17 @@ def changed_keys(old: Settings, new: Settings) -> list[str]:
 
 def is_live(key: str) -> bool:
     """Whether a change of ``key`` takes effect on reload (see :func:`with_live`) rather than at the next restart."""
-    return key.startswith(("discord.", "moderation.filter.")) and not key.startswith(RESTART_ONLY)
+    return key.startswith(("discord.", "moderation.filter.", "image_policy.")) and not key.startswith(RESTART_ONLY)
 
 
 def with_live(current: Settings, new: Settings) -> Settings:
-    """``current`` with the settings of ``new`` that :func:`is_live` names: the ``discord`` section and the filter."""
+    """``current`` with the settings of ``new`` that :func:`is_live` names: the ``discord`` section, the filter
+    and the image policy."""
     names = [key.removeprefix("discord.") for key in RESTART_ONLY]
     kept = {name: getattr(current.discord, name) for name in names}
     discord = new.discord.model_copy(update=kept)
     moderation = current.moderation.model_copy(update={"filter": new.moderation.filter})
-    return current.model_copy(update={"discord": discord, "moderation": moderation})
+    return current.model_copy(update={"discord": discord, "moderation": moderation, "image_policy": new.image_policy})
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
