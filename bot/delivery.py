@@ -9,7 +9,9 @@ member, as do results of jobs that outlived a restart (unless the channel's
 newest messages show the grid was posted and only its record was lost, so a
 crash never posts it twice). A deleted message falls back to the channel; a
 deleted channel is logged and the job recorded as undeliverable (so a restart
-does not try again), and nothing crashes.
+does not try again), and nothing crashes. Before a grid is posted, the image
+safety check's verdicts decide whether it is withheld or spoilered for review
+(:mod:`bot.screening`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot import render
 from bot.replies import placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
 from bot.scheduler.models import Admission, JobState, JobView
+from bot.screening import Screening, spoil
 from bot.services import Services
 from bot.views import result_view, status_view
 from engine.types import GeneratedImage
@@ -78,6 +81,7 @@ class Delivery:
     def __init__(self, bot: Any, services: Services) -> None:
         self.bot = bot
         self.services = services
+        self.screening = Screening(bot, services)
         self._events = services.dreams.subscribe()
         self._replies: dict[int, Reply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -263,6 +267,11 @@ class Delivery:
             return
         self._posting.add(job.job_id)
         await self._settle(reply)
+        screened = self.screening.decide(job)  # the image safety check: withhold, or spoiler for review
+        if screened is not None and screened.action == "block":
+            live = reply.interaction if self._age(reply) < TOKEN_LIFETIME_S else None
+            await self.screening.withhold(job, screened.verdict, live, reply.message_id)
+            return
         limit = reply.interaction.filesize_limit if reply.interaction else self._channel_upload_limit(job.channel_id)
         upload = await asyncio.to_thread(render.grid_upload, job, job.images, self.services.model, limit)
         seconds = job.finished_at - job.started_at if job.finished_at and job.started_at else None
@@ -270,13 +279,16 @@ class Delivery:
             "embed": render.result_embed(job, upload, seconds, f"<@{job.member_id}>", reply.note),
             "view": result_view(job),
         }
+        if screened is not None:
+            spoil(fields["embed"])
         message = None
         if not self._late(reply):
             async with reply.edit_lock:
-                message = await self._edit_status(reply, content=None, attachments=[upload.file()], **fields)
+                file = upload.file(spoiler=screened is not None)
+                message = await self._edit_status(reply, content=None, attachments=[file], **fields)
         if message is None:
             text = f"<@{job.member_id}> your dream is ready."
-            message = await self._post_in_channel(job, text, upload.file(), **fields)
+            message = await self._post_in_channel(job, text, upload.file(spoiler=screened is not None), **fields)
             if message is not None and reply.message_id is not None:
                 await self._edit_status(reply, content=f"Finished: {message.jump_url}", embed=None, view=None)
         if message is None:
@@ -288,6 +300,8 @@ class Delivery:
             log.warning("job %s: its result was already recorded; deleting the second post %s", job.job_id, message.id)
             with contextlib.suppress(discord.HTTPException):
                 await message.delete()
+        elif screened is not None:
+            await self.screening.review(job, message, screened.verdict)
 
     async def _redeliver(self, job: JobView) -> None:
         """Post a result that finished before a restart, unless it was posted and only its record was lost."""

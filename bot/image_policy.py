@@ -22,7 +22,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.metrics import BotMetrics
+from bot.scheduler.models import JobView
 from engine.types import GeneratedImage, SafetyVerdict
+from moderation.audit import AuditLog
+from moderation.flags import FlaggedImage, FlagStore, ReviewItem
 
 Action = Literal["allow", "review", "block"]
 
@@ -83,21 +87,46 @@ class ImagePolicySettings(BaseModel):
 
 @dataclass(frozen=True)
 class ImageDecision:
-    """What to do with one job's images, and the verdict that decided it (None: no image was checked)."""
+    """A job's grid to withhold (``block``) or to spoiler for review (``review``), and the verdict that said so."""
 
-    action: Action
-    worst: SafetyVerdict | None
-
-    @property
-    def public(self) -> bool:
-        """Whether the grid may be posted in the channel (spoilered, for review)."""
-        return self.action != "block"
+    action: Literal["review", "block"]
+    verdict: SafetyVerdict
 
 
-def decide(images: Sequence[GeneratedImage], bands: Bands) -> ImageDecision:
-    """The job's action by its highest-scoring checked image."""
+def decide(images: Sequence[GeneratedImage], bands: Bands) -> ImageDecision | None:
+    """What to do with a job's grid, by its highest-scoring checked image; None: post it as it is."""
     verdicts = [image.safety for image in images if image.safety is not None]
     if not verdicts:
-        return ImageDecision("allow", None)
+        return None
     worst = max(verdicts, key=lambda verdict: verdict.score)
-    return ImageDecision(bands.action(worst.score), worst)
+    action = bands.action(worst.score)
+    return None if action == "allow" else ImageDecision(action, worst)
+
+
+class SafetyRecords:
+    """Where the safety check's decisions are recorded: withheld images counted against their member (the
+    metric and the audit log), spoilered grids put in the review queue."""
+
+    def __init__(self, metrics: BotMetrics, audit: AuditLog, flags: FlagStore) -> None:
+        self._metrics = metrics
+        self._audit = audit
+        self._flags = flags
+
+    async def image_withheld(self, job: JobView, verdict: SafetyVerdict, bands: Bands) -> None:
+        """Count a job's images withheld from its channel against its member: every withheld job comes
+        through here once, whether or not the moderators could be shown it."""
+        self._metrics.images_withheld.inc(len(job.seeds))
+        await self._audit.record(
+            job.guild_id, None, "image_withheld", member_id=job.member_id,
+            detail=f"job #{job.number}: {describe(verdict)}, withheld from {bands.block_at:g}",
+        )  # fmt: skip
+
+    async def hold_for_review(self, job: JobView, message_id: int, verdict: SafetyVerdict) -> ReviewItem:
+        """Put a job's posted, spoilered grid in its server's review queue (audited with the score)."""
+        image = FlaggedImage(message_id, job.guild_id, job.member_id, job.prompt, job.job_id, job.channel_id)
+        return await self._flags.hold_for_review(image, f"job #{job.number}: {describe(verdict)}")
+
+
+def describe(verdict: SafetyVerdict) -> str:
+    """A verdict in a few words, for moderators and the audit log."""
+    return f"{verdict.model} scored {verdict.score:.3f} ({verdict.label})"

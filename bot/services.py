@@ -18,6 +18,7 @@ from bot.db import Database
 from bot.filter_rules import GuildFilters, RuleChange
 from bot.forget import Forgetting
 from bot.guild_settings import GuildSettingsStore, ServerSettings
+from bot.image_policy import SafetyRecords
 from bot.metrics import BotMetrics
 from bot.refusal import Refusal
 from bot.retention import Retention
@@ -136,12 +137,18 @@ class Services:
         """The operator's user ids: configured, else the application's owners (filled in at connect)."""
         self.config_path = config_path
         self.metrics = metrics or BotMetrics()
+        self.image_safety = SafetyRecords(self.metrics, self.audit, self.flags)
         self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")
         """The model name written into images' parameters."""
 
     def server_settings(self, guild_id: int | None) -> ServerSettings:
         """A server's effective settings (the config's defaults for no server)."""
         return self.guild_settings.effective(guild_id or 0)
+
+    @property
+    def safety_checker(self) -> str:
+        """The classifier that checks every generated image; empty when images are not checked."""
+        return self.engine.health().safety_checker
 
     # members
 

@@ -189,6 +189,24 @@ class FlagStore:
             item = await self._one(conn, item.guild_id, "id = ?", item.id)
         return FlagOutcome(item, counted=True, alert=alert, hide=hide)
 
+    async def hold_for_review(self, image: FlaggedImage, detail: str, *, now: float | None = None) -> ReviewItem:
+        """Put a posted image in the review queue with no flag, already hidden and alerted (the image safety
+        check spoilered it and tells the moderators); ``detail`` is audited as why."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO moderation_items (message_id, channel_id, guild_id, job_id, author_id, prompt,"
+                " alerted_at, hidden_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (message_id) DO NOTHING",
+                (image.message_id, image.channel_id, image.guild_id, image.job_id, image.author_id, image.prompt,
+                 now, now, now, now),
+            )  # fmt: skip
+            item = await self._one(conn, image.guild_id, "message_id = ?", image.message_id)
+            if item is None:
+                raise ReviewError(f"Message {image.message_id} belongs to another server.")
+            await write_audit(conn, image.guild_id, now, None, "safety_review", item.id, image.author_id, detail)
+            return item
+
     # --- moderators ------------------------------------------------------------------------------
 
     async def dismiss(self, guild_id: int, item_id: int, moderator_id: int, note: str = "", *,

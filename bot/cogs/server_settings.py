@@ -23,7 +23,9 @@ KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, k
 
 def shown(kind: str, value: Any) -> str:
     """A setting's value as Discord shows it: role and channel mentions, numbers, "none"."""
-    if kind == "score":
+    if kind == "fraction" and value is None:
+        return "as in other channels"
+    if kind in ("score", "fraction"):
         return f"{value:g}"
     if kind == "categories":
         return ", ".join(value) or "none"
@@ -32,11 +34,14 @@ def shown(kind: str, value: Any) -> str:
     return ", ".join(mention.format(item) for item in values) or "none"
 
 
-def settings_embed(server: ServerSettings) -> discord.Embed:
+def settings_embed(server: ServerSettings, safety_checker: str) -> discord.Embed:
+    """The server's settings and where each comes from, and whether generated images are checked at all."""
     embed = discord.Embed(title="This server's settings", colour=render.BLURPLE)
     for key, value in server.values().items():
         source = "set by this server" if key in server.overridden else "config default"
         embed.add_field(name=key, value=f"{shown(SETTING_KINDS[key], value)}\n*{source}*")
+    checked = f"checked by {safety_checker}" if safety_checker else "⚠️ **not checked**: the engine has no classifier"
+    embed.add_field(name="Image safety check", value=f"Images are {checked}.", inline=False)
     return embed
 
 
@@ -46,9 +51,10 @@ def chosen(interaction: discord.Interaction, key: str, role: discord.Role | None
     kind = SETTING_KINDS[key]
     guild = interaction.guild
     assert guild is not None  # served servers only
-    if kind == "score":
+    if kind in ("score", "fraction"):
+        low, high = SCORE_RANGE if kind == "score" else (0, 1)
         if value is None:
-            raise Refusal(f"Give `value` for {key}: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}.")
+            raise Refusal(f"Give `value` for {key}: {low:g} to {high:g}.")
         return value
     if kind == "categories":
         if not categories:
@@ -74,12 +80,13 @@ class ServerSettingsGroup(app_commands.Group):
     async def show(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         services: Any = interaction.client.services  # type: ignore[attr-defined]
-        await whisper(interaction, embed=settings_embed(services.server_settings(interaction.guild_id)))
+        server = services.server_settings(interaction.guild_id)
+        await whisper(interaction, embed=settings_embed(server, services.safety_checker))
 
     @app_commands.command(name="set", description="Give this server its own value of a setting")
     @app_commands.describe(
         role="For role settings", channel="For channel settings",
-        value=f"For thresholds: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}",
+        value=f"For flag thresholds: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}; for image_ bands: 0 to 1",
         categories="For filter_off: the config's filter categories to turn off here, separated by commas",
     )  # fmt: skip
     @app_commands.choices(key=KEY_CHOICES)

@@ -207,6 +207,7 @@ class FakeChannel:
         type: discord.ChannelType = discord.ChannelType.text,
         position: int = 0,
         recipient: FakeUser | None = None,
+        nsfw: bool = False,
     ) -> None:
         self.guild = guild
         self.id = snowflake()
@@ -214,6 +215,8 @@ class FakeChannel:
         self.type = type
         self.position = position
         self.recipient = recipient
+        self.nsfw = nsfw
+        """Age-restricted."""
         self.deleted = False
         # target id -> (allow, deny); the @everyone overwrite uses the guild id.
         self.overwrites: dict[int, tuple[discord.Permissions, discord.Permissions]] = {}
@@ -250,7 +253,7 @@ class FakeChannel:
             "position": self.position,
             "parent_id": None,
             "topic": None,
-            "nsfw": False,
+            "nsfw": self.nsfw,
             "last_message_id": None,
             "rate_limit_per_user": 0,
             "flags": 0,
@@ -352,9 +355,9 @@ class FakeGuild:
         self._emit("GUILD_MEMBER_ADD", {"guild_id": str(self.id), **member.payload()})
         return member
 
-    def add_text_channel(self, name: str) -> FakeChannel:
-        """Add a text channel."""
-        channel = FakeChannel(self, name, position=len(self.channels))
+    def add_text_channel(self, name: str, *, nsfw: bool = False) -> FakeChannel:
+        """Add a text channel (``nsfw``: age-restricted)."""
+        channel = FakeChannel(self, name, position=len(self.channels), nsfw=nsfw)
         self.channels.append(channel)
         self._emit("CHANNEL_CREATE", channel.payload())
         return channel
