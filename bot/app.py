@@ -83,6 +83,9 @@ class App:
         monitoring: Monitoring | None = None
         try:
             await engine.start()
+            if not engine.health().safety_checker:
+                log.warning("generated images are NOT checked for safety: the engine has no classifier "
+                            "(engine.safety_checker); every image is posted as it is")  # fmt: skip
             dreams = DreamService(
                 db,
                 engine,

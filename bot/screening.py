@@ -60,8 +60,9 @@ class Screening:
         """
         await self.services.image_safety.image_withheld(job, verdict, self.bands(job))
         await self._show_moderators(job, verdict)
-        await self._tell_member(job, interaction, status_message_id)
+        # Recorded before the member is told: a restart in between must not count and show it twice.
         await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, WITHHELD_REASON)
+        await self._tell_member(job, interaction, status_message_id)
 
     async def review(self, job: JobView, message: discord.Message, verdict: SafetyVerdict) -> None:
         """Put a posted, spoilered grid in the review queue and alert the moderators."""
