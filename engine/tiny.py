@@ -8,7 +8,7 @@ code that loads real weights.
 ``write_tiny_model`` makes a model small enough for a 64x64 image in a fraction
 of a second on a CPU; ``write_random_sd15`` makes the full Stable Diffusion 1.5
 architecture (same arithmetic as the real weights) for benchmarks.
-``write_tiny_safety_checker`` makes an image safety classifier of the real
+``write_safety_checker`` makes an image safety classifier of the real
 kind (a CLIP image tower and concept embeddings) with a tiny tower, whose
 verdict is fixed by its concept threshold whatever its random weights.
 """
@@ -133,8 +133,18 @@ TINY_VISION = {
     "num_attention_heads": 4,
 }
 """The tiny checker's CLIP image tower: 32x32 inputs, 16 patches."""
+SD_SAFETY_VISION = {
+    "image_size": 224,
+    "patch_size": 14,
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "hidden_act": "quick_gelu",
+}
+"""CLIP ViT-L/14's image tower, as in the safety checker Stable Diffusion 1.x ships (for benchmarks)."""
 SAFE, FLAGGED = 1.0, -1.0
-"""Concept thresholds for :func:`write_tiny_safety_checker`: a cosine similarity never exceeds 1 (nothing is
+"""Concept thresholds for :func:`random_safety_checker`: a cosine similarity never exceeds 1 (nothing is
 flagged) and always exceeds -1 (everything is)."""
 
 
@@ -143,9 +153,12 @@ def write_tiny_model(dest: Path) -> Path:
     return write_random_pipeline(dest, TINY)
 
 
-def tiny_safety_checker(threshold: float = SAFE) -> tuple[StableDiffusionSafetyChecker, CLIPImageProcessor]:
-    """A tiny random safety checker whose 17 concepts all have ``threshold``, and its image processor."""
-    config = CLIPConfig(text_config=TINY.text, vision_config=TINY_VISION, projection_dim=32)
+def random_safety_checker(
+    threshold: float = SAFE, vision: dict[str, Any] = TINY_VISION, projection_dim: int = 32
+) -> tuple[StableDiffusionSafetyChecker, CLIPImageProcessor]:
+    """A random safety checker (a tiny image tower by default) whose 17 concepts all have ``threshold``, and
+    its image processor."""
+    config = CLIPConfig(text_config=TINY.text, vision_config=vision, projection_dim=projection_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         checker = StableDiffusionSafetyChecker(config)
@@ -153,16 +166,19 @@ def tiny_safety_checker(threshold: float = SAFE) -> tuple[StableDiffusionSafetyC
         checker.special_care_embeds.data = torch.randn(3, config.projection_dim)
     checker.concept_embeds_weights.data.fill_(threshold)
     checker.special_care_embeds_weights.data.fill_(SAFE)  # no special care: the threshold alone decides
-    side = TINY_VISION["image_size"]
+    side = vision["image_size"]
     processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     return checker, processor
 
 
-def write_tiny_safety_checker(dest: Path, threshold: float = SAFE) -> Path:
-    """Write a tiny checker (see :func:`tiny_safety_checker`) as a classifier folder: weights, config and image
-    processor side by side, as the Hugging Face repository of the real one ships them."""
-    checker, processor = tiny_safety_checker(threshold)
-    checker.save_pretrained(dest)
+def write_safety_checker(
+    dest: Path, threshold: float = SAFE, *, sd_size: bool = False, dtype: torch.dtype = torch.float32
+) -> Path:
+    """Write a random checker (see :func:`random_safety_checker`; ``sd_size``: the real one's architecture, for
+    benchmarks) as a classifier folder: weights, config and image processor side by side, as the Hugging Face
+    repository of the real one ships them."""
+    checker, processor = random_safety_checker(threshold, *((SD_SAFETY_VISION, 768) if sd_size else ()))
+    checker.to(dtype=dtype).save_pretrained(dest)
     processor.save_pretrained(dest)
     return Path(dest)
 
@@ -170,7 +186,7 @@ def write_tiny_safety_checker(dest: Path, threshold: float = SAFE) -> Path:
 def write_tiny_model_with_checker(dest: Path, threshold: float = SAFE) -> Path:
     """Write the tiny pipeline with a tiny checker in its ``safety_checker/`` and ``feature_extractor/``."""
     write_tiny_model(dest)
-    checker, processor = tiny_safety_checker(threshold)
+    checker, processor = random_safety_checker(threshold)
     checker.save_pretrained(Path(dest) / "safety_checker")
     processor.save_pretrained(Path(dest) / "feature_extractor")
     index_path = Path(dest) / "model_index.json"

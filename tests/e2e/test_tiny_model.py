@@ -28,9 +28,9 @@ async def test_dream_through_the_real_engine_posts_a_real_grid(world: World, tin
 async def test_an_image_the_real_classifier_flags_never_reaches_the_channel(
     world: World, tiny_model: Path, tmp_path: Path
 ) -> None:
-    from engine.tiny import FLAGGED, write_tiny_safety_checker  # imports torch: only for this test
+    from engine.tiny import FLAGGED, write_safety_checker  # imports torch: only for this test
 
-    checker = write_tiny_safety_checker(tmp_path / "checker", FLAGGED)  # flags every image, whatever it shows
+    checker = write_safety_checker(tmp_path / "checker", FLAGGED)  # flags every image, whatever it shows
     engine = {"simulated": False, "model": str(tiny_model), "device": "cpu", "safety_checker": str(checker)}
     await world.start(engine=engine)
     ix = await world.dream(world.alice, prompt="a tiny test", count=2, steps=2, width=64, height=64)

@@ -15,7 +15,7 @@ from engine.config import EngineSettings
 from engine.pipeline import Pipeline
 from engine.protocol import BatchDone, EngineFaults, RunBatch
 from engine.safety import SafetyCheck, SafetyCheckError, concept_margins, score_from_margin
-from engine.tiny import FLAGGED, write_tiny_model_with_checker, write_tiny_safety_checker
+from engine.tiny import FLAGGED, write_tiny_model_with_checker, write_safety_checker
 from engine.types import GenerationParams, JobRequest
 from engine.worker import Server
 
@@ -34,7 +34,7 @@ def flagged_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_classifier_folder_checks_a_batch_with_one_verdict_per_image(tmp_path: Path, tiny_model: Path) -> None:
-    folder = write_tiny_safety_checker(tmp_path / "checker")
+    folder = write_safety_checker(tmp_path / "checker")
     check = load(tiny_model, str(folder))
     assert check is not None and check.name == "checker"
     verdicts = check.check(IMAGES)
