@@ -13,6 +13,10 @@ fp32 on a CPU, SDPA attention, default settings) with the DPM++ 2M scheduler,
 called with a list of prompts; its images stay PIL images. The engine runs in
 its own process with the options of ``--set`` (a preset per device by
 default), and its figures include PNG encoding and the process boundary.
+
+The engine checks every image with a random safety checker of the arch's size
+(``--safety-checker none`` to leave it out, as stock diffusers is run without
+one): its cost per image is printed next to the generation time per image.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from diffusers import StableDiffusionPipeline  # noqa: E402
 from engine.client import EngineProcess, EngineStartError  # noqa: E402
 from engine.config import EngineSettings  # noqa: E402
 from engine.pipeline import SCHEDULERS, ImageSpec, Pipeline  # noqa: E402
-from engine.tiny import write_random_sd15, write_tiny_model  # noqa: E402
+from engine.tiny import write_random_sd15, write_safety_checker, write_tiny_model  # noqa: E402
 from engine.types import SAMPLERS, GenerationParams, JobRequest, Outcome  # noqa: E402
 
 DEFAULTS = {"tiny": {"size": 64, "steps": 4}, "sd15": {"size": 512, "steps": 25}}
@@ -72,6 +76,10 @@ class Cell:
     seconds: float
     """Median seconds per batch."""
     peak_mb: float
+    generating_s: float = math.nan
+    """Device seconds generating per image (the engine's own timing, without the check and PNGs)."""
+    checking_s: float = math.nan
+    """Seconds in the image safety check per image (preprocessing included)."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,6 +102,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--ablate", action="store_true", help="also time each engine option on and off, in-process")
     parser.add_argument("--model-dir", type=Path, help="where to write the random model (default: a temporary folder)")
+    parser.add_argument("--safety-checker", choices=["random", "none"], default="random",
+                        help="check every image with a random checker of the arch's size, or not")  # fmt: skip
     args = parser.parse_args()
     args.batches = [int(size) for size in args.batches.split(",")]
     args.steps = args.steps or DEFAULTS[args.arch]["steps"]
@@ -108,6 +118,16 @@ def _option(item: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value  # a bare word: auto, bf16, ...
+
+
+def write_checker(args: argparse.Namespace, dest: Path) -> str:
+    """The ``engine.safety_checker`` setting of the run: a random checker written to ``dest``, or none."""
+    if args.safety_checker == "none":
+        return "none"
+    if not (dest / "config.json").exists():
+        sd = args.arch == "sd15"
+        write_safety_checker(dest, sd_size=sd, dtype=torch.float16 if sd else torch.float32)
+    return str(dest)
 
 
 def write_model(arch: str, dest: Path) -> Path:
@@ -253,11 +273,17 @@ async def measure_engine(args: argparse.Namespace, model: Path, scratch: Path) -
         for batch in args.batches:
             await run_batch(engine, args, batch)  # warm this batch size
             seconds = []
+            before = engine.health().extra
             for _ in range(args.repeats):
                 started = time.perf_counter()
                 await run_batch(engine, args, batch)
                 seconds.append(time.perf_counter() - started)
-            cells[batch] = Cell(statistics.median(seconds), engine.health().extra["peak_memory_mb"])
+            after, images = engine.health().extra, batch * args.repeats
+            cells[batch] = Cell(
+                statistics.median(seconds), after["peak_memory_mb"],
+                (after["busy_seconds"] - before["busy_seconds"]) / images,
+                (after["safety_seconds"] - before["safety_seconds"]) / images,
+            )  # fmt: skip
             print(f"engine batch {batch}: {batch / cells[batch].seconds:.2f} images/s", flush=True)
         batch_size = int(engine.health().extra["batch_size"])
         duty, nvml = await duty_cycle(engine, args, batch_size)
@@ -431,7 +457,17 @@ def report(
         )
         print(" | ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True)))
     print("steps/s: denoising steps of the whole batch per second, end to end (decode and, for the engine, PNGs)")
-    print("boundary: engine time / the same pipeline called in this process - 1 (what the process boundary costs)")
+    if args.safety_checker != "none":
+        cells = {batch: run.cells[batch] for batch in args.batches}
+        costs = ", ".join(
+            f"batch {batch}: {cell.checking_s * 1000:.1f} ms vs {cell.generating_s * 1000:.1f} ms "
+            f"({cell.checking_s / cell.generating_s:.1%})"
+            for batch, cell in cells.items()
+        )
+        print(f"safety check per image (random {args.arch}-sized checker, batched, preprocessing included) vs "
+              f"generation per image: {costs}")  # fmt: skip
+    print("boundary: engine time / the same pipeline called in this process - 1 (what the process boundary costs, "
+          "and the safety check, which the in-process pipeline does not run)")  # fmt: skip
     print(
         f"time to first image: stock (load + 1 image) {stock_first_s:.1f} s; engine from start, cold "
         f"{run.first_image_cold_s:.1f} s, with the compile cache {run.first_image_cached_s:.1f} s"
@@ -460,6 +496,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix=f"dreamqueue-{args.arch}-") as scratch_dir:
         scratch = Path(scratch_dir)
         model = write_model(args.arch, args.model_dir or scratch / args.arch)
+        args.options = {**args.options, "safety_checker": write_checker(args, model.parent / f"{args.arch}-checker")}
         stock, stock_first_s = measure_stock(args, model)
         run = asyncio.run(measure_engine(args, model, scratch))
         # The engine's own UNet batch size: "auto" measured apart could settle on another and skew the boundary.

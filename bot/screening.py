@@ -45,8 +45,7 @@ class Screening:
     def bands(self, job: JobView) -> Bands:
         """The bands of the job's channel in its server."""
         channel = self.bot.get_channel(job.channel_id) if job.channel_id else None
-        nsfw = isinstance(channel, discord.abc.GuildChannel | discord.Thread) and channel.is_nsfw()
-        return self.services.server_settings(job.guild_id).image_bands(nsfw)
+        return self.services.server_settings(job.guild_id).image_bands(is_nsfw(channel))
 
     def decide(self, job: JobView) -> ImageDecision | None:
         """What to do with the job's grid in its channel; None: post it as it is."""
@@ -111,6 +110,11 @@ class Screening:
             await user.send(text)
         except discord.HTTPException as exc:
             log.info("job %s withheld; its member could not be sent a direct message: %s", job.job_id, exc)
+
+
+def is_nsfw(channel: object) -> bool:
+    """Whether a channel (or a thread, by its parent) is age-restricted."""
+    return isinstance(channel, discord.abc.GuildChannel | discord.Thread) and channel.is_nsfw()
 
 
 def spoil(embed: discord.Embed) -> None:

@@ -16,10 +16,12 @@ import discord
 from bot import render
 from bot.access import member_of, moderates_here
 from bot.errors import Guarded
+from bot.image_policy import decide
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.review import FlagForm
 from bot.scheduler.models import JobState, JobView
+from bot.screening import is_nsfw
 from bot.server import server_id
 
 
@@ -128,10 +130,11 @@ class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r
             raise Refusal(f"Job #{job.number} has {len(images)} images.")
         image = images[self.index]
         upload = await asyncio.to_thread(render.single_upload, job, image, self.index, interaction.filesize_limit)
+        bands = services.server_settings(guild_id).image_bands(is_nsfw(interaction.channel))
         await interaction.followup.send(
             f"Image {self.index + 1} of job #{job.number} by <@{job.member_id}> · seed `{image.seed}`"
             + (f"\n{upload.note}" if upload.note else ""),
-            file=upload.file(),
+            file=upload.file(spoiler=decide((image,), bands) is not None),  # as the safety check shows its grid
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

@@ -135,8 +135,8 @@ class Pipeline:
         """Load ``settings.model`` (a local folder or a Hugging Face id) with the engine's options applied.
 
         Attention runs through PyTorch's scaled-dot-product attention (diffusers'
-        default ``AttnProcessor2_0``) unless ``low_memory`` slices it; there is no
-        safety checker. ``compile_backend`` is for tests (``eager`` captures and
+        default ``AttnProcessor2_0``) unless ``low_memory`` slices it; the safety
+        checker is loaded apart (:mod:`engine.safety`). ``compile_backend`` is for tests (``eager`` captures and
         guards the graphs as inductor would, without generating kernels).
         """
         if not settings.model:

@@ -67,6 +67,8 @@ async def test_a_borderline_image_is_posted_spoilered_and_queued_for_review(worl
     result = await world.result(await world.dream(world.bob, prompt="a duel, score 0.3", count=1))
     assert result.attachments[0].spoiler and "image" not in result.embeds[0]
     assert "until a moderator reviews it" in str(result.embeds[0]["fields"])
+    alone = await world.fake.click(world.carol, result, label="1")  # the image alone, full size: spoilered too
+    assert (await alone.wait_message(lambda m: bool(m.attachments))).attachments[0].spoiler
 
     alert = await world.fake.wait_message(has_text("Review #"), channel=world.mods)
     assert alert.attachments[0].spoiler and [b["label"] for b in alert.buttons][0] == "Dismiss"
