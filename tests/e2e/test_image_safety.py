@@ -64,7 +64,7 @@ async def test_a_withheld_image_is_never_public_the_moderators_get_it_spoilered_
 
 async def test_a_borderline_image_is_posted_spoilered_and_queued_for_review(world: World) -> None:
     await world.start(engine_client=checked_engine())
-    result = await world.result(await world.dream(world.bob, prompt="a duel, score 0.3", count=1))
+    result = await world.result(await world.dream(world.bob, prompt="a duel, score 0.3", count=2))
     assert result.attachments[0].spoiler and "image" not in result.embeds[0]
     assert "until a moderator reviews it" in str(result.embeds[0]["fields"])
     alone = await world.fake.click(world.carol, result, label="1")  # the image alone, full size: spoilered too
