@@ -265,7 +265,7 @@ class Services:
         self.metrics.reviewed(action)
         if action == "dismiss":
             return ReviewAction(item)
-        ban = None
+        ban: float | None = None
         if action == "ban":  # first, so that the moderator's ban is the one in force, not an automatic one
             ban = await self.ban(guild_id, moderator_id, item.author_id, ban_hours,
                                  note or f"flagged image (review #{item.id})")
