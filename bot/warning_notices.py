@@ -10,7 +10,7 @@ import discord
 
 from bot import render
 from bot.text import clip
-from bot.warnings import WarningRecord, WarnOutcome, duration
+from bot.warnings import WarningRecord, WarnOutcome, duration, warning_count
 from moderation.flags import ReviewItem
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def moderator_line(outcome: WarnOutcome) -> str:
     """The warning an actioned review gave its author, for the moderator's reply."""
     member, rule = f"<@{outcome.warning.member_id}>", outcome.warned.escalation
     if outcome.banned:
-        return f"{member} reached {outcome.warned.counted} warnings: banned for {duration(rule.ban_hours)} by the bot."
+        reached = warning_count(outcome.warned.counted)
+        return f"{member} reached {reached}: banned from generating for {duration(rule.ban_hours)} by the bot."
     if outcome.already_banned:
         return f"{member} was given a warning."
     return (f"{member} now has {outcome.warned.counted} of {rule.warnings_to_ban} warnings within "

@@ -38,6 +38,11 @@ def duration(hours: float) -> str:
     return f"{hours:g} hour{'s' * (hours != 1)}"
 
 
+def warning_count(warnings: int) -> str:
+    """How many warnings, in words: "1 warning", "3 warnings"."""
+    return f"{warnings} warning{'s' * (warnings != 1)}"
+
+
 @dataclass(frozen=True)
 class WarnOutcome:
     """What :meth:`Warnings.warn` did: the warning, its count under the server's rule, and any automatic ban."""
@@ -60,8 +65,8 @@ class WarnOutcome:
         rule, counted = self.warned.escalation, self.warned.counted
         window, ban = duration(rule.window_hours), duration(rule.ban_hours)
         if self.banned:
-            return (f"⛔ That is {counted} warnings within {window} in this server: you are banned from generating "
-                    f"images here for {ban}. The ban lifts itself then.")  # fmt: skip
+            return (f"⛔ That is {warning_count(counted)} within {window} in this server: you are banned from "
+                    f"generating images here for {ban}. The ban lifts itself then.")  # fmt: skip
         if self.already_banned:
             return "⚠️ This adds a warning to your record in this server."
         return (f"⚠️ This is warning {counted} of {rule.warnings_to_ban} within {window} in this server; at "
@@ -71,7 +76,7 @@ class WarnOutcome:
         """What the moderators' channel is told of an automatic ban."""
         rule, warning = self.warned.escalation, self.warning
         return (f"⛔ <@{warning.member_id}> was banned from generating for {duration(rule.ban_hours)} "
-                f"automatically: {self.warned.counted} warnings within {duration(rule.window_hours)} "
+                f"automatically: {warning_count(self.warned.counted)} within {duration(rule.window_hours)} "
                 f"(the last: {warning.reason}). `/mod warnings` lists them; `/mod unban` lifts the ban.")  # fmt: skip
 
 
@@ -122,7 +127,7 @@ class Warnings:
                                           rule=self.rule(guild_id), may_ban=not already, now=self._dreams.clock.now())
             if warned.banned:
                 await self._dreams.ban(AUTOMATIC, guild_id, member_id, until=warned.warning.banned_until,
-                                       reason=f"{warned.counted} warnings (the last: {reason})")  # fmt: skip
+                                       reason=f"{warning_count(warned.counted)} (the last: {reason})")  # fmt: skip
         outcome = WarnOutcome(warned, already)
         if outcome.banned:
             for listener in self._listeners:

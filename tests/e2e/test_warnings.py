@@ -107,4 +107,5 @@ async def test_warning_settings_out_of_range_are_refused_with_the_range(world: W
     show = await private(await world.fake.slash(world.admin, world.dreams, "admin", "settings", "show"))
     assert "'auto_ban_hours', 'value': '24\\n*config default*'" in show
     banned = await private(await world.dream(world.alice, prompt=BLOCKED))
-    assert "banned from generating images here for 24 hours" in banned
+    assert "That is 1 warning within 24 hours in this server: you are banned from generating images here for 24 " \
+           "hours." in banned  # fmt: skip
