@@ -24,6 +24,7 @@ from bot.filter_rules import FilterRuleLog, GuildFilters
 from bot.guild_settings import GuildSettingsStore
 from bot.health import Monitoring, Readiness
 from bot.metrics import BotMetrics
+from bot.scheduler.clock import Clock
 from bot.scheduler.service import DreamService
 from bot.services import Services
 from bot.settings import TOKEN_ENV, Settings
@@ -72,11 +73,13 @@ class App:
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, engine: EngineClient | None = None, config_path: Path | None = None
-    ) -> App:
+        cls, settings: Settings, *, engine: EngineClient | None = None, config_path: Path | None = None,
+        clock: Clock | None = None,
+    ) -> App:  # fmt: skip
         """Open the database, start the engine (``engine`` replaces the configured one) and the scheduler.
 
-        ``config_path`` is the file ``/admin reload`` re-reads (default: ``config.yaml``).
+        ``config_path`` is the file ``/admin reload`` re-reads (default: ``config.yaml``); ``clock`` the
+        scheduler's time, which bans and warnings are measured by (default: the system clock).
         """
         db = await Database.open(settings.database.path, busy_timeout_ms=settings.database.busy_timeout_ms)
         engine = engine or make_engine(settings)
@@ -92,6 +95,7 @@ class App:
                 scheduler=settings.scheduler,
                 quotas=settings.quotas,
                 max_batch_images=settings.engine.max_batch_images,
+                clock=clock,
             )
             base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
             guild_settings = GuildSettingsStore(db, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot import errors, review, views
+from bot import errors, review, views, warning_notices
 from bot.access import ServedTree
 from bot.cogs import admin, dream, flag, mod, queue
 from bot.command_sync import sync_commands
@@ -39,6 +40,7 @@ class DreamBot(commands.Bot):
         services.metrics.discord.watch(self)
         self.services = services
         self.delivery = Delivery(self, services)
+        services.warnings.on_ban(functools.partial(warning_notices.tell_moderators, self))
         self._handlers: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:

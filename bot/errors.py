@@ -3,7 +3,7 @@
 The services raise typed errors whose text is safe to show (the scheduler's
 :class:`~bot.scheduler.errors.DreamError`, the engine's
 :class:`~engine.types.RequestError`, the flag store's, this layer's
-:class:`~bot.refusal.Refusal`). Anything
+:class:`~bot.refusal.Refusal`, the warning store's). Anything
 else is a bug: it is logged with its traceback under a short id, and the member
 gets that id to quote to the admins.
 """
@@ -22,6 +22,7 @@ from bot.replies import whisper
 from bot.scheduler.errors import DreamError
 from engine.types import RequestError
 from moderation.flags import FlagError, ReviewError
+from moderation.warnings import WarningError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ MEMBER_SAFE: tuple[type[BaseException], ...] = (
     RequestError,
     FlagError,
     ReviewError,
+    WarningError,
     app_commands.CheckFailure,
 )
 """Errors whose text is written for members."""

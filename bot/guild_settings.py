@@ -17,10 +17,18 @@ from bot.image_policy import Bands, band_problem
 from bot.refusal import Refusal
 from bot.settings import Settings
 from moderation.audit import write_audit
+from moderation.config import MAX_WARNING_HOURS, WARNINGS_TO_BAN_RANGE, check_hours, check_warnings_to_ban
 
-Kind = Literal["roles", "channels", "channel", "score", "categories", "fraction"]
+Kind = Literal["roles", "channels", "channel", "score", "categories", "count", "hours", "fraction"]
 SCORE_RANGE = (0.5, 100.0)
 """The allowed range of a server's flag thresholds."""
+NUMBER_KINDS: dict[str, str] = {
+    "score": f"{SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}",
+    "count": f"a whole number from {WARNINGS_TO_BAN_RANGE[0]} to {WARNINGS_TO_BAN_RANGE[1]}",
+    "hours": f"more than 0 and at most {MAX_WARNING_HOURS:g} hours",
+    "fraction": "0 to 1",
+}
+"""The kinds of setting given as a number, and the range each allows."""
 SETTING_KINDS: dict[str, Kind] = {
     "dream_channel_ids": "channels",
     "moderators_channel_id": "channel",
@@ -29,6 +37,9 @@ SETTING_KINDS: dict[str, Kind] = {
     "alert_score": "score",
     "hide_score": "score",
     "filter_off": "categories",
+    "warnings_to_ban": "count",
+    "warning_window_hours": "hours",
+    "auto_ban_hours": "hours",
     "image_allow_below": "fraction",
     "image_block_at": "fraction",
     "nsfw_image_allow_below": "fraction",
@@ -51,6 +62,10 @@ class ServerSettings:
     hide_score: float
     filter_off: tuple[str, ...]
     """Filter categories of the config this server turned off."""
+    warnings_to_ban: int
+    """Warnings within the window that bring an automatic ban."""
+    warning_window_hours: float
+    auto_ban_hours: float
     image_allow_below: float
     image_block_at: float
     nsfw_image_allow_below: float | None
@@ -70,7 +85,8 @@ class ServerSettings:
 
 
 def _defaults(settings: Settings) -> dict[str, Any]:
-    discord, flags, images = settings.discord, settings.moderation.flags, settings.image_policy
+    discord, flags, warnings = settings.discord, settings.moderation.flags, settings.moderation.warnings
+    images = settings.image_policy
     return {
         "dream_channel_ids": discord.dream_channel_ids,
         "moderators_channel_id": discord.moderators_channel_id,
@@ -79,6 +95,9 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "alert_score": flags.alert_score,
         "hide_score": flags.hide_score,
         "filter_off": (),
+        "warnings_to_ban": warnings.warnings_to_ban,
+        "warning_window_hours": warnings.warning_window_hours,
+        "auto_ban_hours": warnings.auto_ban_hours,
         "image_allow_below": images.allow_below,
         "image_block_at": images.block_at,
         "nsfw_image_allow_below": images.nsfw_allow_below,
@@ -153,6 +172,12 @@ class GuildSettingsStore:
             return tuple(dict.fromkeys(value))
         if SETTING_KINDS[key] == "fraction":
             return self._checked_band(guild_id, key, value)
+        if SETTING_KINDS[key] in ("count", "hours"):
+            check = check_warnings_to_ban if SETTING_KINDS[key] == "count" else check_hours
+            try:
+                return check(value)
+            except ValueError as exc:
+                raise Refusal(f"`{key}` {exc}; {value:g} is out of range.") from None
         if SETTING_KINDS[key] != "score":
             return value
         low, high = SCORE_RANGE

@@ -25,6 +25,7 @@ from bot.replies import defer, whisper
 from bot.server import server_id
 from bot.services import ReviewAction
 from bot.text import clip
+from bot.warning_notices import direct_message, moderator_line
 from moderation.flags import Flag, ReviewItem
 
 log = logging.getLogger(__name__)
@@ -306,7 +307,8 @@ async def close_alert(bot: Any, item: ReviewItem) -> None:
 
 
 async def carry_out(bot: Any, result: ReviewAction, action: str, note: str) -> list[str]:
-    """Do on Discord what the decision says (show, delete, warn); return what was done, line by line."""
+    """Do on Discord what the decision says (show, delete, warn; tell the author of an automatic ban); return what
+    was done, line by line."""
     item = result.item
     done = [f"Review #{item.id}: **{item.resolution or item.state}**."]
     if action == "dismiss" and item.hidden:
@@ -319,27 +321,14 @@ async def carry_out(bot: Any, result: ReviewAction, action: str, note: str) -> l
                 done.append("The image was deleted.")
         except discord.HTTPException as exc:
             done.append(f"The image could not be deleted ({exc.text or exc.status}).")
-    if action == "warn":
-        done.append(await _warn(bot, item, note))
+    if action == "warn" or (result.warning is not None and result.warning.banned):
+        done.append(await direct_message(bot, item, result.warning, note))
     if action == "ban":
         until = "until lifted" if result.ban_until is None else f"until {render.relative(result.ban_until)}"
         done.append(f"<@{item.author_id}> is banned from generating {until}.")
+    if result.warning is not None:
+        done.append(moderator_line(result.warning))
     return done
-
-
-async def _warn(bot: Any, item: ReviewItem, note: str) -> str:
-    """Direct-message the author a warning; say whether it arrived."""
-    text = (
-        f"⚠️ A moderator reviewed an image you made (job #{item.job_id}) after members flagged it, "
-        "and this is a warning: please keep your prompts within the server's rules."
-        + (f"\nModerator's note: {note}" if note else "")
-    )
-    try:
-        user = bot.get_user(item.author_id) or await bot.fetch_user(item.author_id)
-        await user.send(text)
-    except discord.HTTPException:
-        return f"<@{item.author_id}> could not be sent a direct message; warn them another way."
-    return f"<@{item.author_id}> was warned by direct message."
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (ReviewButton,)

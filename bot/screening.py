@@ -4,8 +4,8 @@ The decision comes from :mod:`bot.image_policy` (the server's bands, looser
 in age-restricted channels if the server set them). A withheld job's grid is
 never posted in its channel: the moderators' channel gets it behind a
 spoiler, the member is told ephemerally (by direct message once the
-interaction is gone), and the job is counted against its member and recorded
-as not to be delivered. A grid in the review band is posted behind a spoiler
+interaction is gone) with the warning it earned them, and the job is counted
+against its member and recorded as not to be delivered. A grid in the review band is posted behind a spoiler
 and put in the review queue with an alert to the moderators.
 """
 
@@ -58,10 +58,12 @@ class Screening:
         ``interaction`` is the job's, while its token lives; ``status_message_id`` its public status message.
         """
         await self.services.image_safety.image_withheld(job, verdict, self.bands(job))
+        warning = await self.services.warn(job.guild_id, job.member_id, f"image withheld (job #{job.number})", "image")
         await self._show_moderators(job, verdict)
         # Recorded before the member is told: a restart in between must not count and show it twice.
         await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, WITHHELD_REASON)
-        await self._tell_member(job, interaction, status_message_id)
+        await self._tell_member(job, f"{WITHHELD.format(number=job.number)}\n{warning.notice()}", interaction,
+                                status_message_id)  # fmt: skip
 
     async def review(self, job: JobView, message: discord.Message, verdict: SafetyVerdict) -> None:
         """Put a posted, spoilered grid in the review queue and alert the moderators."""
@@ -90,10 +92,9 @@ class Screening:
         except discord.HTTPException as exc:
             log.error("could not show the moderators' channel %s withheld job %s: %s", channel_id, job.job_id, exc)
 
-    async def _tell_member(self, job: JobView, interaction: discord.Interaction | None,
+    async def _tell_member(self, job: JobView, text: str, interaction: discord.Interaction | None,
                            status_message_id: int | None) -> None:  # fmt: skip
         """Take the public status message down and tell the member only: ephemerally, else by direct message."""
-        text = WITHHELD.format(number=job.number)
         if interaction is not None:
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()

@@ -36,6 +36,7 @@ from bot.scheduler.models import (
 from bot.scheduler.service import DreamService
 from bot.settings import ConfigError, Settings, changed_keys, is_live, load_settings, with_live
 from bot.text import clip
+from bot.warnings import Warnings, WarnOutcome
 from engine.pnginfo import model_label
 from engine.types import MAX_SEED, EngineClient, GeneratedImage
 from moderation.audit import AuditLog
@@ -43,6 +44,7 @@ from moderation.filter import PromptFilter, RuleError, RuleList, Verdict
 from moderation.flag_reports import FlagReports, FlagStats, MemberHistory
 from moderation.flags import FlaggedImage, FlagOutcome, FlagStore, ReviewItem
 from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
+from moderation.warnings import WarningSource, WarningStore
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,16 @@ HISTORY_JOBS = 10
 
 
 class PromptBlocked(Refusal):
-    """The prompt filter refused a prompt; the text names the rule's message and what matched."""
+    """The prompt filter refused a prompt; the text names the rule's message, what matched, and the warning."""
 
-    def __init__(self, verdict: Verdict) -> None:
+    def __init__(self, verdict: Verdict, warning: WarnOutcome) -> None:
         super().__init__(
             f"🚫 {verdict.message or 'This prompt is not allowed here.'}\n"
-            f"Matched: “{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase the prompt and try again."
+            f"Matched: “{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase the prompt and try again.\n"
+            + warning.notice()
         )
         self.verdict = verdict
+        self.warning = warning
 
 
 def random_seeds(count: int) -> tuple[int, ...]:
@@ -99,6 +103,8 @@ class ReviewAction:
 
     item: ReviewItem
     ban_until: float | None = None
+    warning: WarnOutcome | None = None
+    """The warning an actioned item gave its author."""
 
 
 class Services:
@@ -130,6 +136,7 @@ class Services:
         self.audit = AuditLog(db)
         self.alerts = alerts
         self.guild_settings = guild_settings
+        self.warnings = Warnings(WarningStore(db), dreams, self.server_settings)
         self.forgetting = Forgetting(db)
         self.retention = Retention(db, prompt_log, guild_settings, filters,
                                    left_guild_days=settings.discord.left_guild_retention_days)  # fmt: skip
@@ -165,7 +172,9 @@ class Services:
         if verdict.action != "allow":
             await self.prompt_log.record(request.guild_id, request.member.id, verdict)
         if not verdict.allowed:
-            raise PromptBlocked(verdict)
+            warning = await self.warn(request.guild_id, request.member.id, f"blocked prompt ({verdict.category})",
+                                      "prompt")  # fmt: skip
+            raise PromptBlocked(verdict, warning)
         with self.metrics.admission():
             return await self.dreams.submit(request)
 
@@ -261,11 +270,22 @@ class Services:
             resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
             item = await self.flags.action(guild_id, item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
         self.metrics.reviewed(action)
-        if action != "ban":
+        if action == "dismiss":
             return ReviewAction(item)
-        ban = await self.ban(guild_id, moderator_id, item.author_id, ban_hours,
-                             note or f"flagged image (review #{item.id})")
-        return ReviewAction(item, ban)
+        ban: float | None = None
+        if action == "ban":  # first, so that the moderator's ban is the one in force, not an automatic one
+            ban = await self.ban(guild_id, moderator_id, item.author_id, ban_hours,
+                                 note or f"flagged image (review #{item.id})")
+        warning = await self.warn(guild_id, item.author_id, f"flagged image {item.resolution} (review #{item.id})",
+                                  "flag", given_by=moderator_id)  # fmt: skip
+        return ReviewAction(item, ban, warning)
+
+    async def warn(self, guild_id: int, member_id: int, reason: str, source: WarningSource, *,
+                   given_by: int | None = None) -> WarnOutcome:  # fmt: skip
+        """Give a member a warning in the server (a blocked prompt, a withheld image, an actioned flag); at the
+        server's count within its window it bans them for its ban time. ``outcome.banned`` says whether it did,
+        ``outcome.notice()`` what to tell the member; the moderators' channel hears of a ban."""
+        return await self.warnings.warn(guild_id, member_id, reason, source, given_by=given_by)
 
     async def ban(self, guild_id: int, moderator_id: int, member_id: int, hours: float | None,
                   reason: str) -> float | None:  # fmt: skip

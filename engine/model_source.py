@@ -78,14 +78,25 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-class _NoTorchvisionNotice(logging.Filter):
-    """Drops transformers' notice that an image processor falls back to its PIL version without torchvision:
-    the safety check's CLIP image processor works on PIL images, so the notice says nothing useful."""
+class _Drop(logging.Filter):
+    """Drops a library's log records that contain ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "requires torchvision (not installed)" not in record.getMessage()
+        return self.text not in record.getMessage()
 
 
 def quiet_optional_backends() -> None:
-    """Silence the torchvision notice that importing diffusers' pipelines prints at every engine start."""
-    logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNotice())
+    """Silence two notices that would otherwise print at engine starts.
+
+    transformers says an image processor falls back to its PIL version without
+    torchvision: that version is the one the engine wants. diffusers says it
+    "couldn't connect to the Hub" and will try the local cache: the engine then
+    either loads the cached model or ends in :func:`describe_failure`'s one line,
+    which says the same thing with what to do about it.
+    """
+    logging.getLogger("transformers.utils.import_utils").addFilter(_Drop("requires torchvision (not installed)"))
+    logging.getLogger("diffusers.pipelines.pipeline_utils").addFilter(_Drop("Couldn't connect to the Hub"))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-SERVER_TABLES = ("moderation_prompt_log", "moderation_flags", "moderation_items", "moderation_audit")
+SERVER_TABLES = ("moderation_prompt_log", "moderation_flags", "moderation_items", "moderation_warnings",
+                 "moderation_audit")
 """Every moderation table, each keyed by server; children before parents."""
 
 

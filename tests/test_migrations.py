@@ -97,6 +97,16 @@ async def test_the_new_schema_refuses_rows_without_a_server(migrated: Database) 
             await conn.execute("UPDATE admin_audit SET guild_id = 111")
 
 
+async def test_the_upgrade_adds_warnings_kept_per_server(migrated: Database) -> None:
+    found = await rows(migrated, "SELECT name, \"notnull\" FROM pragma_table_info('moderation_warnings')")
+    assert ("guild_id", 1) in found and ("member_id", 1) in found
+    assert await rows(migrated, "SELECT count(*) FROM moderation_warnings") == [(0,)]
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        async with migrated.transaction() as conn:
+            await conn.execute("INSERT INTO moderation_warnings (guild_id, member_id, source, reason, created_at)"
+                               " VALUES (111, 12, 'gossip', 'x', 0)")  # fmt: skip
+
+
 async def test_the_old_jobs_buttons_and_queue_work_after_the_upgrade(migrated: Database) -> None:
     clock = VirtualClock(start=1_700_000_100.0)
     engine = SimulatedEngine(seconds_per_step=0.1, max_batch_images=8, image_max_side=8, sleep=clock.sleep)

@@ -23,11 +23,13 @@ from moderation import FlagError, FlaggedImage, FlagStore, ModerationSettings, P
 from moderation.audit import AuditLog
 from moderation.flag_reports import FlagReports
 from moderation.prompt_log import BlockedPromptLog
+from moderation.warnings import Escalation, WarningError, WarningStore
 
 GUILDS = (1, 2, 3)
 MEMBERS = (10, 11, 12)
 TABLES = ("moderation_prompt_log", "moderation_items", "moderation_flags", "moderation_audit", "filter_rule_changes",
-          "guild_settings", "review_alerts", "jobs")  # fmt: skip
+          "guild_settings", "review_alerts", "moderation_warnings", "jobs")  # fmt: skip
+RULE = Escalation(warnings_to_ban=2, window_hours=1, ban_hours=1)
 BLOCKED = PromptFilter.from_settings(ModerationSettings()).check("nude")
 
 guild, member = st.sampled_from(GUILDS), st.sampled_from(MEMBERS)
@@ -38,6 +40,8 @@ step = st.one_of(
     st.tuples(st.just("rule"), guild, member, st.booleans(), st.sampled_from(["zorp", "blip*"])),
     st.tuples(st.just("setting"), guild, member, st.sampled_from(["alert_score", "hide_score"]), st.floats(0, 120)),
     st.tuples(st.just("forget"), guild, member),
+    st.tuples(st.just("warn"), guild, member, st.booleans()),
+    st.tuples(st.just("unwarn"), guild, member, st.integers(1, 10)),
     st.tuples(st.just("read"), guild, member, st.integers(1, 10)),
 )
 
@@ -55,6 +59,7 @@ class Stores:
         self.filters = GuildFilters(PromptFilter.from_settings(ModerationSettings()), FilterRuleLog(db),
                                     lambda guild_id: self.settings.effective(guild_id).filter_off)  # fmt: skip
         self.forgetting = Forgetting(db)
+        self.warnings = WarningStore(db)
 
     async def rows(self, guild_id: int) -> dict[str, list[tuple[Any, ...]]]:
         found = {}
@@ -89,9 +94,14 @@ class Stores:
                 await self.settings.set(guild_id, key, value, member_id)
             elif kind == "forget":
                 await self.forgetting.member(guild_id, member_id, None)
+            elif kind == "warn":
+                await self.warnings.add(guild_id, member_id, "a reason", "prompt", given_by=None, rule=RULE,
+                                        may_ban=args[0], now=0.0)  # fmt: skip
+            elif kind == "unwarn":
+                await self.warnings.clear(guild_id, args[0], member_id, now=0.0)
             else:
                 await self.read(guild_id, member_id, args[0])
-        except (FlagError, ReviewError, RuleError, Refusal):
+        except (FlagError, ReviewError, RuleError, Refusal, WarningError):
             pass
 
     async def read(self, guild_id: int, member_id: int, item_id: int) -> None:
@@ -103,6 +113,7 @@ class Stores:
         assert {flag.guild_id for flag in await self.flags.flags(guild_id, item_id)} <= {guild_id}
         assert {entry.guild_id for entry in await self.audit.entries(guild_id)} <= {guild_id}
         assert {entry.guild_id for entry in await self.prompts.recent(guild_id)} <= {guild_id}
+        assert {warning.guild_id for warning in await self.warnings.of_member(guild_id, member_id)} <= {guild_id}
 
 
 async def scenario(steps: list[tuple[Any, ...]]) -> None:

@@ -1,9 +1,9 @@
-"""``/mod``: the review queue, a member's history, the audit log, bans, and cancelling anyone's job.
+"""``/mod``: the review queue, a member's history and warnings, the audit log, bans, and cancelling anyone's job.
 
 Discord shows the group to members with Manage Messages by default; every use
 is checked again against ``discord.moderator_role_ids``. Every action lands in
-an audit log (the flag store's for reviews, the scheduler's for bans and for
-cancelling someone else's job).
+an audit log (the flag store's for reviews and warnings, the scheduler's for
+bans and for cancelling someone else's job).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.replies import defer, whisper
 from bot.review import review_message
 from bot.server import server_id
 from bot.text import clip
+from bot.warning_notices import warnings_embed
 
 AUDIT_SHOWN = 15
 """Audit entries ``/mod audit`` shows, newest first."""
@@ -127,6 +128,23 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
         lifted = await self.services.dreams.unban(interaction.user.id, server_id(interaction), member.id)
         text = "may generate again" if lifted else "was not banned"
         await whisper(interaction, f"{member.mention} {text}.")
+
+    @app_commands.command(name="warnings", description="A member's warnings in this server")
+    @app_commands.describe(member="Whose warnings")
+    async def warnings(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        await defer(interaction)
+        record = await self.services.warnings.record(server_id(interaction), member.id)
+        await whisper(interaction, embed=warnings_embed(member.display_name, record))
+
+    @app_commands.command(name="unwarn", description="Clear one of a member's warnings (listed by /mod warnings)")
+    @app_commands.describe(warning="The warning's number", note="Why (kept in the audit log)")
+    async def unwarn(self, interaction: discord.Interaction, warning: app_commands.Range[int, 1],
+                     note: app_commands.Range[str, 1, 200] = "") -> None:  # fmt: skip
+        await defer(interaction)
+        cleared = await self.services.warnings.clear(server_id(interaction), warning, interaction.user.id, note)
+        stays = " If the automatic ban it brought is still on, `/mod unban` lifts it." if cleared.banned_until else ""
+        await whisper(interaction, f"Warning #{cleared.id} of <@{cleared.member_id}> is cleared: it no longer "
+                                   f"counts toward a ban.{stays}")  # fmt: skip
 
     @app_commands.command(name="cancel", description="Cancel anyone's queued or running job")
     @app_commands.describe(job="The job number (shown under each dream)")

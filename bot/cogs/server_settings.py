@@ -14,9 +14,10 @@ from discord import app_commands
 
 from bot import render
 from bot.access import require_admin
-from bot.guild_settings import SCORE_RANGE, SETTING_KINDS, ServerSettings
+from bot.guild_settings import NUMBER_KINDS, SCORE_RANGE, SETTING_KINDS, ServerSettings
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
+from moderation.config import WARNINGS_TO_BAN_RANGE
 
 KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, kind in SETTING_KINDS.items()]
 
@@ -25,7 +26,7 @@ def shown(kind: str, value: Any) -> str:
     """A setting's value as Discord shows it: role and channel mentions, numbers, "none"."""
     if kind == "fraction" and value is None:
         return "as in other channels"
-    if kind in ("score", "fraction"):
+    if kind in NUMBER_KINDS:
         return f"{value:g}"
     if kind == "categories":
         return ", ".join(value) or "none"
@@ -51,10 +52,9 @@ def chosen(interaction: discord.Interaction, key: str, role: discord.Role | None
     kind = SETTING_KINDS[key]
     guild = interaction.guild
     assert guild is not None  # served servers only
-    if kind in ("score", "fraction"):
-        low, high = SCORE_RANGE if kind == "score" else (0, 1)
+    if kind in NUMBER_KINDS:
         if value is None:
-            raise Refusal(f"Give `value` for {key}: {low:g} to {high:g}.")
+            raise Refusal(f"Give `value` for {key}: {NUMBER_KINDS[kind]}.")
         return value
     if kind == "categories":
         if not categories:
@@ -86,7 +86,8 @@ class ServerSettingsGroup(app_commands.Group):
     @app_commands.command(name="set", description="Give this server its own value of a setting")
     @app_commands.describe(
         role="For role settings", channel="For channel settings",
-        value=f"For flag thresholds: {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}; for image_ bands: 0 to 1",
+        value=f"For numbers: scores {SCORE_RANGE[0]:g}-{SCORE_RANGE[1]:g}, warnings_to_ban "
+              f"{WARNINGS_TO_BAN_RANGE[0]}-{WARNINGS_TO_BAN_RANGE[1]}, hours more than 0, image_ bands 0-1",
         categories="For filter_off: the config's filter categories to turn off here, separated by commas",
     )  # fmt: skip
     @app_commands.choices(key=KEY_CHOICES)

@@ -234,6 +234,10 @@ class DreamService:
         """Lift a member's ban in a server; False if they were not banned there."""
         return await self._admin.unban(actor_id, guild_id, member_id)
 
+    def ban_of(self, guild_id: int, member_id: int) -> Ban | None:
+        """The member's ban in the server if it is in force now (an expired one has lifted itself)."""
+        return self._core.policy.ban_of((guild_id, member_id), self._core.clock.now())
+
     async def audit_log(self, guild_id: int, limit: int = 50) -> list[AuditEntry]:
         """The server's newest admin changes first (guild 0: the operator's changes to what servers share)."""
         return await self._core.tables.audit(guild_id, limit)

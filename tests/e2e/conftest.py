@@ -22,10 +22,25 @@ import pytest_asyncio
 import yaml
 
 from bot.app import App
+from bot.scheduler.clock import SystemClock
 from bot.settings import Settings, load_settings
 from engine.types import EngineClient
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeMember
 from tests.fakediscord.records import Message
+
+
+class ShiftedClock(SystemClock):
+    """The system clock, moved forward at once by :meth:`advance`: hours of bans pass without waiting, while
+    everything that sleeps still sleeps in real time."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return super().now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 @dataclass
@@ -48,6 +63,8 @@ class World:
     """Where :meth:`start` writes the config, and ``/admin reload`` reads it."""
     app: App | None = None
     apps: list[App] = field(default_factory=list)
+    clock: ShiftedClock = field(default_factory=ShiftedClock)
+    """The scheduler's clock (bans, quotas, warnings): :meth:`ShiftedClock.advance` moves it forward."""
 
     def write_config(self, **overrides: Any) -> Settings:
         """Write the config, with ``overrides`` of whole sections' keys, to :attr:`config_path`; return it loaded."""
@@ -63,7 +80,7 @@ class World:
         ``overrides`` are config sections to change, e.g. ``discord={"long_prompt": "truncate"}``.
         """
         settings = self.write_config(**overrides)
-        app = await App.open(settings, engine=engine_client, config_path=self.config_path)
+        app = await App.open(settings, engine=engine_client, config_path=self.config_path, clock=self.clock)
         self.apps.append(app)
         try:
             await self.fake.start_bot(app.bot)

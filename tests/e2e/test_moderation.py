@@ -47,7 +47,7 @@ async def test_flags_alert_the_moderators_then_hide_and_the_review_buttons_act(w
     resolved = world.fake.message(alert)
     assert resolved.buttons == [] and "**removed** by" in str(resolved.embeds[0]["fields"])
     audit = await app.services.audit.entries(world.guild.id)
-    assert [entry.action for entry in audit] == ["removed", "auto_hidden"]
+    assert [entry.action for entry in audit] == ["warning", "removed", "auto_hidden"]  # removing warns the author
 
 
 async def test_flag_image_context_menu_and_the_review_queue(world: World) -> None:

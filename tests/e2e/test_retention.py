@@ -20,8 +20,8 @@ def rows(db_path: Path, sql: str, *args: object) -> list[tuple]:
 
 def server_rows(db_path: Path, guild_id: int) -> dict[str, int]:
     """The server's rows in each table keyed by server."""
-    tables = ("moderation_prompt_log", "moderation_items", "moderation_flags", "moderation_audit",
-              "filter_rule_changes", "guild_settings", "review_alerts")  # fmt: skip
+    tables = ("moderation_prompt_log", "moderation_items", "moderation_flags", "moderation_warnings",
+              "moderation_audit", "filter_rule_changes", "guild_settings", "review_alerts")  # fmt: skip
     return {table: rows(db_path, f"SELECT count(*) FROM {table} WHERE guild_id = ?", guild_id)[0][0]
             for table in tables}  # fmt: skip
 
@@ -36,7 +36,7 @@ async def test_a_left_servers_data_is_deleted_after_the_retention_period(world: 
     assert "Matched" in await private(await world.dream(world.alice, prompt="a nude elf"))
     kept = server_rows(world.db_path, world.guild.id)
     assert all(server_rows(world.db_path, other.guild.id)[table] for table in ("moderation_prompt_log",
-               "filter_rule_changes", "guild_settings", "moderation_audit"))  # fmt: skip
+               "filter_rule_changes", "guild_settings", "moderation_warnings", "moderation_audit"))  # fmt: skip
 
     world.fake.remove_bot(other.guild)
     await world.fake.wait_until(lambda: bool(rows(world.db_path, "SELECT 1 FROM guilds WHERE left_at IS NOT NULL")))
@@ -101,4 +101,5 @@ async def test_forget_a_member_in_this_server_only(world: World, other: Server) 
     assert (item.author_id, item.flag_count, item.score) == (world.bob.id, 1, 1.0)  # alice's flag is gone
     [entry, *_] = await app.services.audit.entries(world.guild.id)
     assert (entry.action, entry.moderator_id, entry.member_id) == ("forgot_member", world.admin.id, alice)
-    assert await app.services.audit.entries(other.guild.id) == []
+    # The other server's log has only the warning its blocked prompt gave alice there.
+    assert [entry.action for entry in await app.services.audit.entries(other.guild.id)] == ["warning"]

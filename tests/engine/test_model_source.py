@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from engine.config import DEFAULT_MODEL, EngineSettings
-from engine.model_source import describe_failure, is_local
+from engine.model_source import describe_failure, is_local, quiet_optional_backends
 
 
 def load_failure(settings: EngineSettings) -> str:
@@ -55,3 +56,18 @@ def test_a_folder_that_is_not_a_model_is_named(tmp_path: Path) -> None:
 )
 def test_folders_and_hub_ids_are_told_apart(model: str, local: bool) -> None:
     assert is_local(model) is local
+
+
+def test_diffusers_hub_notice_is_left_to_the_one_line_but_its_other_warnings_pass() -> None:
+    quiet_optional_backends()
+    logger = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        logger.warning("Couldn't connect to the Hub: no network.\nWill try to load from local cache.")
+        logger.warning("another warning")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["another warning"]
