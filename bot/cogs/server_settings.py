@@ -19,7 +19,8 @@ from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from moderation.config import WARNINGS_TO_BAN_RANGE
 
-KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, kind in SETTING_KINDS.items()]
+KEY_CHOICES = [app_commands.Choice(name=key, value=key) for key in SETTING_KINDS]
+"""Named by key alone: with each kind too, ``/admin`` would pass Discord's 4,000 characters a command."""
 
 
 def shown(kind: str, value: Any) -> str:

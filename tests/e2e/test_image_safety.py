@@ -41,7 +41,7 @@ async def test_a_withheld_image_is_never_public_the_moderators_get_it_spoilered_
     ix = await world.dream(world.alice, prompt="a storm at sea, score 0.9", count=2)
 
     told = await ix.wait_message(lambda m: m.ephemeral and WITHHELD in m.content)
-    assert "#1" in told.content
+    assert "#1" in told.content and "warning 1 of" in told.content  # counted for the member's warnings
     shown = await world.fake.wait_message(lambda m: bool(m.attachments), channel=world.mods)
     assert all(attachment.spoiler for attachment in shown.attachments)
     embed = shown.embeds[0]
