@@ -113,8 +113,8 @@ class SafetyRecords:
         self._flags = flags
 
     async def image_withheld(self, job: JobView, verdict: SafetyVerdict, bands: Bands) -> None:
-        """Count a job's images withheld from its channel against its member: every withheld job comes
-        through here once, whether or not the moderators could be shown it."""
+        """Count a job's images withheld from its channel: every withheld job comes through here once, whether
+        or not the moderators could be shown it (its member's warning is given beside it, by the caller)."""
         self._metrics.images_withheld.inc(len(job.seeds))
         await self._audit.record(
             job.guild_id, None, "image_withheld", member_id=job.member_id,

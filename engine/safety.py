@@ -109,6 +109,8 @@ class SafetyCheck:
         if source is None:
             return None
         options = {"local_files_only": settings.local_files_only, "cache_dir": settings.cache_dir}
+        where = f"{source.name}/{source.checker_subfolder}" if source.checker_subfolder else source.name
+        log.info("loading the image safety classifier from %s", where)
         try:
             checker = StableDiffusionSafetyChecker.from_pretrained(
                 source.name, subfolder=source.checker_subfolder, dtype=dtype, **options
@@ -116,7 +118,6 @@ class SafetyCheck:
             processor = CLIPImageProcessor.from_pretrained(source.name, subfolder=source.processor_subfolder, **options)
         except (OSError, ValueError) as exc:
             lines = str(exc).strip().splitlines()
-            where = f"{source.name}/{source.checker_subfolder}" if source.checker_subfolder else source.name
             raise SafetyCheckError(
                 f"engine.safety_checker: {settings.safety_checker}: no usable classifier at {where} "
                 f"({type(exc).__name__}: {lines[0] if lines else ''}); set engine.safety_checker: none to run "
