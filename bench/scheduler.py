@@ -57,9 +57,10 @@ FLOODER = 1
 GUILD = 1
 SMALL = GenerationParams(width=512, height=512, steps=10)
 LARGE = GenerationParams(width=768, height=768, steps=10)
+SUPPORTER_ROLE = 10
 TIER = TierSettings(burst=40, rate_per_hour=20_000, daily_images=100_000, max_images=4, max_queued=20)
 QUOTAS = QuotaSettings(
-    tiers={"default": TIER, "supporter": TIER.model_copy(update={"roles": ("Supporter",), "weight": 2.0})}
+    tiers={"default": TIER, "supporter": TIER.model_copy(update={"roles": (SUPPORTER_ROLE,), "weight": 2.0})}
 )
 
 
@@ -133,7 +134,7 @@ class Load:
 
     def member(self, member_id: int) -> Member:
         """Every tenth member is a supporter (weight 2)."""
-        return Member(member_id, role_names=("Supporter",) if member_id % 10 == 0 else ())
+        return Member(member_id, role_ids=(SUPPORTER_ROLE,) if member_id % 10 == 0 else ())
 
     async def submit(self, member_id: int, images: int, params: GenerationParams) -> int:
         self.keys += 1

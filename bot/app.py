@@ -83,16 +83,17 @@ class App:
         monitoring: Monitoring | None = None
         try:
             await engine.start()
+            guild_settings = GuildSettingsStore(db, settings)
+            await guild_settings.load()
             dreams = DreamService(
                 db,
                 engine,
                 scheduler=settings.scheduler,
                 quotas=settings.quotas,
                 max_batch_images=settings.engine.max_batch_images,
+                tier_roles=guild_settings.tier_roles,
             )
             base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
-            guild_settings = GuildSettingsStore(db, settings)
-            await guild_settings.load()
             filters = GuildFilters(
                 base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
             )

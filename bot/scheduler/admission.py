@@ -115,7 +115,7 @@ class Admitter:
             raise Banned(ban.until, ban.reason, now)
         if core.policy.paused and not core.settings.accept_while_paused:
             raise Paused()
-        tier = core.policy.tier_of(member)
+        tier = core.policy.tier_of(request.guild_id, member)
         limits = core.policy.limits(who, tier)
         _check_shape(job_request, limits)
         if core.active_by_member[who] >= limits.max_queued:

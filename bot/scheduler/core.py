@@ -24,7 +24,7 @@ from bot.scheduler.admin_tables import AdminTables
 from bot.scheduler.journal import Journal
 from bot.scheduler.rows import read_view
 from bot.scheduler.models import AuditEntry, JobState, JobView
-from bot.scheduler.policy import Policy
+from bot.scheduler.policy import Policy, ServerTierRoles
 from bot.scheduler.quotas import QuotaBook, Who
 from engine.types import EngineClient, JobRequest, JobResult
 
@@ -98,12 +98,12 @@ class Core:
     """Everything the scheduler's parts share: settings, engine, clock, rules, quotas, journal, queue and jobs."""
 
     def __init__(self, db: Database, engine: EngineClient, scheduler: SchedulerSettings, quotas: QuotaSettings,
-                 max_batch_images: int, clock: Clock) -> None:  # fmt: skip
+                 max_batch_images: int, clock: Clock, tier_roles: ServerTierRoles) -> None:  # fmt: skip
         self.settings = scheduler
         self.engine = engine
         self.clock = clock
         self.max_batch_images = max_batch_images
-        self.policy = Policy(quotas)
+        self.policy = Policy(quotas, tier_roles)
         self.quotas = QuotaBook(quotas.daily_reset_hour_utc)
         self.journal = Journal(db, self.quotas.state)
         self.tables = AdminTables(self.journal)

@@ -40,9 +40,15 @@ from bot.scheduler.models import (
     QuotaStatus,
     SchedulerStats,
 )
+from bot.scheduler.policy import ServerTierRoles
 from bot.scheduler.recovery import recover
 from bot.scheduler.rows import read_view
 from engine.types import EngineClient, GeneratedImage
+
+
+def _no_server_tier_roles(guild_id: int) -> dict[str, tuple[int, ...]]:
+    """No server has tier roles of its own: only the config's role ids give tiers."""
+    return {}
 
 
 class DreamService:
@@ -50,7 +56,8 @@ class DreamService:
 
     Construct, :meth:`subscribe` (to hear restart events too), then
     :meth:`start`; :meth:`close` on shutdown. The engine's own lifecycle
-    (``start``/``close``) belongs to the caller.
+    (``start``/``close``) belongs to the caller. ``tier_roles`` gives each
+    server's own tier roles (its admins' choice), on top of the config's.
     """
 
     def __init__(
@@ -62,9 +69,10 @@ class DreamService:
         quotas: QuotaSettings | None = None,
         max_batch_images: int = 8,
         clock: Clock | None = None,
+        tier_roles: ServerTierRoles | None = None,
     ) -> None:
         self._core = core = Core(db, engine, scheduler or SchedulerSettings(), quotas or QuotaSettings(),
-                                 max_batch_images, clock or SystemClock())
+                                 max_batch_images, clock or SystemClock(), tier_roles or _no_server_tier_roles)
         self.clock = core.clock
         self.journal = core.journal
         self.quotas = core.quotas
@@ -120,7 +128,7 @@ class DreamService:
         core = self._core
         now = core.clock.now()
         who = (guild_id, member.id)
-        tier = core.policy.tier_of(member)
+        tier = core.policy.tier_of(guild_id, member)
         limits = core.policy.limits(who, tier)
         allowance = core.quotas.allowance(who, limits, now)
         ban = core.policy.ban_of(who, now)

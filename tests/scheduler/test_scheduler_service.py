@@ -131,7 +131,7 @@ async def test_quota_refusal_names_the_limit_and_reset(tmp_path: Path, clock) ->
 
 async def test_tier_change_applies_to_the_next_request(tmp_path: Path, clock) -> None:
     quotas = QuotaSettings(
-        tiers={"default": TierSettings(burst=2, max_images=2), "supporter": TierSettings(roles=("Supporter",))}
+        tiers={"default": TierSettings(burst=2, max_images=2), "supporter": TierSettings(roles=(111,))}
     )
     harness = Harness(tmp_path / "dq.db", clock, SchedulerSettings(), quotas)
     service = await harness.start()
@@ -142,7 +142,7 @@ async def test_tier_change_applies_to_the_next_request(tmp_path: Path, clock) ->
     await service.set_tier_limit(42, GUILD, "default", "max_images", 4)
     await harness.submit(member, images=3)
     # A role change shows up with the roles of the next request.
-    promoted = Member(1, role_names=("Supporter",))
+    promoted = Member(1, role_ids=(111,))
     assert service.quota_status(GUILD, promoted).tier == "supporter"
     await harness.submit(promoted, images=4)
     other = Member(2)
