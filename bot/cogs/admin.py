@@ -234,7 +234,8 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
             lines.append("No setting changed.")
         await whisper(interaction, "\n".join(lines))
 
-    @app_commands.command(name="forget", description="Delete a member's prompts, flags and flagged images here")
+    @app_commands.command(name="forget", description="Cancel a member's jobs, delete their prompts, flags and flagged "
+                                                     "images here")  # fmt: skip
     @app_commands.describe(member="Whose data, in this server only")
     async def forget(self, interaction: discord.Interaction, member: discord.User) -> None:
         await defer(interaction)

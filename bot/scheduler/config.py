@@ -141,7 +141,11 @@ class SchedulerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_queued_jobs: int = Field(default=500, ge=1, le=1_000_000)
-    """Jobs waiting or running across everyone; beyond it members are told to come back later."""
+    """Jobs waiting or running across every server (the operator's ceiling); beyond it members are told to come
+    back later."""
+    max_queued_jobs_per_server: int = Field(default=250, ge=1, le=1_000_000)
+    """Jobs waiting or running in one server, so that one flooding server cannot fill the queue for every other;
+    beyond it that server's members are told to come back later."""
     accept_while_paused: bool = True
     """While an admin has paused the queue: accept jobs (run nothing) or refuse them."""
     requeue_on_failure: int = Field(default=1, ge=0, le=5)
@@ -163,6 +167,14 @@ class SchedulerSettings(BaseModel):
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @model_validator(mode="after")
+    def _server_cap_within_the_ceiling(self) -> SchedulerSettings:
+        # Only when set: lowering max_queued_jobs alone must not make the default per-server cap an error.
+        cap, ceiling = self.max_queued_jobs_per_server, self.max_queued_jobs
+        if "max_queued_jobs_per_server" in self.model_fields_set and cap > ceiling:
+            raise ValueError(f"max_queued_jobs_per_server ({cap:,}) must be 1 to max_queued_jobs ({ceiling:,})")
+        return self
 
 
 def check_multiplier(value: float) -> float:

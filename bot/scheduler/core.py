@@ -111,6 +111,7 @@ class Core:
         self.queue = FairQueue()
         self.jobs: dict[int, Job] = {}
         self.active_by_member: Counter[Who] = Counter()
+        self.active_by_server: Counter[int] = Counter()
         self.running: list[Job] = []
         self.figures = Figures(scheduler.assumed_seconds_per_step / COST_PER_IMAGE_STEP)
         self.wake = asyncio.Event()
@@ -136,6 +137,7 @@ class Core:
         """Hold a job admitted or recovered until it ends."""
         self.jobs[job.id] = job
         self.active_by_member[job.who] += 1
+        self.active_by_server[job.guild_id] += 1
 
     def push(self, job: Job, *, front: bool = False) -> None:
         """Queue a job under its member's tier weight and its server's weight."""
@@ -150,6 +152,9 @@ class Core:
         self.active_by_member[job.who] -= 1
         if not self.active_by_member[job.who]:
             del self.active_by_member[job.who]
+        self.active_by_server[job.guild_id] -= 1
+        if not self.active_by_server[job.guild_id]:
+            del self.active_by_server[job.guild_id]
 
     def publish(self, job: Job, kind: EventKind, **fields: object) -> None:
         view = job.view

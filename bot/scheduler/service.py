@@ -110,7 +110,7 @@ class DreamService:
 
         The same ``idempotency_key`` always answers with the first job (``duplicate=True``).
         Raises ``InvalidRequest``, ``Banned``, ``Paused``, ``OverTierLimit``,
-        ``MemberQueueFull``, ``QueueFull``, ``QuotaExceeded`` or ``ServiceStopped``.
+        ``MemberQueueFull``, ``ServerQueueFull``, ``QueueFull``, ``QuotaExceeded`` or ``ServiceStopped``.
         """
         return await self._admitter.submit(request)
 
@@ -122,6 +122,11 @@ class DreamService:
         job is "no such job". A job that had already finished is returned as it is.
         """
         return await self._dispatcher.cancel(guild_id, job_id, actor_id, moderator=moderator)
+
+    async def cancel_member(self, guild_id: int, member_id: int, reason: str) -> list[JobView]:
+        """Cancel every queued or running job of a member in the server (refunded, as a cancel is), telling them
+        ``reason``; return the jobs as they ended."""
+        return await self._dispatcher.cancel_member(guild_id, member_id, reason)
 
     def quota_status(self, guild_id: int, member: Member) -> QuotaStatus:
         """What the member has left in the server: burst, daily budget, next reset, tier and limits."""

@@ -73,3 +73,11 @@ def test_multiplier_range() -> None:
     assert check_multiplier(2) == 2.0
     with pytest.raises(InvalidLimit, match="allowed range is 0.01 to 100"):
         check_multiplier(-1)
+
+
+def test_the_per_server_cap_is_checked_at_start() -> None:
+    with pytest.raises(ConfigError, match=r"max_queued_jobs_per_server \(600\) must be 1 to max_queued_jobs \(500\)"):
+        parse_settings({"scheduler": {"max_queued_jobs_per_server": 600}}, env={})
+    with pytest.raises(ConfigError, match=r"scheduler\.max_queued_jobs_per_server: Input should be greater than or eq"):
+        parse_settings({"scheduler": {"max_queued_jobs_per_server": 0}}, env={})
+    assert parse_settings({"scheduler": {"max_queued_jobs": 100}}, env={}).scheduler.max_queued_jobs_per_server == 250
