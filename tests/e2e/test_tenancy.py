@@ -7,7 +7,7 @@ from pathlib import Path
 
 import discord
 
-from tests.e2e.conftest import Server, World, forged_button
+from tests.e2e.conftest import Server, World, forged_button, has_text
 from tests.e2e.test_moderation import flag
 from tests.fakediscord import FakeChannel, FakeInteraction, FakeMember
 from tests.fakediscord.commands import definition_of
@@ -236,3 +236,16 @@ async def test_without_owner_ids_the_operator_is_the_applications_owner(world: W
     assert "Only the bot's operator" in await private(refused)
     paused = await world.fake.slash(owner, world.dreams, "admin", "pause")
     assert "paused" in await private(paused)
+
+
+async def test_a_flooding_server_fills_only_its_own_share_of_the_queue(world: World, other: Server) -> None:
+    await world.start(scheduler={"max_queued_jobs": 3, "max_queued_jobs_per_server": 2})
+    await private(await world.fake.slash(world.admin, world.dreams, "admin", "pause"))  # jobs stay queued
+    for who in (world.alice, world.bob):
+        await (await world.dream(who, prompt="a flood", count=1)).wait_message(has_text("Queued"))
+    full = await world.dream(world.carol, prompt="one more", count=1)
+    assert "This server's share of the queue is full: 2 of its jobs are waiting or running" in await private(full)
+    small = await world.dream(other.member, other.dreams, prompt="a small one", count=1)
+    await small.wait_message(has_text("Queued"))
+    ceiling = await world.dream(other.alice, other.dreams, prompt="and another", count=1)
+    assert "The bot's queue is full: 3 jobs are waiting or running across all servers" in await private(ceiling)
