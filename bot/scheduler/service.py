@@ -190,13 +190,18 @@ class DreamService:
     # results
 
     async def undelivered(self) -> list[JobView]:
-        """Done jobs, in every server, whose result was neither posted nor found undeliverable, and jobs that
-        ended without images whose member was not told (after a restart: post these)."""
+        """Done jobs whose result was neither posted nor found undeliverable, and jobs that ended without images
+        whose member was not told (after a restart: post these), oldest first.
+
+        The bot's start is the operator's process acting for every server: it reads them server by server
+        (one query lists the servers that have any), each with its images.
+        """
         finished = []
-        for row in await self.journal.undelivered():
-            view = read_view(row)
-            finished.append(replace(view, images=await self.journal.images(view.guild_id, view.job_id)))
-        return finished
+        for guild_id in await self.journal.servers_undelivered():
+            for row in await self.journal.undelivered(guild_id):
+                view = read_view(row)
+                finished.append(replace(view, images=await self.journal.images(guild_id, view.job_id)))
+        return sorted(finished, key=lambda view: view.job_id)
 
     async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
         """The stored images of the server's done job (empty once pruned after delivery, or another server's)."""
