@@ -86,6 +86,8 @@ class App:
         monitoring: Monitoring | None = None
         try:
             await engine.start()
+            guild_settings = GuildSettingsStore(db, settings)
+            await guild_settings.load()
             dreams = DreamService(
                 db,
                 engine,
@@ -93,10 +95,9 @@ class App:
                 quotas=settings.quotas,
                 max_batch_images=settings.engine.max_batch_images,
                 clock=clock,
+                tier_roles=guild_settings.tier_roles,
             )
             base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
-            guild_settings = GuildSettingsStore(db, settings)
-            await guild_settings.load()
             filters = GuildFilters(
                 base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
             )

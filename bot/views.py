@@ -18,7 +18,7 @@ from bot.access import member_of, moderates_here
 from bot.errors import Guarded
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
-from bot.review import FlagForm
+from bot.flagging import FlagForm
 from bot.scheduler.models import JobState, JobView
 from bot.server import server_id
 
