@@ -57,9 +57,11 @@ FLOODER = 1
 GUILD = 1
 SMALL = GenerationParams(width=512, height=512, steps=10)
 LARGE = GenerationParams(width=768, height=768, steps=10)
+UNCAPPED = {"max_queued_jobs": 1_000_000, "max_queued_jobs_per_server": 1_000_000}
+SUPPORTER_ROLE = 10
 TIER = TierSettings(burst=40, rate_per_hour=20_000, daily_images=100_000, max_images=4, max_queued=20)
 QUOTAS = QuotaSettings(
-    tiers={"default": TIER, "supporter": TIER.model_copy(update={"roles": ("Supporter",), "weight": 2.0})}
+    tiers={"default": TIER, "supporter": TIER.model_copy(update={"roles": (SUPPORTER_ROLE,), "weight": 2.0})}
 )
 
 
@@ -98,11 +100,12 @@ def gpu_seconds(params: GenerationParams, images: int, seconds_per_step: float) 
 
 
 async def open_service(path: Path, clock: Clock, seconds_per_step: float, **scheduler: object) -> DreamService:
+    """The real service on the simulated engine; without ``scheduler`` settings the queue caps are out of the way."""
     db = await Database.open(path)
     engine = SimulatedEngine(seconds_per_step=seconds_per_step, max_batch_images=8, image_max_side=16, sleep=clock.sleep)
     await engine.start()
     service = DreamService(
-        db, engine, scheduler=SchedulerSettings(max_queued_jobs=1_000_000, **scheduler), quotas=QUOTAS,
+        db, engine, scheduler=SchedulerSettings(**{**UNCAPPED, **scheduler}), quotas=QUOTAS,
         max_batch_images=8, clock=clock,
     )
     if isinstance(clock, VirtualClock):
@@ -133,7 +136,7 @@ class Load:
 
     def member(self, member_id: int) -> Member:
         """Every tenth member is a supporter (weight 2)."""
-        return Member(member_id, role_names=("Supporter",) if member_id % 10 == 0 else ())
+        return Member(member_id, role_ids=(SUPPORTER_ROLE,) if member_id % 10 == 0 else ())
 
     async def submit(self, member_id: int, images: int, params: GenerationParams) -> int:
         self.keys += 1

@@ -4,7 +4,9 @@ Three servers with equal weights, for one simulated hour (virtual clock, the
 real service, journal and simulated engine):
 
 - a big server of 500 members who all flood: each keeps a 4-image job queued,
-  submitting the next as soon as one finishes;
+  submitting the next as soon as one finishes (the queue caps are the
+  config's defaults, so the big server fills its share of the queue and its
+  members told it is full come back when the refusal says);
 - a small busy server: 3 members who each keep two jobs queued;
 - a small quiet server: 20 members who come by now and then (1 to 3 jobs of
   1 to 4 images, a fifth of them 768x768).
@@ -35,7 +37,8 @@ from bench.scheduler import (
     windowed_jain,
 )
 from bot.scheduler.clock import VirtualClock
-from bot.scheduler.errors import DreamError, MemberQueueFull, QuotaExceeded
+from bot.scheduler.config import SchedulerSettings
+from bot.scheduler.errors import DreamError, MemberQueueFull, QueueFull, QuotaExceeded, ServerQueueFull
 from bot.scheduler.models import DreamRequest, Member
 from bot.scheduler.service import DreamService
 from engine.types import GenerationParams
@@ -83,6 +86,11 @@ class ServersLoad:
                 except QuotaExceeded as refusal:
                     await clock.sleep(refusal.reset_at - clock.now())
                     continue
+                except (ServerQueueFull, QueueFull) as refusal:
+                    name = type(refusal).__name__
+                    self.refused[name] = self.refused.get(name, 0) + 1
+                    await clock.sleep(refusal.minutes * 60)
+                    continue
                 except MemberQueueFull:
                     pass
             finished.clear()
@@ -111,7 +119,8 @@ class ServersLoad:
 async def simulate(args: argparse.Namespace, path: Path, *, crowd: bool) -> tuple[Recorder, ServersLoad, float]:
     """One simulated hour: the quiet server alone, or (``crowd``) with the big and the busy server too."""
     clock = VirtualClock()
-    service = await open_service(path, clock, args.seconds_per_step)
+    caps = SchedulerSettings().model_dump(include={"max_queued_jobs", "max_queued_jobs_per_server"})
+    service = await open_service(path, clock, args.seconds_per_step, **caps)
     recorder = Recorder()
     listener = asyncio.create_task(recorder.listen(service))
     await service.start()

@@ -41,7 +41,7 @@ class RoleSettings(Protocol):
 def member_of(user: discord.User | discord.Member) -> Member:
     """The scheduler's member: id, and the roles that decide the tier (none in DMs)."""
     roles = getattr(user, "roles", [])
-    return Member(user.id, tuple(role.id for role in roles), tuple(role.name for role in roles))
+    return Member(user.id, tuple(role.id for role in roles))
 
 
 def _in_server(user: discord.User | discord.Member, guild_id: int | None) -> discord.Member | None:

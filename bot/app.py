@@ -89,6 +89,8 @@ class App:
             if not engine.health().safety_checker:
                 log.warning("generated images are NOT checked for safety: the engine has no classifier "
                             "(engine.safety_checker); every image is posted as it is")  # fmt: skip
+            guild_settings = GuildSettingsStore(db, settings)
+            await guild_settings.load()
             dreams = DreamService(
                 db,
                 engine,
@@ -96,10 +98,9 @@ class App:
                 quotas=settings.quotas,
                 max_batch_images=settings.engine.max_batch_images,
                 clock=clock,
+                tier_roles=guild_settings.tier_roles,
             )
             base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
-            guild_settings = GuildSettingsStore(db, settings)
-            await guild_settings.load()
             filters = GuildFilters(
                 base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
             )

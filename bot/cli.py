@@ -192,7 +192,14 @@ async def _forget(settings: Settings, user_id: int) -> int:
     for each in forgotten:
         print(f"server {each.guild_id}: {each.describe()}")
     print(f"forgot user {user_id} in {len(forgotten)} server(s)")
-    return 0
+    left = {each.guild_id: each.left for each in forgotten if each.left}
+    if not left:
+        return 0
+    where = ", ".join(f"{count} in server {guild_id}" for guild_id, count in left.items())
+    print(f"dreamqueue: user {user_id} still has queued or running jobs ({where}), which keep their prompts: this "
+          "command cannot reach a running bot's queue. Cancel them with /admin forget member: in that server (it "
+          "cancels and blanks them), or run this again once they have ended.", file=sys.stderr)
+    return 1
 
 
 def _check_prompts(settings: Settings, prompts: Sequence[str]) -> int:

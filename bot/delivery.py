@@ -9,9 +9,12 @@ member, as do results of jobs that outlived a restart (unless the channel's
 newest messages show the grid was posted and only its record was lost, so a
 crash never posts it twice). A deleted message falls back to the channel; a
 deleted channel is logged and the job recorded as undeliverable (so a restart
-does not try again), and nothing crashes. Before a grid is posted, the image
-safety check's verdicts decide whether it is withheld or spoilered for review
-(:mod:`bot.screening`).
+does not try again), and nothing crashes.
+
+:class:`Delivery` reads the events and routes them; its parts, by job, are
+:mod:`bot.status_edits` (the throttled edits of a job's message),
+:mod:`bot.result_posts` (posting grids) and :mod:`bot.end_notices` (telling
+members how jobs ended without images).
 """
 
 from __future__ import annotations
@@ -19,63 +22,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import discord
 
 from bot import render
+from bot.end_notices import EndNotices
 from bot.replies import placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
 from bot.scheduler.models import Admission, JobState, JobView
-from bot.screening import Screening, spoil
+from bot.screening import Screening
 from bot.services import Services
-from bot.views import result_view, status_view
-from engine.types import GeneratedImage
+from bot.status_edits import Reply
+from bot.views import status_view
 
 log = logging.getLogger(__name__)
 
-ATTACH_GRACE_S = 2.0
-"""How long a finished job waits for the command that submitted it to attach its interaction."""
-TOKEN_LIFETIME_S = 15 * 60 - 10
-"""Discord's interaction tokens die at 15 minutes; later edits go through the channel."""
 REQUEUED = "The image engine had a problem; your job is back at the front of the queue."
-UNDELIVERABLE = "its message and channel were deleted, or the bot may no longer post there"
-"""Recorded on a done job whose result could not be posted anywhere."""
-RECENT_MESSAGES = 50
-"""Messages searched, after a restart, for a result that was posted but not recorded (a crash in between)."""
-_GONE = (discord.NotFound, discord.Forbidden)
 ENDED = {JobState.FAILED: EventKind.FAILED, JobState.CANCELLED: EventKind.CANCELLED,
          JobState.INTERRUPTED: EventKind.INTERRUPTED}  # fmt: skip
 """The event that tells a member how a job ended without images, by the job's final state."""
 
 
-@dataclass(eq=False)
-class Reply:
-    """The message that shows one job, and what is waiting to be shown on it."""
-
-    job_id: int
-    guild_id: int
-    channel_id: int | None
-    interaction: discord.Interaction | None = None
-    job: JobView | None = None
-    """The job as admitted (set with the interaction)."""
-    message_id: int | None = None
-    note: str = ""
-    """Shown with the job to the end (e.g. the prompt was cut)."""
-    ended: bool = False
-    """The job ended: only its final message may be shown now."""
-    pending: tuple[discord.Embed, discord.ui.View | None] | None = None
-    last_edit: float = -1e9
-    flusher: asyncio.Task[None] | None = None
-    attached: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the interaction is known, or known never to come (a job that outlived a restart)."""
-    edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class Delivery:
+class Delivery(EndNotices):
     """Turns job events into message edits and posts. Create before ``DreamService.start`` to hear recoveries."""
 
     def __init__(self, bot: Any, services: Services) -> None:
@@ -198,176 +168,3 @@ class Delivery:
             embed = render.queued_embed(job, placement, time.time(), note or reply.note)
             self._show(reply, embed, status_view(job))
 
-    # throttled edits of the status message
-
-    def _show(self, reply: Reply, embed: discord.Embed, view: discord.ui.View | None) -> None:
-        """Show this state next; edits of one message are at least ``progress_edit_interval_s`` apart."""
-        if reply.ended:
-            return
-        reply.pending = (embed, view)
-        if reply.flusher is None or reply.flusher.done():
-            reply.flusher = asyncio.create_task(self._flush(reply))
-
-    async def _flush(self, reply: Reply) -> None:
-        loop = asyncio.get_running_loop()
-        while reply.pending is not None:
-            wait = reply.last_edit + self.services.settings.discord.progress_edit_interval_s - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            embed, view = reply.pending
-            reply.pending = None
-            async with reply.edit_lock:
-                reply.last_edit = loop.time()
-                await self._edit_status(reply, embed=embed, view=view)
-
-    async def _settle(self, reply: Reply) -> None:
-        """Stop progress edits before the final one, so none lands after it."""
-        reply.pending = None
-        if reply.flusher is not None and not reply.flusher.done():
-            reply.flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reply.flusher
-
-    def _age(self, reply: Reply) -> float:
-        """Seconds since the job's interaction was created (infinite without one)."""
-        if reply.interaction is None:
-            return math.inf
-        return (discord.utils.utcnow() - reply.interaction.created_at).total_seconds()
-
-    def _late(self, reply: Reply) -> bool:
-        """Past ``late_result_after_s``: results go out as a channel message that notifies the member."""
-        return self._age(reply) > self.services.settings.discord.late_result_after_s
-
-    async def _edit_status(self, reply: Reply, **fields: Any) -> discord.Message | None:
-        """Edit the job's reply: through the interaction while its token lives, else as a channel message."""
-        try:
-            if self._age(reply) < TOKEN_LIFETIME_S:
-                assert reply.interaction is not None
-                message = await reply.interaction.edit_original_response(**fields)
-                reply.message_id = message.id
-                return message
-            if reply.message_id is not None and reply.channel_id is not None:
-                channel = self.bot.get_partial_messageable(reply.channel_id)
-                return await channel.get_partial_message(reply.message_id).edit(**fields)
-        except discord.HTTPException as exc:
-            log.info("could not edit the reply of job %s: %s", reply.job_id, exc)
-        return None
-
-    # the end of a job
-
-    async def _deliver(self, reply: Reply, images: tuple[GeneratedImage, ...]) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)
-        job = await self.services.dreams.job(reply.guild_id, reply.job_id)
-        await self._post_result(reply, replace(job, images=images))
-
-    async def _post_result(self, reply: Reply, job: JobView) -> None:
-        """Post the grid with its buttons, record the message, and say where it went (once per job)."""
-        if job.job_id in self._posting:
-            return
-        self._posting.add(job.job_id)
-        await self._settle(reply)
-        screened = self.screening.decide(job)  # the image safety check: withhold, or spoiler for review
-        if screened is not None and screened.action == "block":
-            live = reply.interaction if self._age(reply) < TOKEN_LIFETIME_S else None
-            await self.screening.withhold(job, screened.verdict, live, reply.message_id)
-            return
-        limit = reply.interaction.filesize_limit if reply.interaction else self._channel_upload_limit(job.channel_id)
-        upload = await asyncio.to_thread(render.grid_upload, job, job.images, self.services.model, limit)
-        seconds = job.finished_at - job.started_at if job.finished_at and job.started_at else None
-        fields = {
-            "embed": render.result_embed(job, upload, seconds, f"<@{job.member_id}>", reply.note),
-            "view": result_view(job),
-        }
-        if screened is not None:
-            spoil(fields["embed"])
-        message = None
-        if not self._late(reply):
-            async with reply.edit_lock:
-                file = upload.file(spoiler=screened is not None)
-                message = await self._edit_status(reply, content=None, attachments=[file], **fields)
-        if message is None:
-            text = f"<@{job.member_id}> your dream is ready."
-            message = await self._post_in_channel(job, text, upload.file(spoiler=screened is not None), **fields)
-            if message is not None and reply.message_id is not None:
-                await self._edit_status(reply, content=f"Finished: {message.jump_url}", embed=None, view=None)
-        if message is None:
-            log.warning("job %s: its channel %s is gone; the result cannot be delivered", job.job_id, job.channel_id)
-            await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, UNDELIVERABLE)
-            return
-        if not await self.services.dreams.record_delivery(job.guild_id, job.job_id, message.id):
-            # Another bot process posted it first (its record won): take this copy back.
-            log.warning("job %s: its result was already recorded; deleting the second post %s", job.job_id, message.id)
-            with contextlib.suppress(discord.HTTPException):
-                await message.delete()
-        elif screened is not None:
-            await self.screening.review(job, message, screened.verdict)
-
-    async def _redeliver(self, job: JobView) -> None:
-        """Post a result that finished before a restart, unless it was posted and only its record was lost."""
-        posted = await self._find_result(job)
-        if posted is None:
-            await self._post_result(self._reply_for(job, orphan=True), job)
-        else:
-            log.info("job %s: its result was already posted as message %s; recording that", job.job_id, posted.id)
-            await self.services.dreams.record_delivery(job.guild_id, job.job_id, posted.id)
-
-    async def _find_result(self, job: JobView) -> discord.Message | None:
-        """The bot's message carrying ``job``'s grid among the channel's newest :data:`RECENT_MESSAGES`, if any."""
-        if job.channel_id is None:
-            return None
-        footer = render.job_footer(job.number)
-        try:
-            channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
-            async for message in channel.history(limit=RECENT_MESSAGES):
-                ours = message.author.id == self.bot.user.id and message.attachments
-                if ours and any(embed.footer.text == footer for embed in message.embeds):
-                    return message
-        except _GONE as exc:
-            log.info("job %s: cannot read channel %s: %s", job.job_id, job.channel_id, exc)
-        return None
-
-    def _channel_upload_limit(self, channel_id: int | None) -> int:
-        channel = self.bot.get_channel(channel_id) if channel_id else None
-        guild = getattr(channel, "guild", None)
-        return guild.filesize_limit if guild is not None else render.DEFAULT_UPLOAD_LIMIT
-
-    async def _post_in_channel(self, job: JobView, content: str, file: discord.File | None = None,
-                               **fields: Any) -> discord.Message | None:  # fmt: skip
-        """Post in the job's channel, mentioning only its member; None if the channel is gone."""
-        if job.channel_id is None:
-            return None
-        mention = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.member_id)])
-        try:
-            channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
-            if file is not None:
-                fields["file"] = file
-            return await channel.send(content, allowed_mentions=mention, **fields)
-        except _GONE as exc:
-            log.info("job %s: channel %s unavailable: %s", job.job_id, job.channel_id, exc)
-            return None
-
-    async def _end(self, reply: Reply, kind: EventKind, error: str | None) -> None:
-        """Tell the member their job ended without images (once per job), and record that they were told."""
-        if reply.job_id in self._posting:
-            return
-        self._posting.add(reply.job_id)
-        titles = {EventKind.CANCELLED: "✖️ Cancelled", EventKind.INTERRUPTED: "⚠️ Interrupted by a restart"}
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)
-        await self._settle(reply)
-        job = await self.services.dreams.job(reply.guild_id, reply.job_id)
-        reason = "" if error in (None, "cancelled") else f"{error}\n"
-        refund = f"{reason}Its images were given back to your quota."
-        embed = render.ended_embed(job, titles.get(kind, "❌ Failed"), refund)
-        async with reply.edit_lock:
-            told = await self._edit_status(reply, embed=embed, view=None) is not None
-        if not told:
-            await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} ended.", embed=embed)
-        # Recorded even when the channel is gone, as an undeliverable grid is: nothing to retry after a restart.
-        await self.services.dreams.record_told(job.guild_id, job.job_id)
-
-    async def _tell(self, reply: Reply, text: str) -> None:
-        """A one-line notice about a job without a live reply, in its channel, to its member."""
-        job = await self.services.dreams.job(reply.guild_id, reply.job_id)
-        await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} {text}")

@@ -2,15 +2,19 @@
 
 Overrides are rows of ``guild_settings`` (JSON values), loaded once at start
 and written through, each change audited in the server's moderation audit log
-in the same transaction. Roles and channels are stored by id.
+in the same transaction. Roles and channels are stored by id. A server's own
+tier roles (which of its roles give which quota tier, on top of the config's
+role ids) are stored the same way, under :data:`TIER_ROLES`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+import aiosqlite
 
 from bot.db import Database
 from bot.image_policy import Bands, band_problem
@@ -46,6 +50,23 @@ SETTING_KINDS: dict[str, Kind] = {
     "nsfw_image_block_at": "fraction",
 }
 """The keys a server's admins may set, and what each takes."""
+LIST_KINDS: frozenset[Kind] = frozenset({"roles", "channels", "categories"})
+"""The kinds whose value is a list, which admins may add to or remove from."""
+TIER_ROLES = "tier_roles"
+"""The ``guild_settings`` key of a server's own tier roles: tier name to the ids of its roles that give it."""
+
+
+def shown(kind: Kind, value: Any) -> str:
+    """A setting's value as Discord shows it: role and channel mentions, numbers, "none"."""
+    if kind == "fraction" and value is None:
+        return "as in other channels"
+    if kind in NUMBER_KINDS:
+        return f"{value:g}"
+    if kind == "categories":
+        return ", ".join(value) or "none"
+    values = value if isinstance(value, tuple) else (() if value is None else (value,))
+    mention = "<@&{}>" if kind == "roles" else "<#{}>"
+    return ", ".join(mention.format(item) for item in values) or "none"
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,8 @@ class ServerSettings:
     nsfw_image_allow_below: float | None
     nsfw_image_block_at: float | None
     """The image safety check's bands (see :mod:`bot.image_policy`); the NSFW ones None: as other channels."""
+    tier_roles: dict[str, tuple[int, ...]]
+    """The server's own roles that give each tier (besides the config's role ids), by tier name."""
     overridden: frozenset[str]
     """The keys the server set itself; the others are the config's."""
 
@@ -106,20 +129,22 @@ def _defaults(settings: Settings) -> dict[str, Any]:
 
 
 class GuildSettingsStore:
-    """Every server's overrides, in memory and in the database."""
+    """Every server's overrides and tier roles, in memory and in the database."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
-        self._defaults = _defaults(settings)
-        self._categories = tuple(settings.moderation.filter.categories)
         self._overrides: dict[int, dict[str, Any]] = {}
+        self._tier_roles: dict[int, dict[str, tuple[int, ...]]] = {}
+        self.reconfigure(settings)
 
     async def load(self) -> None:
-        """Read every server's overrides (at start)."""
+        """Read every server's overrides and tier roles (at start)."""
         async with self._db.conn.execute("SELECT guild_id, key, value FROM guild_settings") as cursor:
             for row in await cursor.fetchall():
-                if row["key"] in SETTING_KINDS:  # a key a later release dropped is ignored
-                    value = json.loads(row["value"])
+                value = json.loads(row["value"])
+                if row["key"] == TIER_ROLES:
+                    self._tier_roles[row["guild_id"]] = {tier: tuple(ids) for tier, ids in value.items()}
+                elif row["key"] in SETTING_KINDS:  # a key a later release dropped is ignored
                     self._overrides.setdefault(row["guild_id"], {})[row["key"]] = (
                         tuple(value) if isinstance(value, list) else value
                     )
@@ -128,32 +153,74 @@ class GuildSettingsStore:
         """New config defaults (after a reload); servers' overrides stay."""
         self._defaults = _defaults(settings)
         self._categories = tuple(settings.moderation.filter.categories)
+        self._tiers = tuple(settings.quotas.tiers)
 
     def effective(self, guild_id: int) -> ServerSettings:
         """The server's settings: its overrides over the config's defaults."""
         own = self._overrides.get(guild_id, {})
         values = {**self._defaults, **own}
-        names = {field.name for field in fields(ServerSettings)} - {"guild_id", "overridden"}
-        return ServerSettings(guild_id, **{name: values[name] for name in names}, overridden=frozenset(own))
+        return ServerSettings(guild_id, **{key: values[key] for key in SETTING_KINDS},
+                              tier_roles=self.tier_roles(guild_id), overridden=frozenset(own))  # fmt: skip
+
+    def tier_roles(self, guild_id: int) -> dict[str, tuple[int, ...]]:
+        """The server's own roles that give each tier of the config (a tier the config dropped gives nothing)."""
+        return {tier: ids for tier, ids in self._tier_roles.get(guild_id, {}).items() if tier in self._tiers}
 
     async def set(self, guild_id: int, key: str, value: Any, actor_id: int) -> ServerSettings:
         """Override one key for the server (None: back to the config default); refuse a bad value with the range."""
         if key not in SETTING_KINDS:
             raise Refusal(f"`{key}` is not a server setting; those are: {', '.join(SETTING_KINDS)}.")
-        if value is not None:
-            value = self._checked(guild_id, key, value)
+        return await self._store(guild_id, key, None if value is None else self._checked(guild_id, key, value),
+                                 actor_id)  # fmt: skip
+
+    async def change_list(self, guild_id: int, key: str, items: tuple[Any, ...], actor_id: int, *,
+                          add: bool) -> ServerSettings:  # fmt: skip
+        """Add ``items`` to one of the server's list settings, or remove them from it; refuse a change that
+        changes nothing, naming what was already there or missing."""
+        kind = SETTING_KINDS.get(key)
+        if kind not in LIST_KINDS:
+            lists = ", ".join(name for name, each in SETTING_KINDS.items() if each in LIST_KINDS)
+            raise Refusal(f"`{key}` is not a list setting; those are: {lists}. Use `/admin settings set` for it.")
+        current = self.effective(guild_id).values()[key]
+        if add:
+            items = self._checked(guild_id, key, items)
+            already = tuple(item for item in items if item in current)
+            if already:
+                raise Refusal(f"`{key}` already has {shown(kind, already)} here.")
+            return await self._store(guild_id, key, (*current, *items), actor_id)
+        missing = tuple(item for item in items if item not in current)
+        if missing:
+            raise Refusal(f"`{key}` has no {shown(kind, missing)} here; it has {shown(kind, current)}.")
+        return await self._store(guild_id, key, tuple(item for item in current if item not in items), actor_id)
+
+    async def set_tier_role(self, guild_id: int, tier: str, role_id: int, actor_id: int, *,
+                            add: bool) -> tuple[int, ...]:  # fmt: skip
+        """Make one of the server's roles give ``tier`` there (``add``), or stop it; return the tier's roles here."""
+        if tier not in self._tiers:
+            raise Refusal(f"There is no tier {tier!r}; the tiers are {', '.join(self._tiers)}.")
+        own = dict(self._tier_roles.get(guild_id, {}))
+        before = own.get(tier, ())
+        if add == (role_id in before):
+            raise Refusal(f"<@&{role_id}> {'already gives' if add else 'does not give'} tier **{tier}** here.")
+        after = (*before, role_id) if add else tuple(role for role in before if role != role_id)
+        if after:
+            own[tier] = after
+        else:
+            del own[tier]
+        now = time.time()
+        async with self._db.transaction() as conn:
+            await _write(conn, guild_id, TIER_ROLES, own or None, actor_id, now)
+            await write_audit(conn, guild_id, now, actor_id, "setting", None, None,
+                              f"{TIER_ROLES}.{tier}: {shown('roles', before)} → {shown('roles', after)}")  # fmt: skip
+        self._tier_roles[guild_id] = own
+        return after
+
+    async def _store(self, guild_id: int, key: str, value: Any, actor_id: int) -> ServerSettings:
+        """Write one checked override (None: remove it) with its audit record, then hold it in memory."""
         before = self.effective(guild_id).values()[key]
         now = time.time()
         async with self._db.transaction() as conn:
-            if value is None:
-                await conn.execute("DELETE FROM guild_settings WHERE guild_id = ? AND key = ?", (guild_id, key))
-            else:
-                await conn.execute(
-                    "INSERT INTO guild_settings (guild_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value, set_by = excluded.set_by,"
-                    " set_at = excluded.set_at",
-                    (guild_id, key, json.dumps(value), actor_id, now),
-                )
+            await _write(conn, guild_id, key, value, actor_id, now)
             after = value if value is not None else self._defaults[key]
             await write_audit(conn, guild_id, now, actor_id, "setting", None, None, f"{key}: {before} → {after}")
         own = self._overrides.setdefault(guild_id, {})
@@ -194,8 +261,7 @@ class GuildSettingsStore:
     def _checked_band(self, guild_id: int, key: str, value: float) -> float:
         if not 0 <= value <= 1:
             raise Refusal(f"`{key}` must be 0 to 1; {value:g} is out of range.")
-        after = ServerSettings(guild_id, **{**self.effective(guild_id).values(), key: float(value)},
-                               overridden=frozenset())  # fmt: skip
+        after = replace(self.effective(guild_id), **{key: float(value)})
         for nsfw, prefix in ((False, "image_"), (True, "nsfw_image_")):  # an ordinary bound may be the NSFW one too
             bands = after.image_bands(nsfw)
             problem = band_problem(bands.allow_below, bands.block_at, prefix)
@@ -204,5 +270,19 @@ class GuildSettingsStore:
         return float(value)
 
     def forget(self, guild_id: int) -> None:
-        """Drop a server's overrides from memory (its rows are deleted with the server's data)."""
+        """Drop a server's overrides and tier roles from memory (its rows are deleted with the server's data)."""
         self._overrides.pop(guild_id, None)
+        self._tier_roles.pop(guild_id, None)
+
+
+async def _write(conn: aiosqlite.Connection, guild_id: int, key: str, value: Any, actor_id: int, now: float) -> None:
+    """Store one of the server's keys as JSON (None: delete its row)."""
+    if value is None:
+        await conn.execute("DELETE FROM guild_settings WHERE guild_id = ? AND key = ?", (guild_id, key))
+        return
+    await conn.execute(
+        "INSERT INTO guild_settings (guild_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value, set_by = excluded.set_by,"
+        " set_at = excluded.set_at",
+        (guild_id, key, json.dumps(value), actor_id, now),
+    )

@@ -20,7 +20,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from bot.discord_metrics import DiscordMetrics
-from bot.scheduler.errors import Banned, DreamError, MemberQueueFull, OverTierLimit, Paused, QueueFull, QuotaExceeded
+from bot.scheduler.errors import (
+    Banned,
+    DreamError,
+    MemberQueueFull,
+    OverTierLimit,
+    Paused,
+    QueueFull,
+    QuotaExceeded,
+    ServerQueueFull,
+)
 from bot.scheduler.events import EventKind, JobEvent, Subscription
 from engine.types import RESTART_CAUSES, EngineClient
 from moderation.filter import Verdict
@@ -29,7 +38,8 @@ WAIT_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 """Seconds: a job waits from a moment (an idle GPU) to an hour (a busy evening)."""
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 """Seconds the event loop was late: over 0.1 members notice, over a second heartbeats suffer."""
-QUOTA_REFUSALS = ("burst", "daily", "over_tier_limit", "member_queue_full", "queue_full", "banned", "paused")
+QUOTA_REFUSALS = ("burst", "daily", "over_tier_limit", "member_queue_full", "server_queue_full", "queue_full", "banned",
+                  "paused")
 """Why a ``/dream`` is refused at admission: the two quotas first, then the other limits."""
 REVIEW_ACTIONS = ("dismiss", "remove", "warn", "ban")
 QUEUE_STATES = ("queued", "running")
@@ -46,6 +56,8 @@ def refusal_reason(error: DreamError) -> str | None:
             return "over_tier_limit"
         case MemberQueueFull():
             return "member_queue_full"
+        case ServerQueueFull():
+            return "server_queue_full"
         case QueueFull():
             return "queue_full"
         case Banned():

@@ -20,7 +20,7 @@ import discord
 
 from bot import render
 from bot.image_policy import Bands, ImageDecision, decide, describe
-from bot.review import alert_moderators
+from bot.flagging import alert_moderators
 from bot.scheduler.models import JobView
 from bot.services import Services
 from bot.text import clip

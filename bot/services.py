@@ -137,7 +137,7 @@ class Services:
         self.alerts = alerts
         self.guild_settings = guild_settings
         self.warnings = Warnings(WarningStore(db), dreams, self.server_settings)
-        self.forgetting = Forgetting(db)
+        self.forgetting = Forgetting(db, dreams)
         self.retention = Retention(db, prompt_log, guild_settings, filters,
                                    left_guild_days=settings.discord.left_guild_retention_days)  # fmt: skip
         self.operator_ids: frozenset[int] = frozenset(settings.discord.owner_ids)

@@ -19,7 +19,7 @@ from bot.errors import Guarded
 from bot.image_policy import decide
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
-from bot.review import FlagForm
+from bot.flagging import FlagForm
 from bot.scheduler.models import JobState, JobView
 from bot.screening import is_nsfw
 from bot.server import server_id

@@ -65,3 +65,24 @@ def test_cli_forget_without_a_database_says_so(tmp_path: Path, capsys: pytest.Ca
     config.write_text(yaml.safe_dump({"database": {"path": str(tmp_path / "none.db")}}))
     assert main(["forget", "7", "--config", str(config)]) == 2
     assert "nothing to forget" in capsys.readouterr().err
+
+
+def test_cli_forget_leaves_queued_jobs_it_cannot_cancel_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_path = tmp_path / "dq.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database": {"path": str(db_path)}}))
+    asyncio.run(seed(db_path))
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT INTO jobs (member_id, guild_id, number, prompt, params, seeds, cost, state, created_at)"
+                     f" VALUES ({USER}, 2, 3, 'waiting', '{{}}', '[1]', 1, 'queued', 0)")  # fmt: skip
+
+    assert main(["forget", str(USER), "--config", str(config)]) == 1
+    said = capsys.readouterr()
+    assert "server 2: deleted 1 blocked prompt(s)" in said.out and "left 1 queued or running job(s)" in said.out
+    assert "still has queued or running jobs (1 in server 2)" in said.err and "/admin forget" in said.err
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute(f"SELECT state, prompt FROM jobs WHERE member_id = {USER} ORDER BY id").fetchall() == [
+            ("done", ""), ("done", ""), ("queued", "waiting")
+        ]

@@ -39,6 +39,10 @@ step = st.one_of(
     st.tuples(st.just("prompt"), guild, member),
     st.tuples(st.just("rule"), guild, member, st.booleans(), st.sampled_from(["zorp", "blip*"])),
     st.tuples(st.just("setting"), guild, member, st.sampled_from(["alert_score", "hide_score"]), st.floats(0, 120)),
+    st.tuples(st.just("tier_role"), guild, member, st.sampled_from(["default", "gold"]), st.integers(100, 102),
+              st.booleans()),
+    st.tuples(st.just("list"), guild, member, st.sampled_from(["admin_role_ids", "hide_score"]), st.integers(100, 102),
+              st.booleans()),
     st.tuples(st.just("forget"), guild, member),
     st.tuples(st.just("warn"), guild, member, st.booleans()),
     st.tuples(st.just("unwarn"), guild, member, st.integers(1, 10)),
@@ -92,6 +96,12 @@ class Stores:
             elif kind == "setting":
                 key, value = args
                 await self.settings.set(guild_id, key, value, member_id)
+            elif kind == "tier_role":
+                tier, role, add = args
+                await self.settings.set_tier_role(guild_id, tier, role, member_id, add=add)
+            elif kind == "list":
+                key, role, add = args
+                await self.settings.change_list(guild_id, key, (role,), member_id, add=add)
             elif kind == "forget":
                 await self.forgetting.member(guild_id, member_id, None)
             elif kind == "warn":
@@ -127,10 +137,10 @@ async def scenario(steps: list[tuple[Any, ...]]) -> None:
             )
         for op in steps:
             others = [g for g in GUILDS if g != op[1]]
-            before = {g: await stores.rows(g) for g in others}
+            before = {g: (await stores.rows(g), stores.settings.effective(g)) for g in others}
             await stores.run(op)
-            after = {g: await stores.rows(g) for g in others}
-            assert after == before, f"{op} changed another server's rows"
+            after = {g: (await stores.rows(g), stores.settings.effective(g)) for g in others}
+            assert after == before, f"{op} changed another server's rows or settings"
             assert (await stores.filters.get(op[1])) is not None
 
 

@@ -18,7 +18,8 @@ from discord.ext import commands
 
 from bot import render
 from bot.access import member_of, require_for_command
-from bot.cogs.server_settings import ServerSettingsGroup
+from bot.cogs.server_settings import ServerSettingsGroup, own_role_id
+from bot.guild_settings import shown
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
@@ -32,6 +33,7 @@ LIMIT_CHOICES = [
 ]
 OPERATOR = {"operator": True}
 """``extras`` of the commands only the operator may use: they change what every server shares."""
+ROLE_ACTIONS = [app_commands.Choice(name=name, value=name) for name in ("add", "remove")]
 RULE_LISTS = [
     app_commands.Choice(name="keyword (AutoMod syntax: word, word*, *word, *word*)", value="keywords"),
     app_commands.Choice(name="regex (RE2, linear-time)", value="regex"),
@@ -98,9 +100,24 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         limits = await self.services.dreams.set_tier_limit(interaction.user.id, server_id(interaction), tier, limit, None)
         await whisper(interaction, f"Tier **{tier}**: {limit} is back to {limits[limit]:g}.")
 
+    @tier.command(name="role", description="Make one of this server's roles give a tier here, or stop it")
+    @app_commands.describe(role="A role of this server", action="add (default) or remove")
+    @app_commands.choices(action=ROLE_ACTIONS)
+    async def tier_role(self, interaction: discord.Interaction, tier: str, role: discord.Role,
+                        action: str = "add") -> None:  # fmt: skip
+        role_id = own_role_id(interaction, role)
+        await defer(interaction)
+        roles = await self.services.guild_settings.set_tier_role(
+            server_id(interaction), tier, role_id, interaction.user.id, add=action == "add"
+        )
+        done = "now gives" if action == "add" else "no longer gives"
+        await whisper(interaction, f"{role.mention} {done} tier **{tier}** here. This server's roles for it: "
+                                   f"{shown('roles', roles)}.")  # fmt: skip
+
     tier_show.autocomplete("tier")(_tiers)
     tier_set.autocomplete("tier")(_tiers)
     tier_reset.autocomplete("tier")(_tiers)
+    tier_role.autocomplete("tier")(_tiers)
 
     # member overrides
 
@@ -217,7 +234,8 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
             lines.append("No setting changed.")
         await whisper(interaction, "\n".join(lines))
 
-    @app_commands.command(name="forget", description="Delete a member's prompts, flags and flagged images here")
+    @app_commands.command(name="forget", description="Cancel a member's jobs, delete their prompts, flags and flagged "
+                                                     "images here")  # fmt: skip
     @app_commands.describe(member="Whose data, in this server only")
     async def forget(self, interaction: discord.Interaction, member: discord.User) -> None:
         await defer(interaction)

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.refusal import Refusal
-from bot.review import FlagForm
+from bot.flagging import FlagForm
 from bot.views import job_id_of
 
 

@@ -1,9 +1,10 @@
 """Admission: idempotency, every check, the quota charge, the group-committed journal write, then the queue.
 
 :meth:`Admitter.submit` checks the request, ban, pause, tier limits, queue caps
-and quota (charging it) with no await in between, so concurrent submits cannot
-overtake each other; it then waits for the job row to be group-committed, and
-only then is the job in the fair queue and the member told their position.
+(the member's, the server's, then everyone's) and quota (charging it) with no
+await in between, so concurrent submits cannot overtake each other; it then
+waits for the job row to be group-committed, and only then is the job in the
+fair queue and the member told their position.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.scheduler.errors import (
     OverTierLimit,
     Paused,
     QueueFull,
+    ServerQueueFull,
     ServiceStopped,
 )
 from bot.scheduler.estimates import Estimates
@@ -115,13 +117,16 @@ class Admitter:
             raise Banned(ban.until, ban.reason, now)
         if core.policy.paused and not core.settings.accept_while_paused:
             raise Paused()
-        tier = core.policy.tier_of(member)
+        tier = core.policy.tier_of(request.guild_id, member)
         limits = core.policy.limits(who, tier)
         _check_shape(job_request, limits)
         if core.active_by_member[who] >= limits.max_queued:
             raise MemberQueueFull(limits.max_queued)
+        # The server's own cap first: when both are reached, that is the one its members can wait out.
+        if core.active_by_server[request.guild_id] >= core.settings.max_queued_jobs_per_server:
+            raise ServerQueueFull(core.settings.max_queued_jobs_per_server, self.estimates.minutes_until_room())
         if len(core.jobs) >= core.settings.max_queued_jobs:
-            raise QueueFull(self.estimates.minutes_until_room())
+            raise QueueFull(core.settings.max_queued_jobs, self.estimates.minutes_until_room())
         job_id = self._next_id
         core.quotas.charge(who, job_id, job_request.count, limits, now)
         self._next_id += 1

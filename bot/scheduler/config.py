@@ -8,6 +8,7 @@ would refuse is refused at the admin command too, with the range named.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,8 +21,9 @@ class TierSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    roles: tuple[int | str, ...] = ()
-    """Discord role ids (numbers) or role names (text) that put a member in this tier."""
+    roles: tuple[int, ...] = ()
+    """Discord role ids that put a member in this tier (a role id is one server's; each server's admins add their
+    own roles with ``/admin tier role``). Never names: anyone can make a role of any name in their own server."""
     burst: int = Field(default=8, ge=1, le=1000)
     """Images a member may request at once after a rest (the bucket size)."""
     rate_per_hour: float = Field(default=30.0, ge=0.01, le=100_000)
@@ -38,11 +40,14 @@ class TierSettings(BaseModel):
     weight: float = Field(default=1.0, ge=0.01, le=100)
     """Share of the GPU while backlogged: a weight-2 member gets twice a weight-1 member's GPU time."""
 
-    @field_validator("roles")
+    @field_validator("roles", mode="before")
     @classmethod
-    def _roles_not_blank(cls, roles: tuple[int | str, ...]) -> tuple[int | str, ...]:
-        if any(isinstance(role, str) and not role.strip() for role in roles):
-            raise ValueError("role names must not be blank")
+    def _role_ids_only(cls, roles: object) -> object:
+        for role in roles if isinstance(roles, list | tuple) else ():
+            if isinstance(role, bool) or not (isinstance(role, int) or (isinstance(role, str) and role.isdigit())):
+                raise ValueError(f"{role!r} is not a role id: tiers take role ids, never role names (anyone can "
+                                 "make a role of any name in their own server); use the role's id (Developer Mode "
+                                 "→ right-click the role → Copy ID)")
         return roles
 
 
@@ -119,12 +124,13 @@ class QuotaSettings(BaseModel):
             raise ValueError("tier names must not be blank")
         return self
 
-    def tier_for_roles(self, role_ids: tuple[int, ...], role_names: tuple[str, ...]) -> str:
-        """The best tier (the last listed) any of the roles matches, else the default tier."""
-        held: set[int | str] = {*role_ids, *role_names}
+    def tier_for_roles(self, role_ids: Collection[int], server_roles: Mapping[str, Collection[int]]) -> str:
+        """The best tier (the last listed) any of the member's role ids gives, by the config's role ids or the
+        server's own (``server_roles``: tier to role ids), else the default tier."""
+        held = set(role_ids)
         best = self.default_tier
         for name, tier in self.tiers.items():
-            if held.intersection(tier.roles):
+            if held.intersection(tier.roles) or held.intersection(server_roles.get(name, ())):
                 best = name
         return best
 
@@ -135,7 +141,11 @@ class SchedulerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_queued_jobs: int = Field(default=500, ge=1, le=1_000_000)
-    """Jobs waiting or running across everyone; beyond it members are told to come back later."""
+    """Jobs waiting or running across every server (the operator's ceiling); beyond it members are told to come
+    back later."""
+    max_queued_jobs_per_server: int = Field(default=250, ge=1, le=1_000_000)
+    """Jobs waiting or running in one server, so that one flooding server cannot fill the queue for every other;
+    beyond it that server's members are told to come back later."""
     accept_while_paused: bool = True
     """While an admin has paused the queue: accept jobs (run nothing) or refuse them."""
     requeue_on_failure: int = Field(default=1, ge=0, le=5)
@@ -157,6 +167,14 @@ class SchedulerSettings(BaseModel):
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @model_validator(mode="after")
+    def _server_cap_within_the_ceiling(self) -> SchedulerSettings:
+        # Only when set: lowering max_queued_jobs alone must not make the default per-server cap an error.
+        cap, ceiling = self.max_queued_jobs_per_server, self.max_queued_jobs
+        if "max_queued_jobs_per_server" in self.model_fields_set and cap > ceiling:
+            raise ValueError(f"max_queued_jobs_per_server ({cap:,}) must be 1 to max_queued_jobs ({ceiling:,})")
+        return self
 
 
 def check_multiplier(value: float) -> float:

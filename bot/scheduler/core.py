@@ -24,7 +24,7 @@ from bot.scheduler.admin_tables import AdminTables
 from bot.scheduler.journal import Journal
 from bot.scheduler.rows import read_view
 from bot.scheduler.models import AuditEntry, JobState, JobView
-from bot.scheduler.policy import Policy
+from bot.scheduler.policy import Policy, ServerTierRoles
 from bot.scheduler.quotas import QuotaBook, Who
 from engine.types import EngineClient, JobRequest, JobResult
 
@@ -98,12 +98,12 @@ class Core:
     """Everything the scheduler's parts share: settings, engine, clock, rules, quotas, journal, queue and jobs."""
 
     def __init__(self, db: Database, engine: EngineClient, scheduler: SchedulerSettings, quotas: QuotaSettings,
-                 max_batch_images: int, clock: Clock) -> None:  # fmt: skip
+                 max_batch_images: int, clock: Clock, tier_roles: ServerTierRoles) -> None:  # fmt: skip
         self.settings = scheduler
         self.engine = engine
         self.clock = clock
         self.max_batch_images = max_batch_images
-        self.policy = Policy(quotas)
+        self.policy = Policy(quotas, tier_roles)
         self.quotas = QuotaBook(quotas.daily_reset_hour_utc)
         self.journal = Journal(db, self.quotas.state)
         self.tables = AdminTables(self.journal)
@@ -111,6 +111,7 @@ class Core:
         self.queue = FairQueue()
         self.jobs: dict[int, Job] = {}
         self.active_by_member: Counter[Who] = Counter()
+        self.active_by_server: Counter[int] = Counter()
         self.running: list[Job] = []
         self.figures = Figures(scheduler.assumed_seconds_per_step / COST_PER_IMAGE_STEP)
         self.wake = asyncio.Event()
@@ -136,6 +137,7 @@ class Core:
         """Hold a job admitted or recovered until it ends."""
         self.jobs[job.id] = job
         self.active_by_member[job.who] += 1
+        self.active_by_server[job.guild_id] += 1
 
     def push(self, job: Job, *, front: bool = False) -> None:
         """Queue a job under its member's tier weight and its server's weight."""
@@ -150,6 +152,9 @@ class Core:
         self.active_by_member[job.who] -= 1
         if not self.active_by_member[job.who]:
             del self.active_by_member[job.who]
+        self.active_by_server[job.guild_id] -= 1
+        if not self.active_by_server[job.guild_id]:
+            del self.active_by_server[job.guild_id]
 
     def publish(self, job: Job, kind: EventKind, **fields: object) -> None:
         view = job.view

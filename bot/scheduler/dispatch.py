@@ -69,21 +69,35 @@ class Dispatcher:
             raise NotYourJob(job_id)
         by_moderator = job.member_id != actor_id
         before = job.view.state
-        reason = "cancelled by a moderator" if by_moderator else "cancelled"
-        if job.id in core.queue:
-            core.account()
-            core.queue.remove(job_id)
-            await core.end([(job, JobState.CANCELLED, reason, None)])
-        elif job in core.running:
-            job.cancel_reason = reason
-            await core.engine.cancel(str(job_id))
-        view = await asyncio.shield(job.ended)
+        view = await self._stop(job, "cancelled by a moderator" if by_moderator else "cancelled")
         if by_moderator:
             await core.tables.record_audit(core.audit(
                 guild_id, actor_id, "cancel", f"job #{view.number} of member {job.member_id}", {"state": before},
                 {"state": view.state, "error": view.error},
             ))
         return view
+
+    async def cancel_member(self, guild_id: int, member_id: int, reason: str) -> list[JobView]:
+        """Cancel every queued or running job of a member in the server (refunded), saying ``reason``; return them
+        as they ended."""
+        ended = []
+        for job in [job for job in self.core.jobs.values() if job.who == (guild_id, member_id)]:
+            await self.admitter.settled(job)
+            if self.core.active(guild_id, job.id) is not None:  # not refused at its commit, nor ended meanwhile
+                ended.append(await self._stop(job, reason))
+        return ended
+
+    async def _stop(self, job: Job, reason: str) -> JobView:
+        """Cancel an active job: a queued one now, a running one through the engine; return it as it ended."""
+        core = self.core
+        if job.id in core.queue:
+            core.account()
+            core.queue.remove(job.id)
+            await core.end([(job, JobState.CANCELLED, reason, None)])
+        elif job in core.running:
+            job.cancel_reason = reason
+            await core.engine.cancel(str(job.id))
+        return await asyncio.shield(job.ended)
 
     async def _loop(self) -> None:
         core = self.core

@@ -64,11 +64,28 @@ class MemberQueueFull(DreamError):
         self.limit = limit
 
 
-class QueueFull(DreamError):
-    """The whole queue is at its cap; ``minutes`` estimates when there will be room."""
+def _minutes(minutes: int) -> str:
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
-    def __init__(self, minutes: int) -> None:
-        super().__init__(f"The queue is full; try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+
+class QueueFull(DreamError):
+    """The queue of every server together is at the operator's cap; ``minutes`` estimates when there will be room."""
+
+    def __init__(self, limit: int, minutes: int) -> None:
+        super().__init__(f"The bot's queue is full: {limit:,} jobs are waiting or running across all servers, its "
+                         f"limit; try again in {_minutes(minutes)}.")  # fmt: skip
+        self.limit = limit
+        self.minutes = minutes
+
+
+class ServerQueueFull(DreamError):
+    """This server's jobs are at the per-server cap (other servers may still get in); ``minutes`` as for
+    :class:`QueueFull`."""
+
+    def __init__(self, limit: int, minutes: int) -> None:
+        super().__init__(f"This server's share of the queue is full: {limit:,} of its jobs are waiting or running, "
+                         f"the limit for one server; try again in {_minutes(minutes)}.")  # fmt: skip
+        self.limit = limit
         self.minutes = minutes
 
 

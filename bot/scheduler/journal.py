@@ -39,6 +39,11 @@ _INSERT_JOB = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (idempotency_key) DO NOTHING
 """
+_UNDELIVERED = (
+    "(state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
+    " OR (state IN ('failed', 'cancelled', 'interrupted') AND delivered_at IS NULL)"
+)
+"""Jobs whose member is still owed their grid or the news of how the job ended."""
 _UPSERT_QUOTA = """
     INSERT INTO quota_state (guild_id, member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (guild_id, member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
@@ -284,12 +289,14 @@ class Journal:
             for row in rows
         )  # fmt: skip
 
-    async def undelivered(self) -> list[aiosqlite.Row]:
-        """Done jobs whose grid was not posted, and ended ones whose member was not told, in every server."""
+    async def servers_undelivered(self) -> list[int]:
+        """The servers with jobs to post or tell (see :meth:`undelivered`); the only query of it across servers."""
+        return [row[0] for row in await self.fetchall(f"SELECT DISTINCT guild_id FROM jobs WHERE {_UNDELIVERED}")]
+
+    async def undelivered(self, guild_id: int) -> list[aiosqlite.Row]:
+        """The server's done jobs whose grid was not posted, and ended ones whose member was not told."""
         return await self.fetchall(
-            f"SELECT {JOB_COLUMNS} FROM jobs"
-            " WHERE (state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
-            " OR (state IN ('failed', 'cancelled', 'interrupted') AND delivered_at IS NULL) ORDER BY id"
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND ({_UNDELIVERED}) ORDER BY id", (guild_id,)
         )
 
     async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:

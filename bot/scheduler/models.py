@@ -10,11 +10,10 @@ from engine.types import GeneratedImage, GenerationParams
 
 @dataclass(frozen=True)
 class Member:
-    """Who is asking: the Discord user id and the roles that decide their tier."""
+    """Who is asking: the Discord user id and the ids of their roles in the server, which decide their tier."""
 
     id: int
     role_ids: tuple[int, ...] = ()
-    role_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ then applies it here, so what is in memory is always what is on disk.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
 from bot.scheduler.config import LIMIT_NAMES, QuotaSettings
 from bot.scheduler.errors import UnknownTier
@@ -16,6 +17,9 @@ from bot.scheduler.models import Ban, EffectiveLimits, Member
 from bot.scheduler.quotas import Who
 
 Limits = dict[str, float | int]
+
+ServerTierRoles = Callable[[int], Mapping[str, tuple[int, ...]]]
+"""A server's own tier roles: guild id to (tier name to the ids of the server's roles that give it)."""
 
 DEFAULT_SERVER_WEIGHT = 1.0
 
@@ -26,8 +30,9 @@ _SCALED = ("burst", "rate_per_hour", "daily_images")
 class Policy:
     """Resolves a member's effective limits and holds the live admin changes."""
 
-    def __init__(self, settings: QuotaSettings) -> None:
+    def __init__(self, settings: QuotaSettings, server_tier_roles: ServerTierRoles) -> None:
         self.settings = settings
+        self._server_tier_roles = server_tier_roles
         self._config_tiers: dict[str, Limits] = {
             name: tier.model_dump(include=set(LIMIT_NAMES)) for name, tier in settings.tiers.items()
         }
@@ -43,9 +48,9 @@ class Policy:
     def tier_names(self) -> list[str]:
         return list(self._config_tiers)
 
-    def tier_of(self, member: Member) -> str:
-        """The member's tier from their roles."""
-        return self.settings.tier_for_roles(member.role_ids, member.role_names)
+    def tier_of(self, guild_id: int, member: Member) -> str:
+        """The member's tier in the server from their role ids: the config's tier roles, or the server's own."""
+        return self.settings.tier_for_roles(member.role_ids, self._server_tier_roles(guild_id))
 
     def server_weight(self, guild_id: int) -> float:
         """The server's share of the GPU (the operator's setting, 1 by default)."""

@@ -48,34 +48,29 @@ class Recovered:
     recent_keys: list[tuple[str, int, float]]
 
 
+_SERVERS = " UNION ".join(f"SELECT guild_id FROM {table}"
+                          for table in ("jobs", "bans", "quota_state", "tier_limits", "member_overrides"))
+"""Every server with rows in the scheduler's per-server tables."""
+
+
 async def load(journal: Journal, since: float) -> Recovered:
-    """Everything a start needs, for every server; ``since`` bounds the idempotency keys loaded into memory."""
+    """Everything a start needs; ``since`` bounds the idempotency keys loaded into memory.
+
+    A start is the operator's process acting for every server, so it reads
+    them all, but server by server: one query lists the servers with rows,
+    then each server's jobs, bans, quotas, tier changes and overrides are
+    read by its id. Read whole, since they belong to no one server: the
+    highest internal job id (ids count across servers; members see per-server
+    numbers), the operator's switches and server weights, and the recent
+    idempotency keys (Discord interaction ids, unique across servers).
+    """
     max_id = (await journal.fetchall("SELECT coalesce(max(id), 0) FROM jobs"))[0][0]
-    numbers = await journal.fetchall("SELECT guild_id, max(number) FROM jobs GROUP BY guild_id")
-    bans = [
-        Ban(guild_id=row["guild_id"], member_id=row["member_id"], until=row["until"], reason=row["reason"], banned_by=row["banned_by"],
-            banned_at=row["banned_at"])
-        for row in await journal.fetchall("SELECT * FROM bans")
-    ]
-    quotas = {
-        (row["guild_id"], row["member_id"]): quota_state(row)
-        for row in await journal.fetchall("SELECT * FROM quota_state")
-    }
-    return Recovered(
-        max_job_id=max_id,
-        max_numbers={guild_id: number for guild_id, number in numbers},
-        tier_limits=[tuple(row) for row in await journal.fetchall(
-            "SELECT guild_id, tier, name, value FROM tier_limits")],
-        overrides=[tuple(row) for row in await journal.fetchall(
-            "SELECT guild_id, member_id, name, value FROM member_overrides")],
-        bans=bans,
+    recovered = Recovered(
+        max_job_id=max_id, max_numbers={}, tier_limits=[], overrides=[], bans=[],
         switches={row["key"]: row["value"] for row in await journal.fetchall("SELECT key, value FROM scheduler_state")},
         server_weights={row[0]: row[1] for row in await journal.fetchall(
             "SELECT guild_id, weight FROM server_weights")},
-        quotas=quotas,
-        active=await journal.fetchall(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
-        ),
+        quotas={}, active=[],
         recent_keys=[
             tuple(row) for row in await journal.fetchall(
                 "SELECT idempotency_key, id, created_at FROM jobs"
@@ -83,7 +78,33 @@ async def load(journal: Journal, since: float) -> Recovered:
                 (since,),
             )
         ],
-    )
+    )  # fmt: skip
+    for (guild_id,) in await journal.fetchall(_SERVERS):
+        await _load_server(journal, guild_id, recovered)
+    recovered.active.sort(key=lambda row: row["id"])  # the original order, across servers
+    return recovered
+
+
+async def _load_server(journal: Journal, guild_id: int, into: Recovered) -> None:
+    """Add one server's rows to what a start recovers."""
+    [(number,)] = await journal.fetchall("SELECT max(number) FROM jobs WHERE guild_id = ?", (guild_id,))
+    if number is not None:
+        into.max_numbers[guild_id] = number
+    into.bans.extend(
+        Ban(guild_id=guild_id, member_id=row["member_id"], until=row["until"], reason=row["reason"],
+            banned_by=row["banned_by"], banned_at=row["banned_at"])
+        for row in await journal.fetchall("SELECT * FROM bans WHERE guild_id = ?", (guild_id,))
+    )  # fmt: skip
+    for row in await journal.fetchall("SELECT * FROM quota_state WHERE guild_id = ?", (guild_id,)):
+        into.quotas[(guild_id, row["member_id"])] = quota_state(row)
+    into.tier_limits.extend(tuple(row) for row in await journal.fetchall(
+        "SELECT guild_id, tier, name, value FROM tier_limits WHERE guild_id = ?", (guild_id,)))
+    into.overrides.extend(tuple(row) for row in await journal.fetchall(
+        "SELECT guild_id, member_id, name, value FROM member_overrides WHERE guild_id = ?", (guild_id,)))
+    into.active.extend(await journal.fetchall(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state IN ('queued', 'running') ORDER BY id",
+        (guild_id,),
+    ))
 
 
 

@@ -40,9 +40,15 @@ from bot.scheduler.models import (
     QuotaStatus,
     SchedulerStats,
 )
+from bot.scheduler.policy import ServerTierRoles
 from bot.scheduler.recovery import recover
 from bot.scheduler.rows import read_view
 from engine.types import EngineClient, GeneratedImage
+
+
+def _no_server_tier_roles(guild_id: int) -> dict[str, tuple[int, ...]]:
+    """No server has tier roles of its own: only the config's role ids give tiers."""
+    return {}
 
 
 class DreamService:
@@ -50,7 +56,8 @@ class DreamService:
 
     Construct, :meth:`subscribe` (to hear restart events too), then
     :meth:`start`; :meth:`close` on shutdown. The engine's own lifecycle
-    (``start``/``close``) belongs to the caller.
+    (``start``/``close``) belongs to the caller. ``tier_roles`` gives each
+    server's own tier roles (its admins' choice), on top of the config's.
     """
 
     def __init__(
@@ -62,9 +69,10 @@ class DreamService:
         quotas: QuotaSettings | None = None,
         max_batch_images: int = 8,
         clock: Clock | None = None,
+        tier_roles: ServerTierRoles | None = None,
     ) -> None:
         self._core = core = Core(db, engine, scheduler or SchedulerSettings(), quotas or QuotaSettings(),
-                                 max_batch_images, clock or SystemClock())
+                                 max_batch_images, clock or SystemClock(), tier_roles or _no_server_tier_roles)
         self.clock = core.clock
         self.journal = core.journal
         self.quotas = core.quotas
@@ -102,7 +110,7 @@ class DreamService:
 
         The same ``idempotency_key`` always answers with the first job (``duplicate=True``).
         Raises ``InvalidRequest``, ``Banned``, ``Paused``, ``OverTierLimit``,
-        ``MemberQueueFull``, ``QueueFull``, ``QuotaExceeded`` or ``ServiceStopped``.
+        ``MemberQueueFull``, ``ServerQueueFull``, ``QueueFull``, ``QuotaExceeded`` or ``ServiceStopped``.
         """
         return await self._admitter.submit(request)
 
@@ -115,12 +123,17 @@ class DreamService:
         """
         return await self._dispatcher.cancel(guild_id, job_id, actor_id, moderator=moderator)
 
+    async def cancel_member(self, guild_id: int, member_id: int, reason: str) -> list[JobView]:
+        """Cancel every queued or running job of a member in the server (refunded, as a cancel is), telling them
+        ``reason``; return the jobs as they ended."""
+        return await self._dispatcher.cancel_member(guild_id, member_id, reason)
+
     def quota_status(self, guild_id: int, member: Member) -> QuotaStatus:
         """What the member has left in the server: burst, daily budget, next reset, tier and limits."""
         core = self._core
         now = core.clock.now()
         who = (guild_id, member.id)
-        tier = core.policy.tier_of(member)
+        tier = core.policy.tier_of(guild_id, member)
         limits = core.policy.limits(who, tier)
         allowance = core.quotas.allowance(who, limits, now)
         ban = core.policy.ban_of(who, now)
@@ -177,13 +190,18 @@ class DreamService:
     # results
 
     async def undelivered(self) -> list[JobView]:
-        """Done jobs, in every server, whose result was neither posted nor found undeliverable, and jobs that
-        ended without images whose member was not told (after a restart: post these)."""
+        """Done jobs whose result was neither posted nor found undeliverable, and jobs that ended without images
+        whose member was not told (after a restart: post these), oldest first.
+
+        The bot's start is the operator's process acting for every server: it reads them server by server
+        (one query lists the servers that have any), each with its images.
+        """
         finished = []
-        for row in await self.journal.undelivered():
-            view = read_view(row)
-            finished.append(replace(view, images=await self.journal.images(view.guild_id, view.job_id)))
-        return finished
+        for guild_id in await self.journal.servers_undelivered():
+            for row in await self.journal.undelivered(guild_id):
+                view = read_view(row)
+                finished.append(replace(view, images=await self.journal.images(guild_id, view.job_id)))
+        return sorted(finished, key=lambda view: view.job_id)
 
     async def images(self, guild_id: int, job_id: int) -> tuple[GeneratedImage, ...]:
         """The stored images of the server's done job (empty once pruned after delivery, or another server's)."""

@@ -237,7 +237,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "quotas": {
                 "tiers": {
                     "default": {"burst": 8, "rate_per_hour": 60, "max_images": 4, "max_queued": 3},
-                    "vip": {"roles": ["VIP"], "burst": 60, "rate_per_hour": 600, "max_images": 9, "max_queued": 30},
+                    "vip": {"roles": [vip.id], "burst": 60, "rate_per_hour": 600, "max_images": 9, "max_queued": 30},
                 }
             },
         }

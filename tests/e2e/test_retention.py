@@ -6,7 +6,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Server, World
+from bot.scheduler.models import Member
+from tests.e2e.conftest import Server, World, has_text, shows_progress
 from tests.e2e.test_moderation import flag
 from tests.e2e.test_tenancy import private
 
@@ -103,3 +104,28 @@ async def test_forget_a_member_in_this_server_only(world: World, other: Server) 
     assert (entry.action, entry.moderator_id, entry.member_id) == ("forgot_member", world.admin.id, alice)
     # The other server's log has only the warning its blocked prompt gave alice there.
     assert [entry.action for entry in await app.services.audit.entries(other.guild.id)] == ["warning"]
+
+
+async def test_forget_cancels_the_members_queued_and_running_jobs_here_and_blanks_their_prompts(
+    world: World, other: Server
+) -> None:
+    app = await world.start(engine={"simulated_seconds_per_step": 1.0})
+    running = await world.dream(world.alice, prompt="a secret lake", count=1, steps=20)
+    await running.wait_message(shows_progress)
+    queued = await world.dream(world.alice, prompt="a secret hill", count=2, steps=2)
+    await queued.wait_message(has_text("Queued: #1 of"))
+    elsewhere = await world.dream(other.alice, other.dreams, prompt="a lake in B", count=1, steps=2)
+    await elsewhere.wait_message(has_text("Queued"))
+
+    said = await private(await world.fake.slash(world.admin, world.dreams, "admin", "forget", member=world.alice))
+    assert "cancelled 2 queued or running job(s) (refunded); deleted 0 blocked prompt(s)" in said
+    assert "blanked the prompts of 2 job(s)" in said and "left" not in said
+    for ix in (running, queued):
+        await ix.wait_message(has_text("your data in this server was deleted on request"))
+    alice = world.alice.id
+    assert rows(world.db_path, "SELECT state, prompt FROM jobs WHERE member_id = ? AND guild_id = ?", alice,
+                world.guild.id) == [("cancelled", ""), ("cancelled", "")]  # fmt: skip
+    quota = app.services.dreams.quota_status(world.guild.id, Member(alice))
+    assert (quota.burst_left, quota.queued_jobs) == (8, 0)  # refunded, as a cancel is
+    [(state, prompt)] = rows(world.db_path, "SELECT state, prompt FROM jobs WHERE guild_id = ?", other.guild.id)
+    assert state in ("queued", "running") and prompt == "a lake in B"  # the other server's job is theirs

@@ -38,7 +38,7 @@ async def test_bad_settings_are_refused_with_the_allowed_range(world: World, oth
     foreign = other.guild.add_role("Elsewhere")
     wrong_role = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set",
                                         key="admin_role_ids", role=foreign, strict=False)  # fmt: skip
-    assert "a role of this server" in await private(wrong_role)
+    assert "That role is not in this server" in await private(wrong_role)
     for value, text in ((0, "must be 0.5 to 100; 0 is out of range"), (101, "must be 0.5 to 100"),
                         (1, "hide_score (1) must not be below alert_score (2)")):  # fmt: skip
         ix = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="hide_score",
@@ -47,6 +47,36 @@ async def test_bad_settings_are_refused_with_the_allowed_range(world: World, oth
     missing = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="alert_score")
     assert "Give `value` for alert_score: 0.5 to 100." in await private(missing)
     assert await world.app.services.audit.entries(world.guild.id) == []
+
+
+async def test_list_settings_take_one_item_at_a_time(world: World, other: Server) -> None:
+    await world.start()
+    mods, helpers = world.moderator.roles[0], world.guild.add_role("Helpers")
+    art = world.guild.add_text_channel("art")
+
+    async def change(key: str, action: str, **given: object) -> str:
+        ix = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key=key, action=action,
+                                    strict=False, **given)  # fmt: skip
+        return await private(ix)
+
+    dreams, art_id = world.dreams.id, art.id
+    assert f"`dream_channel_ids` is now <#{dreams}>, <#{art_id}> here." in await change("dream_channel_ids", "add",
+                                                                                         channel=art)  # fmt: skip
+    assert f"already has <#{art_id}> here." in await change("dream_channel_ids", "add", channel=art)
+    assert f"is now <@&{mods.id}>, <@&{helpers.id}> here." in await change("moderator_role_ids", "add", role=helpers)
+    assert f"is now <@&{helpers.id}> here." in await change("moderator_role_ids", "remove", role=mods)
+    assert f"is now <#{art_id}> here." in await change("dream_channel_ids", "remove", channel=world.dreams)
+    assert f"has no <#{dreams}> here; it has <#{art_id}>." in await change("dream_channel_ids", "remove",
+                                                                             channel=world.dreams)  # fmt: skip
+    assert "none: `/dream` works in every channel" in await change("dream_channel_ids", "remove", channel=art)
+    assert "is now trademark, violence here." in await change("filter_off", "add", categories="trademark, violence")
+    assert "`filter_off` is now violence here." in await change("filter_off", "remove", categories="trademark")
+    assert "`hide_score` is not a list setting" in await change("hide_score", "add", value=5)
+    foreign = other.guild.add_role("Elsewhere")
+    assert "That role is not in this server" in await change("admin_role_ids", "remove", role=foreign)
+    entries = await world.app.services.audit.entries(world.guild.id)
+    assert len(entries) == 7 and entries[0].detail == "filter_off: ('trademark', 'violence') → ('violence',)"
+    await world.result(await world.dream(world.alice, world.lounge, prompt="a cat", count=1))  # every channel now
 
 
 async def test_each_server_alerts_its_own_moderators_channel(world: World, other: Server) -> None:

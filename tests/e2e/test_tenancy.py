@@ -7,7 +7,7 @@ from pathlib import Path
 
 import discord
 
-from tests.e2e.conftest import Server, World, forged_button
+from tests.e2e.conftest import Server, World, forged_button, has_text
 from tests.e2e.test_moderation import flag
 from tests.fakediscord import FakeChannel, FakeInteraction, FakeMember
 from tests.fakediscord.commands import definition_of
@@ -134,6 +134,12 @@ async def test_only_the_operator_pauses_the_gpu_or_changes_what_servers_share(wo
         assert "0.01 to 100" in await private(refused)
 
 
+async def quota_tier(world: World, who: FakeMember, channel: FakeChannel) -> str:
+    """The tier ``/quota`` tells the member they have in the channel's server."""
+    said = await private(await world.fake.slash(who, channel, "quota"))
+    return said.split("Your quota: ", 1)[1].split(" tier", 1)[0]
+
+
 async def test_roles_named_like_another_servers_give_nothing(world: World, other: Server) -> None:
     await world.start()
     other.guild.opened_commands |= {"admin", "mod"}  # B's admins let everyone see the commands: checked at use
@@ -141,6 +147,50 @@ async def test_roles_named_like_another_servers_give_nothing(world: World, other
     assert "Only this server's bot admins" in await private(admin)
     mod = await world.fake.slash(other.namesake, other.dreams, "mod", "review")
     assert "Only this server's moderators" in await private(mod)
+    # A's VIP role gives the vip tier by its id; B's role named VIP gives nothing, on /quota and at admission.
+    assert await quota_tier(world, world.carol, world.dreams) == "vip"
+    assert await quota_tier(world, other.namesake, other.dreams) == "default"
+    refused = await world.dream(other.namesake, other.dreams, prompt="a fox", count=9)
+    assert "Your tier (default) allows images per request up to 4; this request asks for 9." in await private(refused)
+    await world.result(await world.dream(world.carol, prompt="a fox", count=9))
+
+
+async def test_a_servers_admins_give_a_tier_to_their_own_role_there_only(world: World, other: Server) -> None:
+    await world.start()
+    patrons = other.guild.add_role("Patrons")
+    other.alice.set_roles([patrons])  # alice is in both servers; the role is B's
+    vip_of_a = next(role for role in world.guild.roles if role.name == "VIP")
+    foreign = await world.fake.slash(other.admin, other.dreams, "admin", "tier", "role", tier="vip", role=vip_of_a,
+                                     strict=False)  # fmt: skip
+    assert "That role is not in this server" in await private(foreign)
+    unknown = await world.fake.slash(other.admin, other.dreams, "admin", "tier", "role", tier="gold", role=patrons)
+    assert "There is no tier 'gold'; the tiers are default, vip." in await private(unknown)
+    assert await quota_tier(world, other.alice, other.dreams) == "default"
+
+    mapped = await world.fake.slash(other.admin, other.dreams, "admin", "tier", "role", tier="vip", role=patrons)
+    assert f"<@&{patrons.id}> now gives tier **vip** here." in await private(mapped)
+    assert await quota_tier(world, other.alice, other.dreams) == "vip"
+    assert await quota_tier(world, world.alice, world.dreams) == "default"
+    await world.result(await world.dream(other.alice, other.dreams, prompt="a fox", count=9))
+    refused = await world.dream(world.alice, prompt="a fox", count=9)
+    assert "Your tier (default) allows images per request up to 4" in await private(refused)
+
+    await world.restart()
+    assert await quota_tier(world, other.alice, other.dreams) == "vip"
+    show = await private(await world.fake.slash(other.admin, other.dreams, "admin", "settings", "show"))
+    assert f"vip: <@&{patrons.id}>" in show
+    removed = await world.fake.slash(other.admin, other.dreams, "admin", "tier", "role", tier="vip", role=patrons,
+                                     action="remove")  # fmt: skip
+    assert f"<@&{patrons.id}> no longer gives tier **vip** here." in await private(removed)
+    assert await quota_tier(world, other.alice, other.dreams) == "default"
+    again = await world.fake.slash(other.admin, other.dreams, "admin", "tier", "role", tier="vip", role=patrons,
+                                   action="remove")  # fmt: skip
+    assert f"<@&{patrons.id}> does not give tier **vip** here." in await private(again)
+    entries = await world.app.services.audit.entries(other.guild.id)
+    assert [entry.detail for entry in entries] == [
+        f"tier_roles.vip: <@&{patrons.id}> → none", f"tier_roles.vip: none → <@&{patrons.id}>"
+    ]
+    assert await world.app.services.audit.entries(world.guild.id) == []
 
 
 async def test_a_server_not_served_is_refused_everything_and_nothing_is_stored(world: World) -> None:
@@ -186,3 +236,16 @@ async def test_without_owner_ids_the_operator_is_the_applications_owner(world: W
     assert "Only the bot's operator" in await private(refused)
     paused = await world.fake.slash(owner, world.dreams, "admin", "pause")
     assert "paused" in await private(paused)
+
+
+async def test_a_flooding_server_fills_only_its_own_share_of_the_queue(world: World, other: Server) -> None:
+    await world.start(scheduler={"max_queued_jobs": 3, "max_queued_jobs_per_server": 2})
+    await private(await world.fake.slash(world.admin, world.dreams, "admin", "pause"))  # jobs stay queued
+    for who in (world.alice, world.bob):
+        await (await world.dream(who, prompt="a flood", count=1)).wait_message(has_text("Queued"))
+    full = await world.dream(world.carol, prompt="one more", count=1)
+    assert "This server's share of the queue is full: 2 of its jobs are waiting or running" in await private(full)
+    small = await world.dream(other.member, other.dreams, prompt="a small one", count=1)
+    await small.wait_message(has_text("Queued"))
+    ceiling = await world.dream(other.alice, other.dreams, prompt="and another", count=1)
+    assert "The bot's queue is full: 3 jobs are waiting or running across all servers" in await private(ceiling)

@@ -28,14 +28,21 @@ def test_unknown_key_and_missing_default_tier_are_errors() -> None:
 
 
 def test_best_tier_is_the_last_listed_match() -> None:
-    quotas = QuotaSettings(
-        tiers={"default": {}, "supporter": {"roles": ["Supporter", 111]}, "patron": {"roles": [222]}}
-    )
-    assert quotas.tier_for_roles((), ()) == "default"
-    assert quotas.tier_for_roles((111,), ()) == "supporter"
-    assert quotas.tier_for_roles((), ("Supporter",)) == "supporter"
-    assert quotas.tier_for_roles((222, 111), ("Supporter",)) == "patron"
-    assert quotas.tier_for_roles((333,), ("supporter",)) == "default"  # role names match exactly
+    quotas = QuotaSettings(tiers={"default": {}, "supporter": {"roles": [111, 112]}, "patron": {"roles": [222]}})
+    assert quotas.tier_for_roles((), {}) == "default"
+    assert quotas.tier_for_roles((111,), {}) == "supporter"
+    assert quotas.tier_for_roles((222, 111), {}) == "patron"
+    assert quotas.tier_for_roles((333,), {}) == "default"
+    server = {"supporter": (333,), "patron": (444,)}  # a server's own roles, on top of the config's
+    assert quotas.tier_for_roles((333,), server) == "supporter"
+    assert quotas.tier_for_roles((333, 444), server) == "patron"
+    assert quotas.tier_for_roles((112,), server) == "supporter"
+
+
+@pytest.mark.parametrize("role", ["Supporter", "", True, 1.5])
+def test_a_tier_role_that_is_not_an_id_fails_at_start_naming_the_key(role: object) -> None:
+    with pytest.raises(ConfigError, match=r"quotas\.tiers\.supporter\.roles: .*use the role's id"):
+        parse_settings({"quotas": {"tiers": {"default": {}, "supporter": {"roles": [111, role]}}}}, env={})
 
 
 @pytest.mark.parametrize(
@@ -66,3 +73,11 @@ def test_multiplier_range() -> None:
     assert check_multiplier(2) == 2.0
     with pytest.raises(InvalidLimit, match="allowed range is 0.01 to 100"):
         check_multiplier(-1)
+
+
+def test_the_per_server_cap_is_checked_at_start() -> None:
+    with pytest.raises(ConfigError, match=r"max_queued_jobs_per_server \(600\) must be 1 to max_queued_jobs \(500\)"):
+        parse_settings({"scheduler": {"max_queued_jobs_per_server": 600}}, env={})
+    with pytest.raises(ConfigError, match=r"scheduler\.max_queued_jobs_per_server: Input should be greater than or eq"):
+        parse_settings({"scheduler": {"max_queued_jobs_per_server": 0}}, env={})
+    assert parse_settings({"scheduler": {"max_queued_jobs": 100}}, env={}).scheduler.max_queued_jobs_per_server == 250

@@ -19,6 +19,7 @@ from bot.scheduler.errors import (
     OverTierLimit,
     Paused,
     QueueFull,
+    ServerQueueFull,
     QuotaExceeded,
     ServiceStopped,
 )
@@ -107,11 +108,32 @@ async def test_queue_caps(tmp_path: Path, clock) -> None:
     with pytest.raises(MemberQueueFull, match="You already have 2 jobs"):
         await harness.submit(1)
     await harness.submit(2)
-    with pytest.raises(QueueFull, match=r"try again in \d+ minute"):
+    with pytest.raises(QueueFull, match=r"3 jobs are waiting or running across all servers, its limit; try again in"):
         await harness.submit(3)
     await harness.drain()
     await harness.submit(3)
     await harness.stop()
+
+
+async def test_a_flooding_server_hits_its_own_cap_while_a_small_server_still_gets_in(tmp_path: Path, clock) -> None:
+    harness = Harness(
+        tmp_path / "dq.db", clock, SchedulerSettings(max_queued_jobs=5, max_queued_jobs_per_server=3),
+        QuotaSettings(tiers={"default": GENEROUS}),
+    )
+    await harness.start()
+    big, small = 7, 8
+    for member in (1, 2, 3):
+        await harness.submit(member, guild=big)
+    with pytest.raises(ServerQueueFull, match=r"This server's share of the queue is full: 3 of its jobs"):
+        await harness.submit(4, guild=big)
+    await harness.submit(1, guild=small)  # the small server still gets in
+    await harness.submit(2, guild=small)
+    with pytest.raises(QueueFull, match="across all servers"):  # the operator's ceiling stays
+        await harness.submit(3, guild=9)
+    await harness.drain()
+    await harness.submit(4, guild=big)
+    await harness.stop()
+
 
 
 async def test_quota_refusal_names_the_limit_and_reset(tmp_path: Path, clock) -> None:
@@ -131,7 +153,7 @@ async def test_quota_refusal_names_the_limit_and_reset(tmp_path: Path, clock) ->
 
 async def test_tier_change_applies_to_the_next_request(tmp_path: Path, clock) -> None:
     quotas = QuotaSettings(
-        tiers={"default": TierSettings(burst=2, max_images=2), "supporter": TierSettings(roles=("Supporter",))}
+        tiers={"default": TierSettings(burst=2, max_images=2), "supporter": TierSettings(roles=(111,))}
     )
     harness = Harness(tmp_path / "dq.db", clock, SchedulerSettings(), quotas)
     service = await harness.start()
@@ -142,7 +164,7 @@ async def test_tier_change_applies_to_the_next_request(tmp_path: Path, clock) ->
     await service.set_tier_limit(42, GUILD, "default", "max_images", 4)
     await harness.submit(member, images=3)
     # A role change shows up with the roles of the next request.
-    promoted = Member(1, role_names=("Supporter",))
+    promoted = Member(1, role_ids=(111,))
     assert service.quota_status(GUILD, promoted).tier == "supporter"
     await harness.submit(promoted, images=4)
     other = Member(2)

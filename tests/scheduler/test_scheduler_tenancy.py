@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.scheduler.errors import Banned, JobNotFound, QuotaExceeded
+from bot.scheduler.events import EventKind
 from bot.scheduler.models import JobState, Member
 from tests.scheduler.harness import Harness
 
@@ -21,6 +22,28 @@ async def test_job_numbers_count_per_server_and_survive_a_restart(harness: Harne
     after = await harness.submit(1, guild=A)
     assert after.job.number == 4 and after.job.job_id == jobs[-1].job.job_id + 1
     assert [event.number for event in harness.collect() if event.job_id == after.job.job_id] == [4]
+
+
+async def test_a_restart_recovers_each_servers_jobs_and_rules_in_the_original_order(harness: Harness) -> None:
+    service = harness.service
+    await service.pause(actor_id=9)
+    await service.ban(7, B, 5, reason="spam")
+    await service.set_member_override(7, A, 2, "max_queued", 5)
+    jobs = [await harness.submit(member, guild=guild) for member, guild in ((1, A), (2, B), (2, A), (3, B), (1, A))]
+    await harness.restart()
+    service = harness.service
+    recovered = [event.job_id for event in harness.collect() if event.kind is EventKind.QUEUED and event.recovered]
+    assert recovered == [job.job.job_id for job in jobs]  # read server by server, queued as admitted
+    assert [view.number for view in service.active_jobs(A)] == [1, 2, 3]
+    assert [view.number for view in service.active_jobs(B)] == [1, 2]
+    assert service.quota_status(B, Member(5)).banned and not service.quota_status(A, Member(5)).banned
+    assert service.quota_status(A, Member(2)).limits.max_queued == 5
+    assert service.quota_status(B, Member(2)).limits.max_queued != 5
+    await service.resume(actor_id=9)
+    await harness.drain()
+    owed = await service.undelivered()  # posted after a restart: read server by server, oldest first
+    assert [(view.guild_id, view.job_id) for view in owed] == [(job.job.guild_id, job.job.job_id) for job in jobs]
+    assert all(view.images for view in owed)
 
 
 async def test_another_servers_job_is_no_such_job(harness: Harness) -> None:

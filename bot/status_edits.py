@@ -1,0 +1,110 @@
+"""Progress edits: the message that shows one job, edited in place at most every ``progress_edit_interval_s``.
+
+:class:`Reply` is that message and what waits to be shown on it; the edits go
+through the interaction while its token lives, then as a channel message edit.
+A part of :class:`~bot.delivery.Delivery`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from bot.scheduler.models import JobView
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+ATTACH_GRACE_S = 2.0
+"""How long a finished job waits for the command that submitted it to attach its interaction."""
+TOKEN_LIFETIME_S = 15 * 60 - 10
+"""Discord's interaction tokens die at 15 minutes; later edits go through the channel."""
+
+
+@dataclass(eq=False)
+class Reply:
+    """The message that shows one job, and what is waiting to be shown on it."""
+
+    job_id: int
+    guild_id: int
+    channel_id: int | None
+    interaction: discord.Interaction | None = None
+    job: JobView | None = None
+    """The job as admitted (set with the interaction)."""
+    message_id: int | None = None
+    note: str = ""
+    """Shown with the job to the end (e.g. the prompt was cut)."""
+    ended: bool = False
+    """The job ended: only its final message may be shown now."""
+    pending: tuple[discord.Embed, discord.ui.View | None] | None = None
+    last_edit: float = -1e9
+    flusher: asyncio.Task[None] | None = None
+    attached: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the interaction is known, or known never to come (a job that outlived a restart)."""
+    edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class StatusEdits:
+    """Throttled edits of a job's status message (a part of :class:`~bot.delivery.Delivery`)."""
+
+    bot: Any
+    services: Services
+
+    def _show(self, reply: Reply, embed: discord.Embed, view: discord.ui.View | None) -> None:
+        """Show this state next; edits of one message are at least ``progress_edit_interval_s`` apart."""
+        if reply.ended:
+            return
+        reply.pending = (embed, view)
+        if reply.flusher is None or reply.flusher.done():
+            reply.flusher = asyncio.create_task(self._flush(reply))
+
+    async def _flush(self, reply: Reply) -> None:
+        loop = asyncio.get_running_loop()
+        while reply.pending is not None:
+            wait = reply.last_edit + self.services.settings.discord.progress_edit_interval_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            embed, view = reply.pending
+            reply.pending = None
+            async with reply.edit_lock:
+                reply.last_edit = loop.time()
+                await self._edit_status(reply, embed=embed, view=view)
+
+    async def _settle(self, reply: Reply) -> None:
+        """Stop progress edits before the final one, so none lands after it."""
+        reply.pending = None
+        if reply.flusher is not None and not reply.flusher.done():
+            reply.flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reply.flusher
+
+    def _age(self, reply: Reply) -> float:
+        """Seconds since the job's interaction was created (infinite without one)."""
+        if reply.interaction is None:
+            return math.inf
+        return (discord.utils.utcnow() - reply.interaction.created_at).total_seconds()
+
+    def _late(self, reply: Reply) -> bool:
+        """Past ``late_result_after_s``: results go out as a channel message that notifies the member."""
+        return self._age(reply) > self.services.settings.discord.late_result_after_s
+
+    async def _edit_status(self, reply: Reply, **fields: Any) -> discord.Message | None:
+        """Edit the job's reply: through the interaction while its token lives, else as a channel message."""
+        try:
+            if self._age(reply) < TOKEN_LIFETIME_S:
+                assert reply.interaction is not None
+                message = await reply.interaction.edit_original_response(**fields)
+                reply.message_id = message.id
+                return message
+            if reply.message_id is not None and reply.channel_id is not None:
+                channel = self.bot.get_partial_messageable(reply.channel_id)
+                return await channel.get_partial_message(reply.message_id).edit(**fields)
+        except discord.HTTPException as exc:
+            log.info("could not edit the reply of job %s: %s", reply.job_id, exc)
+        return None
