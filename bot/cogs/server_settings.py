@@ -21,8 +21,7 @@ from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from moderation.config import WARNINGS_TO_BAN_RANGE
 
-KEY_CHOICES = [app_commands.Choice(name=key, value=key) for key in SETTING_KINDS]
-"""Named by key alone: with each kind too, ``/admin`` would pass Discord's 4,000 characters a command."""
+KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, kind in SETTING_KINDS.items()]
 ACTIONS = [app_commands.Choice(name=name, value=name) for name in ("set", "add", "remove")]
 
 
@@ -115,10 +114,16 @@ class ServerSettingsGroup(app_commands.Group):
         await whisper(interaction, f"`{key}` is now {now_shown(key, server.values()[key])} here.")
 
     @app_commands.command(name="reset", description="Put one of this server's settings back to the config default")
-    @app_commands.choices(key=KEY_CHOICES)
     async def reset(self, interaction: discord.Interaction, key: str) -> None:
         await defer(interaction)
         services: Any = interaction.client.services  # type: ignore[attr-defined]
         server = await services.guild_settings.set(interaction.guild_id, key, None, interaction.user.id)
         value = now_shown(key, server.values()[key])
         await whisper(interaction, f"`{key}` is back to the config default: {value}.")
+
+    async def _keys(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The settings whose key contains what the admin typed (offered as they type, not listed in the command:
+        with a second list of every key, ``/admin`` would pass Discord's 4,000 characters a command)."""
+        return [choice for choice in KEY_CHOICES if current.lower() in choice.value][:25]
+
+    reset.autocomplete("key")(_keys)
