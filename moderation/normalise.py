@@ -179,6 +179,30 @@ def fold_confusables(m: Mapped) -> Mapped:
     return _map_chars(m, lambda char: CONFUSABLES.get(char, char))
 
 
+# A capital I among lower-case letters ("bIowjob"), or a small l among capitals ("NlPPLE"): either letter.
+_MIXED_CASE_I = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]*I)(?=[^\W\d_]*[a-z])[^\W\d_]+")
+_CAPS_WITH_L = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]*l)(?=(?:[^\W\d_]*[A-Z]){2})[A-Z]*l[A-Zl]*(?![^\W\d_])")
+
+
+def _i_or_l(letter: str) -> Callable[[re.Match[str]], list[Piece]]:
+    def pieces(match: re.Match[str]) -> list[Piece]:
+        return [(I_OR_L if char == letter else char, i, i + 1, 0) for i, char in enumerate(match.group(), match.start())]
+
+    return pieces
+
+
+def read_i_as_l(m: Mapped) -> Mapped:
+    """Read a capital ``I`` in a word with lower-case letters, and an ``l`` in a capitalised word, as :data:`I_OR_L`.
+
+    In most fonts they look the same, so ``bIowjob`` may be ``blowjob`` and ``NlPPLE`` ``NIPPLE``.
+    """
+    if "I" in m.text:
+        m = _rewrite(m, _MIXED_CASE_I, _i_or_l("I"))
+    if "l" in m.text:
+        m = _rewrite(m, _CAPS_WITH_L, _i_or_l("l"))
+    return m
+
+
 def casefold(m: Mapped) -> Mapped:
     """Case-insensitive form (``ß`` → ``ss``)."""
     if m.text.isascii():
@@ -216,17 +240,30 @@ def join_split_words(m: Mapped) -> Mapped:
     )
 
 
-# Three or more single letters or digits, separated by the same spaces, dots, underscores or hyphens.
-_SPACED_OUT = re.compile(r"(?<![^\W_])[^\W_](?P<sep>[ \t]*[._\-][ \t]*|[ \t]+)[^\W_](?:(?P=sep)[^\W_])+(?![^\W_])")
+# Three or more single letters or digits, separated by spaces, or by marks mixed at will ("n.u-d_e", spaces allowed
+# around each mark).
+_SPACED_OUT = re.compile(
+    r"(?<![^\W_])[^\W_](?:(?:[ \t]+[^\W_]){2,}|(?:[ \t]*[._\-~*/\\•·][ \t]*[^\W_]){2,})(?![^\W_])"
+)
+# One-letter words that may stand before or after a spaced-out word. Not a trailing "a": "p i z z a", "s p i c a".
+_WORD_BEFORE, _WORD_AFTER = frozenset("aAiI"), frozenset("iI")
+
+
+def _joined_letters(match: re.Match[str]) -> list[Piece]:
+    letters = [(char, i) for i, char in enumerate(match.group(), match.start()) if char.isalnum()]
+    # "a n u d e": the one-letter word before (or after) the run is joined too, so a word may also begin after it.
+    soft = {1} if letters[0][0] in _WORD_BEFORE else set()
+    soft |= {len(letters) - 1} if letters[-1][0] in _WORD_AFTER else set()
+    return [(char, i, i + 1, SOFT_BOUNDARY if n in soft else 0) for n, (char, i) in enumerate(letters)]
 
 
 def join_spaced_letters(m: Mapped) -> Mapped:
-    """Join letters spaced out to dodge a filter: ``n u d e``, ``n.u.d.e``, ``n_u_d_e`` become ``nude``."""
-    return _rewrite(
-        m,
-        _SPACED_OUT,
-        lambda match: [(char, i, i + 1, 0) for i, char in enumerate(match.group(), match.start()) if char.isalnum()],
-    )
+    """Join letters spaced out to dodge a filter: ``n u d e``, ``n.u.d.e``, ``n_u-d.e`` become ``nude``.
+
+    A one-letter word at either end of the run (``a n u d e``) is joined too, so
+    a word may also begin after it or end before it.
+    """
+    return _rewrite(m, _SPACED_OUT, _joined_letters)
 
 
 _LEET = {
@@ -245,7 +282,7 @@ def _between_letters(word: str, i: int) -> bool:
     return 0 < i < len(word) - 1 and word[i - 1].isalnum() and word[i + 1].isalnum()
 
 
-def _decode_word(match: re.Match[str]) -> list[Piece] | None:
+def _decode_word(m: Mapped, match: re.Match[str]) -> list[Piece] | None:
     word, offset = match.group(), match.start()
     decodable = [
         _LEET.get(char) if char not in _INNER_ONLY or _between_letters(word, i) else None for i, char in enumerate(word)
@@ -257,14 +294,14 @@ def _decode_word(match: re.Match[str]) -> list[Piece] | None:
     trail = len(word) - len(word.rstrip(_DIGITS))
     soft = {i for i in (lead, len(word) - trail) if 0 < i < len(word)}
     return [
-        (decoded or char, offset + i, offset + i + 1, SOFT_BOUNDARY if i in soft else 0)
+        (decoded or char, offset + i, offset + i + 1, (SOFT_BOUNDARY if i in soft else 0) | m.mark(offset + i))
         for i, (char, decoded) in enumerate(zip(word, decodable, strict=True))
     ]
 
 
 def decode_leetspeak(m: Mapped) -> Mapped:
     """Decode leetspeak in words that mix letters with digits or symbols: ``s3x``, ``p0rn``, ``@ss`` (not ``4k``)."""
-    return _rewrite(m, _WORD_WITH_SYMBOLS, _decode_word)
+    return _rewrite(m, _WORD_WITH_SYMBOLS, lambda match: _decode_word(m, match))
 
 
 _SEPARATORS = re.compile(r"[\W_]{2,}|[^\w ]|_")
@@ -291,7 +328,7 @@ Step = Callable[[Mapped], Mapped]
 
 PREPARE_STEPS: tuple[Step, ...] = (strip_invisible, nfkc)
 """What every check sees, personal-information detection included."""
-FOLD_STEPS: tuple[Step, ...] = (strip_accents, fold_confusables, casefold)
+FOLD_STEPS: tuple[Step, ...] = (strip_accents, fold_confusables, read_i_as_l, casefold)
 """Letter by letter folding, after :data:`PREPARE_STEPS`."""
 WORD_STEPS: tuple[Step, ...] = (
     strip_prompt_syntax,
