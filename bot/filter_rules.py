@@ -2,8 +2,9 @@
 
 The config's rules are the base for every server; each ``/admin filter
 add|remove`` is one row of the server it was made in, applied in order when
-that server's filter is built. A change that no longer applies (the config
-dropped the rule it removes) is skipped with a warning. Filters are built
+that server's filter is built (compacted to each rule's last change, and built
+once). A change that no longer applies (the config dropped the rule it
+removes) is skipped with a warning. Filters are built
 lazily, off the event loop, and cached per server.
 """
 
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.db import Database
-from moderation.filter import PromptFilter, RuleError, RuleList
+from moderation.edits import compact
+from moderation.filter import PromptFilter, RuleList
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,17 @@ class RuleChange:
 
 
 def replay(prompt_filter: PromptFilter, changes: Iterable[RuleChange]) -> PromptFilter:
-    """``prompt_filter`` with every change that still applies made, in order."""
-    for change in changes:
-        try:
-            prompt_filter = change.apply(prompt_filter)
-        except RuleError as exc:
-            log.warning("skipping a stored filter change that no longer applies (%s)", exc)
-    return prompt_filter
+    """``prompt_filter`` with every change that still applies made, in order, building the filter once.
+
+    Only each rule's last change matters (:func:`moderation.edits.compact`), so
+    the cost of a replay follows the rules changed, not the length of the history.
+    """
+    edits = compact(changes)
+    if not edits:
+        return prompt_filter
+    return prompt_filter.with_edits(
+        edits, lambda exc: log.warning("skipping a stored filter change that no longer applies (%s)", exc)
+    )
 
 
 class FilterRuleLog:

@@ -55,9 +55,11 @@ class PromptBlocked(Refusal):
     """The prompt filter refused a prompt; the text names the rule's message and what matched."""
 
     def __init__(self, verdict: Verdict) -> None:
+        where = "your negative prompt" if verdict.part == "negative" else "the prompt"
         super().__init__(
             f"🚫 {verdict.message or 'This prompt is not allowed here.'}\n"
-            f"Matched: “{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase the prompt and try again."
+            f"Matched{' in your negative prompt' if verdict.part == 'negative' else ''}: "
+            f"“{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase {where} and try again."
         )
         self.verdict = verdict
 
@@ -146,19 +148,23 @@ class Services:
     # members
 
     async def dream(self, request: DreamRequest) -> Admission:
-        """Filter the prompt with the server's filter (logging what it stops or notes), then submit the job.
+        """Filter the prompt and the negative prompt with the server's filter (logging what it stops or notes), then
+        submit the job. Re-rolls come here too, so their prompts meet today's rules.
 
         Raises :class:`PromptBlocked` or one of the scheduler's ``DreamError``.
         """
         if request.guild_id is None:
             raise Refusal("Images are made only in servers.")
         prompt_filter = await self.filters.get(request.guild_id)
-        verdict = prompt_filter.check(request.prompt)
-        self.metrics.prompt_checked(verdict)
-        if verdict.action != "allow":
-            await self.prompt_log.record(request.guild_id, request.member.id, verdict)
-        if not verdict.allowed:
-            raise PromptBlocked(verdict)
+        # In a thread: a long prompt takes milliseconds to check, which the event loop cannot spare.
+        verdicts = await asyncio.to_thread(prompt_filter.check_request, request.prompt, request.negative_prompt)
+        for verdict in verdicts:
+            self.metrics.prompt_checked(verdict)
+            if verdict.action != "allow":
+                await self.prompt_log.record(request.guild_id, request.member.id, verdict)
+        blocked = [verdict for verdict in verdicts if not verdict.allowed]
+        if blocked:
+            raise PromptBlocked(blocked[0])
         with self.metrics.admission():
             return await self.dreams.submit(request)
 

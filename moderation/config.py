@@ -124,8 +124,9 @@ class PiiSettings(BaseModel):
         min_length=1,
         max_length=500,
     )
-    phone_regions: tuple[str, ...] = ("US",)
-    """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are)."""
+    phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR", "IN", "BR")
+    """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are); the
+    first region's formatted numbers count on their own, the others' after a word like "call" or "phone"."""
     allow: tuple[str, ...] = Field(default_factory=lambda: tuple(shipped_rules()[PII_CATEGORY]["allow"]))
     """Text that looks like personal information but is a public place, e.g. "10 Downing Street"."""
 

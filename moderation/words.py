@@ -12,8 +12,8 @@ could raise a false alarm.
 from __future__ import annotations
 
 _WORDS = """
-a i o an as at be by do go he if in is it me my no of oh ok on or so to up us we ye yo
-ad ah am ax eh em ex ha hi ho id la lo ma mu nu pa pi re ta ti uh um
+a i o an as at be by do go he if in is it me my no of oh ok on or so to up us we ye yo dis
+ad ah am ax eh em ex ha hi ho id la lo ma pa re uh um
 all and any are art ask ate bad bag ban bar bat bay bed bee bet big bin bit bow box boy bud bug bun bus but buy
 cab can cap car cat cow cry cub cue cup cut dad day den dew did die dig dim dip doe dog dot dry due dug dye
 ear eat egg ego elf elk elm end era eve eye fan far fat fee few fig fin fir fit fix fly foe fog for fox fry fun fur
