@@ -40,17 +40,18 @@ E = TypeVar("E", bound=RuleEdit)
 
 
 def compact(edits: Iterable[E]) -> list[E]:
-    """The last edit of each rule, in the order of those last edits: applying them gives the same rules.
+    """At most two edits per rule, in the order of each rule's last edit, that give the same rules as ``edits``.
 
-    An addition then a removal of the same rule leaves just the removal (which
-    removes a rule the config had, and is skipped otherwise).
+    Only a rule's last edit matters, except that a removal after an addition
+    keeps that addition before it: the removal then has a rule to remove
+    (whether or not the config had it) instead of being skipped with a warning.
     """
-    last: dict[tuple[str, str, str], E] = {}
+    kept: dict[tuple[str, str, str], list[E]] = {}
     for edit in edits:
         key = (edit.category, edit.into, edit.rule)
-        last.pop(key, None)  # re-inserted at the end: dicts keep insertion order
-        last[key] = edit
-    return list(last.values())
+        first = kept.pop(key, [edit])[0]  # re-inserted at the end: dicts keep insertion order
+        kept[key] = [first, edit] if first.add and not edit.add else [edit]
+    return [edit for pair in kept.values() for edit in pair]
 
 
 def _check(into: RuleList, rule: str) -> None:
