@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from moderation.config import PII_CATEGORY, FilterSettings, ModerationSettings
 from moderation.edits import RuleEdit, RuleError, RuleList, edited, without_categories
-from moderation.evasions import covers_join, rejoined
+from moderation.evasions import rejoined
 from moderation.normalise import PREPARE_STEPS, Mapped, apply, match_views
 from moderation.pii import PiiDetector
 from moderation.rules import KeywordIndex, compile_regex, parse_keyword
@@ -152,11 +152,11 @@ class PromptFilter:
             for name, pattern, compiled in self._regexes:
                 hits += ((view.origin(*match.span()), name, "regex", pattern) for match in compiled.finditer(view.text))
         # A word split by a space into two non-words ("nu de"): only a keyword across the join counts.
-        for joined, join in rejoined(views[0], text):
+        if (pairs := rejoined(views[0], text)) is not None:
             hits += (
-                (joined.origin(hit.start, hit.end), hit.payload.name, "keyword", hit.keyword.text)
-                for hit in self._keywords.find(joined)
-                if not hit.payload.allow and covers_join(hit.start, hit.end, join, len(joined.text))
+                (pairs.text.origin(hit.start, hit.end), hit.payload.name, "keyword", hit.keyword.text)
+                for hit in self._keywords.find(pairs.text)
+                if not hit.payload.allow and pairs.covers_join(hit.start, hit.end)
             )
         found = []
         for (start, end), name, kind, rule in hits:

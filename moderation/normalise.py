@@ -101,8 +101,13 @@ def _map_chars(m: Mapped, fold: Callable[[str], str]) -> Mapped:
     if "".join(folded) == m.text:
         return m
     out = _Builder(m)
-    for index, piece in enumerate(folded):
-        out.put(piece, index, index + 1, m.mark(index))
+    kept = 0
+    for index, (char, piece) in enumerate(zip(m.text, folded, strict=True)):
+        if piece != char:  # unchanged stretches are copied whole: most of a long prompt is
+            out.keep(kept, index)
+            out.put(piece, index, index + 1, m.mark(index))
+            kept = index + 1
+    out.keep(kept, len(m.text))
     return out.build()
 
 

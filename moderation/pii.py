@@ -50,27 +50,48 @@ _PHONE_WORDS = re.compile(
 )
 
 
+_LONGEST_PHONE = 32  # characters of the longest written phone number, with its spaces and brackets
+
+
+def _after_phone_words(text: str) -> Iterator[tuple[int, int]]:
+    """The stretches of ``text`` where a number after a phone word may start and end, overlapping ones merged."""
+    start = end = -1
+    for word in _PHONE_WORDS.finditer(text):
+        if word.end() > end:
+            if end > start:
+                yield start, end
+            start = word.end()
+        end = word.end() + _WINDOW + _LONGEST_PHONE
+    if end > start:
+        yield start, min(end, len(text))
+
+
 def _phones(text: str, regions: Sequence[str]) -> Iterator[PiiMatch]:
     """Numbers valid in one of ``regions``. Counted on their own: international ones, and numbers formatted as in
     the first region. Bare digits, and other regions' national formats (a date like "06 12 2023" is a valid
     number somewhere), count only after a word that says what they are."""
     if sum(map(str.isdigit, text)) < 7:
         return
+    # The other regions' numbers count only after a phone word, so only those stretches are searched for them:
+    # matching a long prompt in six regions would take longer than everything else.
+    searches = [(region, 0, len(text)) for region in regions[:1]]
+    searches += [(region, start, end) for start, end in _after_phone_words(text) for region in regions[1:]]
     seen: set[tuple[int, int]] = set()
-    for index, region in enumerate(regions):
-        for match in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
-            before = _before(text, match.start)
-            if (match.start, match.end) in seen or _NOT_PII_BEFORE.search(before):
+    for region, offset, stop in searches:
+        for match in PhoneNumberMatcher(text[offset:stop], region, leniency=Leniency.VALID):
+            start, end = offset + match.start, offset + match.end
+            before = _before(text, start)
+            if (start, end) in seen or _NOT_PII_BEFORE.search(before):
                 continue
             international = match.raw_string.lstrip("(").startswith(("+", "00"))
             formatted = not match.raw_string.isdigit()
-            if international or (formatted and index == 0):
-                seen.add((match.start, match.end))
-                yield PiiMatch("phone", match.start, match.end, "phone number")
+            if international or (formatted and region == regions[0]):
+                seen.add((start, end))
+                yield PiiMatch("phone", start, end, "phone number")
             elif word := _last(_PHONE_WORDS, before):
-                seen.add((match.start, match.end))
+                seen.add((start, end))
                 how = "national format" if formatted else "digits"
-                yield PiiMatch("phone", match.start, match.end, f"phone number ({how} after '{word}')")
+                yield PiiMatch("phone", start, end, f"phone number ({how} after '{word}')")
 
 
 def _last(pattern: re.Pattern[str], text: str) -> str | None:

@@ -122,24 +122,38 @@ class Hit(NamedTuple, Generic[T]):
     payload: T
 
 
-SHARD_SPELLINGS = 4096
+SHARD_SPELLINGS = 8192
 """Most spellings per automaton. Building an automaton holds the GIL from start to end, so a big rule set is
-split into several small automatons: a rebuild in a thread then never stalls the event loop for long."""
+split into a few automatons: a rebuild in a thread then never stalls the event loop for long."""
+
+Entry = tuple[Keyword, tuple[int, ...], T]
+Slot = tuple[int, tuple[Entry[T], ...]]
+"""What an automaton holds per spelling: its length, and the keywords (with their stretched offsets) it spells."""
+
+
+@lru_cache(maxsize=1 << 18)
+def _slot(length: int, keyword: Keyword, stretched: tuple[int, ...], payload: T) -> Slot[T]:
+    # Shared by every build that indexes this keyword: a rebuild then allocates, and a dropped filter frees, hardly
+    # any Python objects. Freeing a few hundred thousand at once, or collecting them, would hold the GIL for long.
+    return length, ((keyword, stretched, payload),)
 
 
 class KeywordIndex(Generic[T]):
-    """Keywords, each with a payload, in a few Aho-Corasick automatons of at most :data:`SHARD_SPELLINGS` each."""
+    """Keywords, each with a (hashable) payload, in a few Aho-Corasick automatons of :data:`SHARD_SPELLINGS` each."""
 
     def __init__(self, keywords: Iterable[tuple[Keyword, T]]) -> None:
-        table: dict[str, list[tuple[Keyword, tuple[int, ...], T]]] = {}
+        slots: dict[str, Slot[T]] = {}
         for keyword, payload in keywords:
             for spelling, stretched in variants(keyword.body, keyword.stretched):
-                table.setdefault(spelling, []).append((keyword, stretched, payload))
-        entries = list(table.items())
+                slot = _slot(len(spelling), keyword, stretched, payload)
+                prior = slots.get(spelling)
+                slots[spelling] = slot if prior is None else (prior[0], prior[1] + slot[1])
+        spellings = list(slots)
         self._automatons = [
-            _automaton(entries[start : start + SHARD_SPELLINGS]) for start in range(0, len(entries), SHARD_SPELLINGS)
+            _automaton(slots, spellings[start : start + SHARD_SPELLINGS])
+            for start in range(0, len(spellings), SHARD_SPELLINGS)
         ]
-        self.size = len(table)
+        self.size = len(slots)
         """Spellings indexed."""
 
     def find(self, text: Mapped) -> Iterator[Hit[T]]:
@@ -161,10 +175,10 @@ class KeywordIndex(Generic[T]):
                 yield Hit(start, end, keyword, payload)
 
 
-def _automaton(entries: list[tuple[str, list[tuple[Keyword, tuple[int, ...], T]]]]) -> ahocorasick.Automaton:
+def _automaton(slots: dict[str, Slot[T]], spellings: list[str]) -> ahocorasick.Automaton:
     automaton = ahocorasick.Automaton()
-    for spelling, found in entries:
-        automaton.add_word(spelling, (len(spelling), tuple(found)))
+    for spelling in spellings:
+        automaton.add_word(spelling, slots[spelling])
     automaton.make_automaton()
     return automaton
 
