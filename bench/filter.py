@@ -163,7 +163,7 @@ async def rebuilds(settings: FilterSettings, changes: list[RuleChange], rng: ran
     print(f"rebuild: /admin filter add: {took:.2f} s, longest event-loop stall {stall * 1000:.1f} ms")
 
     async def reload() -> None:
-        filters.rebase(await asyncio.to_thread(PromptFilter, settings))
+        await filters.rebase(await asyncio.to_thread(PromptFilter, settings))
         await filters.get(1)
 
     took, stall = await longest_stall(reload)

@@ -296,7 +296,7 @@ class Services:
         except ConfigError as exc:
             raise Refusal(f"The config file has errors; nothing was reloaded.\n{exc}") from None
         changed = changed_keys(self.settings, settings)
-        self.filters.rebase(await asyncio.to_thread(PromptFilter.from_settings, settings.moderation))
+        await self.filters.rebase(await asyncio.to_thread(PromptFilter.from_settings, settings.moderation))
         self.settings = with_live(self.settings, settings)
         self.guild_settings.reconfigure(self.settings)
         reloaded = Reloaded(

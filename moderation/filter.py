@@ -200,6 +200,19 @@ class PromptFilter:
         return PromptFilter(without_categories(self.settings, names))
 
 
+def release(retired: list[PromptFilter]) -> None:
+    """Free filters no longer used, one automaton at a time. Run it in a thread, with ``retired`` holding the only
+    references (it is emptied).
+
+    Freeing an automaton holds the GIL until it is done: all of a big filter's at once would stall the event loop
+    for about 100 ms; one at a time, the loop gets its turns between them.
+    """
+    parts = [part for prompt_filter in retired for part in prompt_filter._keywords.parts()]
+    retired.clear()
+    while parts:
+        parts.pop()
+
+
 def request_verdict(prompt_filter: PromptFilter, prompt: str, negative: str = "") -> dict[str, Any]:
     """The prompt's JSON verdict, with the negative prompt's under ``negative`` (its text under ``text``)."""
     verdict = prompt_filter.check(prompt).as_dict()

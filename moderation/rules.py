@@ -156,6 +156,10 @@ class KeywordIndex(Generic[T]):
         self.size = len(slots)
         """Spellings indexed."""
 
+    def parts(self) -> list[ahocorasick.Automaton]:
+        """The automatons, in a new list (see :func:`moderation.filter.release`)."""
+        return list(self._automatons)
+
     def find(self, text: Mapped) -> Iterator[Hit[T]]:
         """Every keyword occurrence in normalised ``text`` that respects its word boundaries."""
         for automaton in self._automatons:
