@@ -11,123 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from moderation.confusables import CONFUSABLES
-
-STRETCHED = 1
-"""Mark: this letter stands for a run of three or more of it (``nuuuude``)."""
-SOFT_BOUNDARY = 2
-"""Mark: a word may begin before this character although its neighbour is a letter or digit (``2nude``)."""
-
-I_OR_L = "ı"
-"""What leetspeak ``1`` decodes to, since it may stand for ``i`` or ``l``.
-
-Dotless i never survives look-alike folding, so in normalised text it only
-ever comes from a ``1``; rules get variants that accept it for either letter.
-"""
-
-Piece = tuple[str, int, int, int]
-"""One piece of a rewrite: output text, source start, source end (in the step's input), marks."""
-
-
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    """Text plus, for each character, the original span ``[starts[i], ends[i])`` it came from."""
-
-    text: str
-    starts: list[int]
-    ends: list[int]
-    marks: dict[int, int] = field(default_factory=dict)
-    """:data:`STRETCHED` / :data:`SOFT_BOUNDARY` bits by character index (few characters have any)."""
-
-    @classmethod
-    def of(cls, text: str) -> Mapped:
-        """The original text, mapped to itself."""
-        return cls(text, list(range(len(text))), list(range(1, len(text) + 1)))
-
-    def origin(self, start: int, end: int) -> tuple[int, int]:
-        """The span of the original text that ``text[start:end]`` (non-empty) came from."""
-        return self.starts[start], self.ends[end - 1]
-
-    def mark(self, index: int) -> int:
-        """The marks of character ``index``."""
-        return self.marks.get(index, 0)
-
-    def is_boundary(self, index: int) -> bool:
-        """Whether a word may begin or end between ``text[index - 1]`` and ``text[index]``."""
-        if index <= 0 or index >= len(self.text):
-            return True
-        if not (self.text[index - 1].isalnum() and self.text[index].isalnum()):
-            return True
-        return bool(self.mark(index) & SOFT_BOUNDARY)
-
-
-class _Builder:
-    """Assembles a step's output from stretches kept as they were and new pieces."""
-
-    def __init__(self, source: Mapped) -> None:
-        self.source = source
-        self.text: list[str] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.marks: dict[int, int] = {}
-
-    def keep(self, start: int, end: int) -> None:
-        """Copy ``source.text[start:end]`` unchanged."""
-        source, offset = self.source, len(self.starts) - start
-        self.text.append(source.text[start:end])
-        self.starts += source.starts[start:end]
-        self.ends += source.ends[start:end]
-        self.marks.update((i + offset, mark) for i, mark in source.marks.items() if start <= i < end)
-
-    def put(self, text: str, start: int, end: int, mark: int) -> None:
-        """Add ``text`` standing for ``source.text[start:end]``, each character marked ``mark``."""
-        if mark:
-            self.marks.update((i, mark) for i in range(len(self.starts), len(self.starts) + len(text)))
-        self.text.append(text)
-        self.starts += [self.source.starts[start]] * len(text)
-        self.ends += [self.source.ends[end - 1]] * len(text)
-
-    def build(self) -> Mapped:
-        return Mapped("".join(self.text), self.starts, self.ends, self.marks)
-
-
-def _map_chars(m: Mapped, fold: Callable[[str], str]) -> Mapped:
-    """Replace every character by ``fold(char)`` (zero or more characters) and keep the mapping."""
-    folded = [fold(char) for char in m.text]
-    if "".join(folded) == m.text:
-        return m
-    out = _Builder(m)
-    kept = 0
-    for index, (char, piece) in enumerate(zip(m.text, folded, strict=True)):
-        if piece != char:  # unchanged stretches are copied whole: most of a long prompt is
-            out.keep(kept, index)
-            out.put(piece, index, index + 1, m.mark(index))
-            kept = index + 1
-    out.keep(kept, len(m.text))
-    return out.build()
-
-
-def _rewrite(m: Mapped, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], Iterable[Piece] | None]) -> Mapped:
-    """Replace each match of ``pattern`` by the pieces ``replace`` returns (None keeps the match)."""
-    out = _Builder(m)
-    kept = 0
-    for match in pattern.finditer(m.text):
-        pieces = replace(match)
-        if pieces is None:
-            continue
-        out.keep(kept, match.start())
-        for piece in pieces:
-            out.put(*piece)
-        kept = match.end()
-    if not kept:  # patterns never match empty text, so nothing was rewritten
-        return m
-    out.keep(kept, len(m.text))
-    return out.build()
-
+from moderation.mapped import I_OR_L, SOFT_BOUNDARY, STRETCHED, Mapped, Piece, map_chars, rewrite
 
 # --- character steps ---------------------------------------------------------------------------
 
@@ -150,7 +38,7 @@ def strip_invisible(m: Mapped) -> Mapped:
     """Drop zero-width, format and control characters (ZWSP, joiners, soft hyphen, BOM, variation selectors)."""
     if m.text.isascii() and not _ASCII_CONTROL.search(m.text):
         return m
-    return _map_chars(m, _visible)
+    return map_chars(m, _visible)
 
 
 @lru_cache(maxsize=4096)
@@ -162,7 +50,7 @@ def nfkc(m: Mapped) -> Mapped:
     """Unicode compatibility folding: fullwidth, mathematical, circled and superscript letters become plain ones."""
     if unicodedata.is_normalized("NFKC", m.text):
         return m
-    return _map_chars(m, _nfkc)
+    return map_chars(m, _nfkc)
 
 
 @lru_cache(maxsize=4096)
@@ -174,14 +62,14 @@ def strip_accents(m: Mapped) -> Mapped:
     """Drop accents and every other combining mark (``nüdé`` → ``nude``, Zalgo text → plain text)."""
     if m.text.isascii():
         return m
-    return _map_chars(m, _unaccented)
+    return map_chars(m, _unaccented)
 
 
 def fold_confusables(m: Mapped) -> Mapped:
     """Fold letters of other scripts that imitate Latin ones (Cyrillic ѕ, Armenian ս) to the Latin letter."""
     if m.text.isascii():
         return m
-    return _map_chars(m, lambda char: CONFUSABLES.get(char, char))
+    return map_chars(m, lambda char: CONFUSABLES.get(char, char))
 
 
 # A capital I among lower-case letters ("bIowjob"), or a small l among capitals ("NlPPLE"): either letter.
@@ -191,7 +79,8 @@ _CAPS_WITH_L = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]*l)(?=(?:[^\W\d_]*[A-Z]){2})
 
 def _i_or_l(letter: str) -> Callable[[re.Match[str]], list[Piece]]:
     def pieces(match: re.Match[str]) -> list[Piece]:
-        return [(I_OR_L if char == letter else char, i, i + 1, 0) for i, char in enumerate(match.group(), match.start())]
+        text, start = match.group(), match.start()
+        return [(I_OR_L if char == letter else char, i, i + 1, 0) for i, char in enumerate(text, start)]
 
     return pieces
 
@@ -202,9 +91,9 @@ def read_i_as_l(m: Mapped) -> Mapped:
     In most fonts they look the same, so ``bIowjob`` may be ``blowjob`` and ``NlPPLE`` ``NIPPLE``.
     """
     if "I" in m.text:
-        m = _rewrite(m, _MIXED_CASE_I, _i_or_l("I"))
+        m = rewrite(m, _MIXED_CASE_I, _i_or_l("I"))
     if "l" in m.text:
-        m = _rewrite(m, _CAPS_WITH_L, _i_or_l("l"))
+        m = rewrite(m, _CAPS_WITH_L, _i_or_l("l"))
     return m
 
 
@@ -212,7 +101,7 @@ def casefold(m: Mapped) -> Mapped:
     """Case-insensitive form (``ß`` → ``ss``)."""
     if m.text.isascii():
         return Mapped(m.text.lower(), m.starts, m.ends, m.marks)
-    return _map_chars(m, str.casefold)
+    return map_chars(m, str.casefold)
 
 
 # --- rewriting steps ---------------------------------------------------------------------------
@@ -224,7 +113,7 @@ _PROMPT_SYNTAX = re.compile(r":\s*+[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?=\s*[)\]>])|[()
 
 def strip_prompt_syntax(m: Mapped) -> Mapped:
     """Remove Stable Diffusion prompt syntax: ``(word:1.4)``, ``((word))``, ``[a|b]`` become plain words."""
-    return _rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
+    return rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
 
 
 # One hyphen, underscore, dot, apostrophe or asterisk between letters, or one to three letters in brackets
@@ -238,7 +127,7 @@ def join_split_words(m: Mapped) -> Mapped:
     Innocent compounds are joined too (``x-ray``, ``spider-man``), so this runs
     on a second view of the prompt, beside the one that keeps them apart.
     """
-    return _rewrite(
+    return rewrite(
         m,
         _SPLIT_WORD,
         lambda match: [(char, i, i + 1, 0) for i, char in enumerate(match.group("inner") or "", match.start("inner"))],
@@ -268,7 +157,7 @@ def join_spaced_letters(m: Mapped) -> Mapped:
     A one-letter word at either end of the run (``a n u d e``) is joined too, so
     a word may also begin after it or end before it.
     """
-    return _rewrite(m, _SPACED_OUT, _joined_letters)
+    return rewrite(m, _SPACED_OUT, _joined_letters)
 
 
 _LEET = {
@@ -306,7 +195,7 @@ def _decode_word(m: Mapped, match: re.Match[str]) -> list[Piece] | None:
 
 def decode_leetspeak(m: Mapped) -> Mapped:
     """Decode leetspeak in words that mix letters with digits or symbols: ``s3x``, ``p0rn``, ``@ss`` (not ``4k``)."""
-    return _rewrite(m, _WORD_WITH_SYMBOLS, lambda match: _decode_word(m, match))
+    return rewrite(m, _WORD_WITH_SYMBOLS, lambda match: _decode_word(m, match))
 
 
 _SEPARATORS = re.compile(r"[\W_]{2,}|[^\w ]|_")
@@ -314,7 +203,7 @@ _SEPARATORS = re.compile(r"[\W_]{2,}|[^\w ]|_")
 
 def collapse_separators(m: Mapped) -> Mapped:
     """Turn every run of punctuation and spacing into one space, so phrases match however they are typed."""
-    return _rewrite(m, _SEPARATORS, lambda match: [(" ", match.start(), match.end(), 0)])
+    return rewrite(m, _SEPARATORS, lambda match: [(" ", match.start(), match.end(), 0)])
 
 
 _STRETCHED_RUN = re.compile(r"([^\W\d_])\1{2,}")
@@ -322,7 +211,7 @@ _STRETCHED_RUN = re.compile(r"([^\W\d_])\1{2,}")
 
 def squeeze_stretched(m: Mapped) -> Mapped:
     """Squeeze a letter repeated three or more times to one, marked :data:`STRETCHED` (``nuuuude`` → ``nude``)."""
-    return _rewrite(
+    return rewrite(
         m,
         _STRETCHED_RUN,
         lambda match: [(match.group(1), match.start(), match.end(), STRETCHED | m.mark(match.start()))],

@@ -199,12 +199,14 @@ _NOT_STREET_NAME = frozenset((
 ))  # fmt: skip
 
 
-# What may follow a street (and its quarter: "NW") to make a mailing address: ", City[, ST] POSTCODE" (a US ZIP, a UK postcode) or
-# ", POSTCODE City" (five digits, as in Germany and France).
+# What may follow a street (and its quarter: "NW") to make a mailing address: ", City[, ST] POSTCODE" (a US ZIP,
+# a UK postcode) or ", POSTCODE City" (five digits, as in Germany and France).
 _CITY = r"[a-z][\w'.-]*(?:[ ][a-z][\w'.-]*){0,2}"
 _POSTCODE = r"(?:\d{5}(?:-\d{4})?|[a-z]{1,2}\d[a-z\d]?[ ]?\d[a-z]{2})"
 _CITY_AND_POSTCODE = re.compile(
-    rf"(?:[ ]+(?:[ns][ew]?|[ew])\.?(?!\w))?,?[ ]+(?:{_CITY},?[ ]+(?:[a-z]{{2}}[ ]+)?{_POSTCODE}|{_POSTCODE}[ ]+[a-z][\w'.-]*)(?!\w)", re.IGNORECASE
+    rf"(?:[ ]+(?:[ns][ew]?|[ew])\.?(?!\w))?,?[ ]+"
+    rf"(?:{_CITY},?[ ]+(?:[a-z]{{2}}[ ]+)?{_POSTCODE}|{_POSTCODE}[ ]+[a-z][\w'.-]*)(?!\w)",
+    re.IGNORECASE,
 )
 
 

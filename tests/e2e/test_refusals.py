@@ -81,7 +81,7 @@ async def test_negative_prompt_with_a_phone_number_is_refused_naming_the_negativ
     content = await refusal(ix, "Matched in your negative prompt: “07700 900123” (personal_info)")
     assert "Rephrase your negative prompt" in content
     [logged] = await app.services.prompt_log.recent(world.guild.id, member_id=world.alice.id)
-    assert (logged.prompt, logged.category, logged.action) == ("blurry, call me on 07700 900123", "personal_info", "block")
+    assert (logged.prompt, logged.category) == ("blurry, call me on 07700 900123", "personal_info")
 
 
 async def test_negative_prompt_may_name_what_to_keep_out_but_not_hate(world: World) -> None:

@@ -38,7 +38,8 @@ def test_trademark_can_be_set_to_flag() -> None:
 def test_unknown_negative_category_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("moderation:\n  filter:\n    negative_categories: [sexual, gossip]\n", "utf-8")
-    with pytest.raises(ConfigError, match=rf"{config}: moderation\.filter\.negative_categories: unknown category gossip"):
+    key = r"moderation\.filter\.negative_categories"
+    with pytest.raises(ConfigError, match=rf"{config}: {key}: unknown category gossip"):
         load_settings(config, env={})
 
 
