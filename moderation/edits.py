@@ -9,6 +9,7 @@ settings as data, so the filter is built once however long the history grows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -34,6 +35,16 @@ class RuleEdit(Protocol):
     def into(self) -> RuleList: ...
     @property
     def rule(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A :class:`RuleEdit` on its own (the bot's stored changes carry who made them too)."""
+
+    add: bool
+    category: str
+    into: RuleList
+    rule: str
 
 
 E = TypeVar("E", bound=RuleEdit)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from moderation.config import PII_CATEGORY, FilterSettings, ModerationSettings
-from moderation.edits import RuleEdit, RuleError, RuleList, edited, without_categories
+from moderation.edits import Edit, RuleEdit, RuleError, RuleList, edited, without_categories
 from moderation.evasions import rejoined
 from moderation.normalise import PREPARE_STEPS, Mapped, apply, match_views
 from moderation.pii import PiiDetector
@@ -71,14 +71,6 @@ class _Found(NamedTuple):
     kind: str
     rule: str
     message: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Edit:
-    add: bool
-    category: str
-    into: RuleList
-    rule: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +175,11 @@ class PromptFilter:
         current = self.settings.categories.get(category)
         if current is not None and rule in getattr(current, into):
             return self
-        return self.with_edits([_Edit(True, category, into, rule)])
+        return self.with_edits([Edit(True, category, into, rule)])
 
     def without_rule(self, category: str, rule: str, *, into: RuleList = "keywords") -> PromptFilter:
         """A new filter without ``rule``; a category left with no keyword or regex is removed."""
-        return self.with_edits([_Edit(False, category, into, rule)])
+        return self.with_edits([Edit(False, category, into, rule)])
 
     def with_edits(self, edits: Sequence[RuleEdit], skipped: Callable[[RuleError], None] | None = None) -> PromptFilter:
         """A new filter with ``edits`` made, built once; see :func:`moderation.edits.edited`."""

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from moderation import FilterSettings, PromptFilter, RuleError
-from moderation.edits import RuleList, compact, edited
-
-
-@dataclass(frozen=True)
-class Edit:
-    add: bool
-    category: str
-    into: RuleList
-    rule: str
+from moderation.edits import Edit, RuleList, compact, edited
 
 
 def add(category: str, rule: str, into: RuleList = "keywords") -> Edit:
