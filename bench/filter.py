@@ -145,6 +145,9 @@ def stored_changes(count: int, settings: FilterSettings, rng: random.Random) -> 
 async def rebuilds(settings: FilterSettings, changes: list[RuleChange], rng: random.Random) -> None:
     """Start-up build, start-up replay of stored changes, a live change and a reload, each beside the event loop."""
     base: PromptFilter | None = None
+    # What a busy machine does to the probe with nothing else running, to read the figures below against.
+    _, idle = await longest_stall(lambda: asyncio.sleep(1.0))
+    print(f"rebuild: idle event loop for 1 s (baseline): longest stall {idle * 1000:.1f} ms")
 
     async def build() -> None:
         nonlocal base
