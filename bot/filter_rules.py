@@ -4,8 +4,8 @@ The config's rules are the base for every server; each ``/admin filter
 add|remove`` is one row of the server it was made in, applied in order when
 that server's filter is built (compacted to each rule's last change, and built
 once). A change that no longer applies (the config dropped the rule it
-removes) is skipped with a warning. Filters are built
-lazily, off the event loop, and cached per server.
+removes) is skipped with a warning. Filters are built lazily, off the event
+loop, and cached per server; a replaced one is freed off the event loop too.
 """
 
 from __future__ import annotations
