@@ -72,21 +72,25 @@ def fold_confusables(m: Mapped) -> Mapped:
     return map_chars(m, lambda char: CONFUSABLES.get(char, char))
 
 
-# A capital I among lower-case letters ("bIowjob"), or a small l among capitals ("NlPPLE"): either letter.
-_MIXED_CASE_I = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]*I)(?=[^\W\d_]*[a-z])[^\W\d_]+")
+# A capital I inside a word with lower-case letters ("bIowjob"; not "Italy"), or a small l among capitals ("NlPPLE"):
+# either letter.
+_MIXED_CASE_I = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]+I)(?=[^\W\d_]*[a-z])[^\W\d_]+")
 _CAPS_WITH_L = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]*l)(?=(?:[^\W\d_]*[A-Z]){2})[A-Z]*l[A-Zl]*(?![^\W\d_])")
 
 
 def _i_or_l(letter: str) -> Callable[[re.Match[str]], list[Piece]]:
     def pieces(match: re.Match[str]) -> list[Piece]:
         text, start = match.group(), match.start()
-        return [(I_OR_L if char == letter else char, i, i + 1, 0) for i, char in enumerate(text, start)]
+        # A capital first letter is just a capital ("Ice"): only one inside the word is in doubt.
+        doubtful = [char == letter and (letter == "l" or i > start) for i, char in enumerate(text, start)]
+        return [(I_OR_L if doubt else char, i, i + 1, 0) for i, (char, doubt) in enumerate(zip(text, doubtful), start)]
 
     return pieces
 
 
 def read_i_as_l(m: Mapped) -> Mapped:
-    """Read a capital ``I`` in a word with lower-case letters, and an ``l`` in a capitalised word, as :data:`I_OR_L`.
+    """Read a capital ``I`` inside a word with lower-case letters, and an ``l`` in a capitalised word, as
+    :data:`I_OR_L`.
 
     In most fonts they look the same, so ``bIowjob`` may be ``blowjob`` and ``NlPPLE`` ``NIPPLE``.
     """

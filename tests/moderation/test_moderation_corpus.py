@@ -104,7 +104,7 @@ CAUGHT = [
     ("pvssy", "sexual"),
     ("bIowjob", "sexual"),  # capital I for l
     ("NlPPLE slip", "sexual"),  # small l for I
-    ("Iynching", "violence"),
+    ("vuIva", "sexual"),
     ("gvts spilling", "violence"),
     # separators mixed within one word
     ("n.u-d_e", "sexual"),

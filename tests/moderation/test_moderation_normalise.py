@@ -140,7 +140,8 @@ def test_one_letter_word_before_or_after_a_spaced_run_may_stand_apart() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("bIowjob", f"b{I_OR_L}owjob"), ("NlPPLE", f"N{I_OR_L}PPLE"), ("I am Ice", f"I am {I_OR_L}ce"), ("ILL", "ILL")],
+    [("bIowjob", f"b{I_OR_L}owjob"), ("NlPPLE", f"N{I_OR_L}PPLE"), ("I am Ice", "I am Ice"), ("ILL", "ILL"),
+     ("McIntosh", f"Mc{I_OR_L}ntosh")],
 )
 def test_capital_i_and_small_l_read_as_either(text: str, expected: str) -> None:
     assert run(read_i_as_l, text) == expected
