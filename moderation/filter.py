@@ -91,9 +91,9 @@ class PromptFilter:
     def __init__(self, settings: FilterSettings) -> None:
         self.settings = settings
         self._keywords: KeywordIndex[_Category] = KeywordIndex(
-            (parse_keyword(text), _Category(name, allow))
+            (parse_keyword(text), payload)
             for name, rules in settings.categories.items()
-            for texts, allow in ((rules.keywords, False), (rules.allow, True))
+            for texts, payload in ((rules.keywords, _Category(name, False)), (rules.allow, _Category(name, True)))
             for text in texts
         )
         self._regexes = [
