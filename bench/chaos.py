@@ -69,6 +69,8 @@ class Plan:
     seconds_per_step: float = 0.015
     """With ``steps``: a full batch (eight images) takes about a second."""
     seed: int = 1
+    log_level: str = "WARNING"
+    """The bots' log level (their logs are kept in the run's folder)."""
     bound_s: float = 600.0
     """Longest wait for any one thing (the bot connecting, the queue draining): reached only on a failure."""
 
@@ -93,7 +95,7 @@ def write_config(plan: Plan, fake: FakeDiscord, channels: list[FakeChannel], fol
         "quotas": {"tiers": {"default": {
             "burst": 40, "rate_per_hour": 36_000, "daily_images": 100_000, "max_images": 2, "max_queued": 2,
         }}},
-        "logging": {"level": "WARNING"},
+        "logging": {"level": plan.log_level},
         "metrics": {"port": port},
     }  # fmt: skip
     path = folder / "config.yaml"
@@ -243,10 +245,11 @@ def main() -> int:
                         help="kill each bot after this many of its actions (posts, edits, answers) since it"
                              " connected, not at a random time")  # fmt: skip
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--log-level", default=defaults.log_level, choices=("DEBUG", "INFO", "WARNING"))
     args = parser.parse_args()
     plan = Plan(members=args.members, guilds=args.guilds, minutes=args.minutes, kills=args.kills,
                 engine_crashes=args.engine_crashes, rate=args.rate, steps=args.steps,
-                seconds_per_step=args.seconds_per_step, seed=args.seed,
+                seconds_per_step=args.seconds_per_step, seed=args.seed, log_level=args.log_level,
                 kill_at=(tuple(args.kill_after_actions),) * args.kills if args.kill_after_actions else ())  # fmt: skip
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they come, into a file too
     folder = Path(tempfile.mkdtemp(prefix="dreamqueue-chaos-"))

@@ -85,7 +85,8 @@ class BotProcess:
         self._identifies = self.fake.gateway.identifies
         self.starts += 1
         self._log = (self.logs / f"bot-{self.starts:03}.log").open("w")
-        env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "PYTHONPATH": str(ROOT)}
+        # Unbuffered: a SIGKILL must not take the last lines of the log with it.
+        env = {**os.environ, "DISCORD_TOKEN": self.fake.token, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.chaos_bot", "--discord", self.fake.base_url, "--config", str(self.config),
             cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE, stdout=self._log, stderr=asyncio.subprocess.STDOUT,

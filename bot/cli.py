@@ -59,8 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("backup", parents=[common], help="copy the live database with SQLite's online backup")
     backup.add_argument("dest", type=Path)
 
-    check = commands.add_parser("check-prompt", parents=[common], help="print one JSON verdict per prompt ('-' reads stdin)")
+    check = commands.add_parser(
+        "check-prompt", parents=[common],
+        help="print one JSON verdict per prompt ('-' reads stdin: a prompt, or a JSON object with prompt and negative,"
+             " per line)",
+    )  # fmt: skip
     check.add_argument("prompts", nargs="*", metavar="PROMPT")
+    check.add_argument("--negative", default="", metavar="TEXT",
+                       help="negative prompt checked with each prompt; its verdict is printed under \"negative\"")
 
     forget = commands.add_parser("forget", parents=[common],
                                  help="delete a user's prompts, flags and flagged images in every server (audited)")
@@ -86,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "backup":
             return asyncio.run(_backup(settings, args.dest))
         if args.command == "check-prompt":
-            return _check_prompts(settings, args.prompts)
+            return _check_prompts(settings, args.prompts, args.negative)
         if args.command == "forget":
             return asyncio.run(_forget(settings, args.user_id))
     except (ConfigError, CommandError, RequestError) as exc:
@@ -159,9 +165,9 @@ def _check_prompts_allowed(settings: Settings, args: argparse.Namespace) -> None
     from moderation.filter import PromptFilter
 
     prompt_filter = PromptFilter.from_settings(settings.moderation)
-    for option, text in (("prompt", args.prompt), ("--negative", args.negative)):
-        verdict = prompt_filter.check(text)
+    for verdict in prompt_filter.check_request(args.prompt, args.negative):
         if not verdict.allowed:
+            option = "--negative" if verdict.part == "negative" else "prompt"
             raise CommandError(
                 f"the prompt filter blocks this {option} ({verdict.category}: matched {verdict.matched!r}); "
                 "see `dreamqueue check-prompt`, or pass --no-filter to generate it anyway"
@@ -202,10 +208,10 @@ async def _forget(settings: Settings, user_id: int) -> int:
     return 1
 
 
-def _check_prompts(settings: Settings, prompts: Sequence[str]) -> int:
+def _check_prompts(settings: Settings, prompts: Sequence[str], negative: str) -> int:
     from moderation.filter import PromptFilter, verdict_lines
 
     lines = sys.stdin if list(prompts) == ["-"] else prompts
-    for line in verdict_lines(PromptFilter.from_settings(settings.moderation), lines):
+    for line in verdict_lines(PromptFilter.from_settings(settings.moderation), lines, negative):
         print(line, flush=True)
     return 0

@@ -66,6 +66,7 @@ class Delivery(EndNotices):
         """Start listening (posting waits until the bot is connected)."""
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="delivery")
+            self._runner.add_done_callback(self._done)  # a runner that dies says so now, not at the stop
 
     async def drain(self, timeout: float) -> None:
         """Handle the events already published and wait (up to ``timeout``) for the posts under way.

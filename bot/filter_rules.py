@@ -2,9 +2,10 @@
 
 The config's rules are the base for every server; each ``/admin filter
 add|remove`` is one row of the server it was made in, applied in order when
-that server's filter is built. A change that no longer applies (the config
-dropped the rule it removes) is skipped with a warning. Filters are built
-lazily, off the event loop, and cached per server.
+that server's filter is built (compacted to each rule's last change, and built
+once). A change that no longer applies (the config dropped the rule it
+removes) is skipped with a warning. Filters are built lazily, off the event
+loop, and cached per server; a replaced one is freed off the event loop too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.db import Database
-from moderation.filter import PromptFilter, RuleError, RuleList
+from moderation.edits import compact
+from moderation.filter import PromptFilter, RuleList, release
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,17 @@ class RuleChange:
 
 
 def replay(prompt_filter: PromptFilter, changes: Iterable[RuleChange]) -> PromptFilter:
-    """``prompt_filter`` with every change that still applies made, in order."""
-    for change in changes:
-        try:
-            prompt_filter = change.apply(prompt_filter)
-        except RuleError as exc:
-            log.warning("skipping a stored filter change that no longer applies (%s)", exc)
-    return prompt_filter
+    """``prompt_filter`` with every change that still applies made, in order, building the filter once.
+
+    Only each rule's last change matters (:func:`moderation.edits.compact`), so
+    the cost of a replay follows the rules changed, not the length of the history.
+    """
+    edits = compact(changes)
+    if not edits:
+        return prompt_filter
+    return prompt_filter.with_edits(
+        edits, lambda exc: log.warning("skipping a stored filter change that no longer applies (%s)", exc)
+    )
 
 
 class FilterRuleLog:
@@ -113,27 +119,38 @@ class GuildFilters:
         """The server's filter, built now if it is not yet or is out of date (the caller holds the lock)."""
         off = self._turned_off(guild_id)
         found = self._built.get(guild_id)
-        if found is None or found[0] != off:
-            changes = await self.rule_log.changes(guild_id)
-            # Off the event loop: building the matching automaton takes a while with many rules.
-            built = await asyncio.to_thread(lambda: replay(self.base.without_categories(off), changes))
-            self._built[guild_id] = found = (off, built)
-        return found[1]
+        if found is not None and found[0] == off:
+            return found[1]
+        del found  # the filter it holds is freed by _swap, bit by bit
+        changes = await self.rule_log.changes(guild_id)
+        # Off the event loop: building the matching automaton takes a while with many rules.
+        built = await asyncio.to_thread(lambda: replay(self.base.without_categories(off), changes))
+        await self._swap(guild_id, (off, built))
+        return built
 
     async def change(self, guild_id: int, change: RuleChange) -> None:
         """Make one server's change (:class:`RuleError` if it cannot be), store it, and use it from the next prompt."""
         async with self._lock:
             changed = await asyncio.to_thread(change.apply, await self._build(guild_id))
             await self.rule_log.record(guild_id, change)
-            self._built[guild_id] = (self._turned_off(guild_id), changed)
             self._changed.add(guild_id)
+            await self._swap(guild_id, (self._turned_off(guild_id), changed))
+
+    async def _swap(self, guild_id: int, built: tuple[tuple[str, ...], PromptFilter]) -> None:
+        """Use ``built`` for the server, and free the filter it replaces in a thread, bit by bit (see
+        :func:`moderation.filter.release`)."""
+        retired = [found[1] for found in [self._built.get(guild_id)] if found is not None]
+        self._built[guild_id] = built
+        await asyncio.to_thread(release, retired)
 
     def forget(self, guild_id: int) -> None:
         """Drop a server's filter (its changes were deleted with the server's data)."""
         self._built.pop(guild_id, None)
         self._changed.discard(guild_id)
 
-    def rebase(self, base: PromptFilter) -> None:
+    async def rebase(self, base: PromptFilter) -> None:
         """Start every server from a new config filter (after a reload); each is rebuilt on its next use."""
+        retired = [self.base, *(built for _, built in self._built.values())]
         self.base = base
         self._built.clear()
+        await asyncio.to_thread(release, retired)

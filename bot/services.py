@@ -58,9 +58,11 @@ class PromptBlocked(Refusal):
     """The prompt filter refused a prompt; the text names the rule's message, what matched, and the warning."""
 
     def __init__(self, verdict: Verdict, warning: WarnOutcome) -> None:
+        where = "your negative prompt" if verdict.part == "negative" else "the prompt"
         super().__init__(
             f"🚫 {verdict.message or 'This prompt is not allowed here.'}\n"
-            f"Matched: “{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase the prompt and try again.\n"
+            f"Matched{' in your negative prompt' if verdict.part == 'negative' else ''}: "
+            f"“{clip(verdict.matched or '', 100)}” ({verdict.category}). Rephrase {where} and try again.\n"
             + warning.notice()
         )
         self.verdict = verdict
@@ -160,20 +162,26 @@ class Services:
     # members
 
     async def dream(self, request: DreamRequest) -> Admission:
-        """Filter the prompt with the server's filter (logging what it stops or notes), then submit the job.
+        """Filter the prompt and the negative prompt with the server's filter (logging what it stops or notes), then
+        submit the job. Re-rolls come here too, so their prompts meet today's rules.
 
         Raises :class:`PromptBlocked` or one of the scheduler's ``DreamError``.
         """
         if request.guild_id is None:
             raise Refusal("Images are made only in servers.")
         prompt_filter = await self.filters.get(request.guild_id)
-        verdict = prompt_filter.check(request.prompt)
-        self.metrics.prompt_checked(verdict)
-        if verdict.action != "allow":
-            await self.prompt_log.record(request.guild_id, request.member.id, verdict)
-        if not verdict.allowed:
-            warning = await self.warn(request.guild_id, request.member.id, f"blocked prompt ({verdict.category})",
-                                      "prompt")  # fmt: skip
+        # In a thread: a long prompt takes milliseconds to check, which the event loop cannot spare.
+        verdicts = await asyncio.to_thread(prompt_filter.check_request, request.prompt, request.negative_prompt)
+        for verdict in verdicts:
+            self.metrics.prompt_checked(verdict)
+            if verdict.action != "allow":
+                await self.prompt_log.record(request.guild_id, request.member.id, verdict)
+        blocked = [verdict for verdict in verdicts if not verdict.allowed]
+        if blocked:
+            verdict = blocked[0]
+            where = "negative prompt" if verdict.part == "negative" else "prompt"
+            warning = await self.warn(request.guild_id, request.member.id,
+                                      f"blocked {where} ({verdict.category})", "prompt")  # fmt: skip
             raise PromptBlocked(verdict, warning)
         with self.metrics.admission():
             return await self.dreams.submit(request)
@@ -317,7 +325,7 @@ class Services:
         except ConfigError as exc:
             raise Refusal(f"The config file has errors; nothing was reloaded.\n{exc}") from None
         changed = changed_keys(self.settings, settings)
-        self.filters.rebase(await asyncio.to_thread(PromptFilter.from_settings, settings.moderation))
+        await self.filters.rebase(await asyncio.to_thread(PromptFilter.from_settings, settings.moderation))
         self.settings = with_live(self.settings, settings)
         self.guild_settings.reconfigure(self.settings)
         reloaded = Reloaded(

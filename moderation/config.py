@@ -35,6 +35,9 @@ from moderation.rules import compile_regex, parse_keyword
 
 PII_CATEGORY = "personal_info"
 """The category personal information is reported under; not available for keyword rules."""
+NEGATIVE_ALWAYS = ("hate",)
+"""Categories a negative prompt is always checked for (personal information too); the others only when listed in
+``negative_categories``, since a negative prompt names what to keep out of the picture ("nude, gore")."""
 RULE_LISTS = ("keywords", "regex", "allow")
 
 
@@ -121,8 +124,9 @@ class PiiSettings(BaseModel):
         min_length=1,
         max_length=500,
     )
-    phone_regions: tuple[str, ...] = ("US",)
-    """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are)."""
+    phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR", "IN", "BR")
+    """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are); the
+    first region's formatted numbers count on their own, the others' after a word like "call" or "phone"."""
     allow: tuple[str, ...] = Field(default_factory=lambda: tuple(shipped_rules()[PII_CATEGORY]["allow"]))
     """Text that looks like personal information but is a public place, e.g. "10 Downing Street"."""
 
@@ -145,6 +149,8 @@ class FilterSettings(BaseModel):
     categories: dict[CategoryName, CategoryRules] = Field(default_factory=dict, validate_default=True)
     """After loading: the shipped categories (if ``default_rules``) merged with the admin's."""
     pii: PiiSettings = PiiSettings()
+    negative_categories: tuple[CategoryName, ...] = ()
+    """Categories the negative prompt is checked for besides personal information and :data:`NEGATIVE_ALWAYS`."""
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -162,6 +168,19 @@ class FilterSettings(BaseModel):
         if PII_CATEGORY in categories:
             raise _invalid(f"'{PII_CATEGORY}' is reserved for personal information; configure it under pii")
         return categories
+
+    @field_validator("negative_categories")
+    @classmethod
+    def _known_categories(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        categories = info.data.get("categories")
+        unknown = [name for name in names if categories is not None and name not in categories]
+        if unknown:
+            raise _invalid(f"unknown category {', '.join(unknown)} (categories: {', '.join(categories or ())})")
+        return tuple(dict.fromkeys(names))
+
+    def negative_checks(self) -> frozenset[str]:
+        """The categories a negative prompt is checked for (personal information is, always)."""
+        return frozenset(NEGATIVE_ALWAYS).union(self.negative_categories)
 
 
 class FlagSettings(BaseModel):

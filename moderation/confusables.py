@@ -2,8 +2,8 @@
 
 A curated subset of Unicode's confusables (UTS #39) covering what people
 actually use to dodge keyword filters: Cyrillic, Greek, Armenian and Cherokee
-look-alikes, Latin small capitals and stroked letters that have no
-decomposition, and the enclosed/regional-indicator "emoji letters". Fullwidth
+look-alikes, Latin small capitals and stroked or barred letters (``ʉ``, ``ꞥ``)
+that have no decomposition, and the enclosed/regional-indicator "emoji letters". Fullwidth
 and mathematical letters need no entry: NFKC folds them first.
 """
 
@@ -11,32 +11,32 @@ from __future__ import annotations
 
 # Each line: the Latin letter, then every character that imitates it.
 _LOOKALIKES = """
-a аАαΑɑꭺᴀ⍺
+a аАαΑɑꭺᴀ⍺ⱥȺ
 b ВβΒЬьᏴʙƀ
-c сСςᏟᴄ
-d ԁᎠᴅđĐ
-e еЕεΕᎬᴇҽ
+c сСςᏟᴄȼȻꞓ
+d ԁᎠᴅđĐɗ
+e еЕεΕᎬᴇҽɇɆ
 f ꜰƒ
-g ɡɢցԌ
+g ɡɢցԌǥǤ
 h һНΗհᎻʜħĦ
-i іІιΙӏӀɪɩı
-j јЈϳᎫᴊ
-k кКκΚᏦᴋ
-l ʟłŁǀ
+i іІιΙӏӀɪɩıɨƗ
+j јЈϳᎫᴊɉɈ
+k кКκΚᏦᴋꝁꝀ
+l ʟłŁǀƚȽ
 m мМΜᎷᴍ
-n ηΝոɴ
-o оОοΟօՕᴏøØ
-p рРρΡᏢᴘ
-q ԛԚզ
-r ʀгᏒ
-s ѕЅՏᏚꜱ
+n ηΝոɴꞥꞤ
+o оОοΟօՕᴏøØɵƟ
+p рРρΡᏢᴘᵽⱣꝑꝐ
+q ԛԚզꝗꝖꞯ
+r ʀгᏒɍɌꞧꞦ
+s ѕЅՏᏚꜱꞩꞨ
 t тТτΤᎢᴛŧŦ
-u υսՍᴜ
+u υսՍᴜʉɄ
 v ѵνᏙᴠ
 w ԝԜωᎳᴡ
 x хХχΧ
-y уУүҮγΥʏ
-z ΖᏃᴢ
+y уУүҮγΥʏɏɎ
+z ΖᏃᴢƶƵ
 """
 
 CONFUSABLES: dict[str, str] = {

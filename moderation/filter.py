@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from pydantic import ValidationError
-
 from moderation.config import PII_CATEGORY, FilterSettings, ModerationSettings
+from moderation.edits import Edit, RuleEdit, RuleError, RuleList, edited, without_categories
+from moderation.evasions import rejoined
 from moderation.normalise import PREPARE_STEPS, Mapped, apply, match_views
 from moderation.pii import PiiDetector
 from moderation.rules import KeywordIndex, compile_regex, parse_keyword
 
 Action = Literal["allow", "block", "flag"]
-RuleList = Literal["keywords", "regex", "allow"]
+Part = Literal["prompt", "negative"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,8 @@ class Verdict:
     """``prompt[start:end]`` is the text that matched."""
     message: str | None = None
     """For the member, when the prompt is blocked."""
+    part: Part = "prompt"
+    """Which text of the request this is about: the prompt or the negative prompt (then ``prompt`` holds that)."""
 
     @property
     def matched(self) -> str | None:
@@ -60,10 +62,6 @@ class Verdict:
             "span": None if self.span is None else list(self.span),
             "action": self.action,
         }
-
-
-class RuleError(ValueError):
-    """A live rule change cannot be applied; the text is safe to show the admin."""
 
 
 class _Found(NamedTuple):
@@ -86,15 +84,16 @@ class PromptFilter:
     """Checks prompts against the configured categories and for personal information.
 
     Immutable: a live rule change builds a new filter (:meth:`with_rule`,
-    :meth:`without_rule`), which the caller swaps in.
+    :meth:`without_rule`, :meth:`with_edits`), which the caller swaps in. Building one with many rules takes a
+    while: do it off the event loop.
     """
 
     def __init__(self, settings: FilterSettings) -> None:
         self.settings = settings
         self._keywords: KeywordIndex[_Category] = KeywordIndex(
-            (parse_keyword(text), _Category(name, allow))
+            (parse_keyword(text), payload)
             for name, rules in settings.categories.items()
-            for texts, allow in ((rules.keywords, False), (rules.allow, True))
+            for texts, payload in ((rules.keywords, _Category(name, False)), (rules.allow, _Category(name, True)))
             for text in texts
         )
         self._regexes = [
@@ -103,6 +102,7 @@ class PromptFilter:
             for pattern in rules.regex
         ]
         self._pii = PiiDetector(settings.pii.kinds, phone_regions=settings.pii.phone_regions, allow=settings.pii.allow)
+        self._negative_checks = settings.negative_checks()
 
     @classmethod
     def from_settings(cls, settings: ModerationSettings) -> PromptFilter:
@@ -111,30 +111,50 @@ class PromptFilter:
 
     def check(self, prompt: str) -> Verdict:
         """The verdict on ``prompt``: a blocking match wins over a flagging one, then the earliest."""
-        prepared = apply(PREPARE_STEPS, Mapped.of(prompt))
-        found = [*self._rule_matches(match_views(prepared)), *self._pii_matches(prepared)]
-        if not found:
-            return Verdict(prompt, allowed=True, action="allow")
-        first = min(found, key=lambda f: (f.action != "block", f.span))
-        return Verdict(prompt, first.action != "block", first.action, first.category, first.kind, first.rule,
-                       first.span, first.message)  # fmt: skip
+        return self._verdict(prompt, "prompt", None)
 
-    def _rule_matches(self, views: list[Mapped]) -> list[_Found]:
+    def check_negative(self, negative: str) -> Verdict:
+        """The verdict on a negative prompt: personal information, hate and the ``negative_categories`` only."""
+        return self._verdict(negative, "negative", self._negative_checks)
+
+    def check_request(self, prompt: str, negative: str = "") -> list[Verdict]:
+        """The verdicts on a request's prompt and (when there is one) its negative prompt, in that order."""
+        return [self.check(prompt), *([self.check_negative(negative)] if negative else [])]
+
+    def _verdict(self, text: str, part: Part, categories: Collection[str] | None) -> Verdict:
+        prepared = apply(PREPARE_STEPS, Mapped.of(text))
+        found = [*self._rule_matches(match_views(prepared), text, categories), *self._pii_matches(prepared)]
+        if not found:
+            return Verdict(text, allowed=True, action="allow", part=part)
+        first = min(found, key=lambda f: (f.action != "block", f.span))
+        return Verdict(text, first.action != "block", first.action, first.category, first.kind, first.rule,
+                       first.span, first.message, part)  # fmt: skip
+
+    def _rule_matches(self, views: list[Mapped], text: str, categories: Collection[str] | None) -> list[_Found]:
         # Spans are compared in the original prompt, so an allow entry seen in one view covers a hit in another.
         allowed: dict[str, list[tuple[int, int]]] = defaultdict(list)
         hits: list[tuple[tuple[int, int], str, str, str]] = []
-        for text in views:
-            for hit in self._keywords.find(text):
-                span = text.origin(hit.start, hit.end)
+        for view in views:
+            for hit in self._keywords.find(view):
+                span = view.origin(hit.start, hit.end)
                 if hit.payload.allow:
                     allowed[hit.payload.name].append(span)
                 else:
                     hits.append((span, hit.payload.name, "keyword", hit.keyword.text))
             for name, pattern, compiled in self._regexes:
-                hits += ((text.origin(*match.span()), name, "regex", pattern) for match in compiled.finditer(text.text))
+                hits += ((view.origin(*match.span()), name, "regex", pattern) for match in compiled.finditer(view.text))
+        # A word split by a space into two non-words ("nu de"): only a keyword across the join counts.
+        if (pairs := rejoined(views[0], text)) is not None:
+            hits += (
+                (pairs.text.origin(hit.start, hit.end), hit.payload.name, "keyword", hit.keyword.text)
+                for hit in self._keywords.find(pairs.text)
+                if not hit.payload.allow and pairs.covers_join(hit.start, hit.end)
+            )
         found = []
         for (start, end), name, kind, rule in hits:
-            if any(a <= start and end <= b for a, b in allowed[name]):
+            if (categories is not None and name not in categories) or any(
+                a <= start and end <= b for a, b in allowed[name]
+            ):
                 continue
             rules = self.settings.categories[name]
             found.append(_Found(rules.action, (start, end), name, kind, rule, rules.message))
@@ -153,46 +173,76 @@ class PromptFilter:
         A category that does not exist yet is created, with the ``block`` action.
         """
         current = self.settings.categories.get(category)
-        entries = getattr(current, into, ()) if current else ()
-        if rule in entries:
+        if current is not None and rule in getattr(current, into):
             return self
-        changed = current.model_dump() if current else {}
-        changed[into] = (*entries, rule)
-        return self._rebuilt(category, changed)
+        return self.with_edits([Edit(True, category, into, rule)])
 
     def without_rule(self, category: str, rule: str, *, into: RuleList = "keywords") -> PromptFilter:
         """A new filter without ``rule``; a category left with no keyword or regex is removed."""
-        current = self.settings.categories.get(category)
-        if current is None or rule not in getattr(current, into):
-            raise RuleError(f"{category} has no {into} entry {rule!r}")
-        changed = current.model_dump()
-        changed[into] = tuple(entry for entry in changed[into] if entry != rule)
-        return self._rebuilt(category, changed if changed["keywords"] or changed["regex"] else None)
+        return self.with_edits([Edit(False, category, into, rule)])
+
+    def with_edits(self, edits: Sequence[RuleEdit], skipped: Callable[[RuleError], None] | None = None) -> PromptFilter:
+        """A new filter with ``edits`` made, built once; see :func:`moderation.edits.edited`."""
+        return PromptFilter(edited(self.settings, edits, skipped))
 
     def without_categories(self, names: Iterable[str]) -> PromptFilter:
         """A new filter without these categories (a server that turned them off); unknown names are ignored."""
-        off = set(names) & set(self.settings.categories)
-        if not off:
+        if not set(names) & set(self.settings.categories):
             return self
-        data = self.settings.model_dump()
-        data["default_rules"] = False  # the shipped rules are already merged into categories
-        data["categories"] = {name: rules for name, rules in data["categories"].items() if name not in off}
-        return PromptFilter(FilterSettings.model_validate(data))
+        return PromptFilter(without_categories(self.settings, names))
 
-    def _rebuilt(self, category: str, rules: dict[str, Any] | None) -> PromptFilter:
-        data = self.settings.model_dump()
-        data["default_rules"] = False  # the shipped rules are already merged into categories
-        if rules is None:
-            del data["categories"][category]
-        else:
-            data["categories"][category] = rules
+
+def release(retired: list[PromptFilter]) -> None:
+    """Free filters no longer used, one automaton at a time. Run it in a thread, with ``retired`` holding the only
+    references (it is emptied).
+
+    Freeing an automaton holds the GIL until it is done: all of a big filter's at once would stall the event loop
+    for about 100 ms; one at a time, the loop gets its turns between them.
+    """
+    parts = [part for prompt_filter in retired for part in prompt_filter._keywords.parts()]
+    retired.clear()
+    while parts:
+        parts.pop()
+
+
+def request_verdict(prompt_filter: PromptFilter, prompt: str, negative: str = "") -> dict[str, Any]:
+    """The prompt's JSON verdict, with the negative prompt's under ``negative`` (its text under ``text``)."""
+    verdict = prompt_filter.check(prompt).as_dict()
+    if negative:
+        fields = prompt_filter.check_negative(negative).as_dict()
+        verdict["negative"] = {"text": fields.pop("prompt"), **fields}
+    return verdict
+
+
+def _request(line: str, negative: str) -> tuple[str, str]:
+    """A line's prompt and negative prompt: the line itself, or a JSON object with ``prompt`` and ``negative``."""
+    if not line.startswith("{"):
+        return line, negative
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return line, negative  # a prompt that merely starts with a brace, like "{{hentai}}"
+    if not isinstance(data, dict):
+        return line, negative
+    prompt, negative = data.get("prompt"), data.get("negative", negative)
+    if not isinstance(prompt, str) or not isinstance(negative, str):
+        field = "prompt" if not isinstance(prompt, str) else "negative"
+        raise ValueError(f'"{field}" must be a string in a JSON line')
+    return prompt, negative
+
+
+def verdict_lines(prompt_filter: PromptFilter, lines: Iterable[str], negative: str = "") -> Iterator[str]:
+    """One JSON object per line, as ``dreamqueue check-prompt`` prints them; streams, and lines keep no newline.
+
+    A line is a prompt, checked with ``negative``; or a JSON object with a
+    ``prompt`` and optionally a ``negative``. A JSON line that cannot be
+    checked gets ``{"line": n, "error": ...}`` instead, so output lines still
+    match input lines.
+    """
+    for number, line in enumerate(lines, 1):
         try:
-            return PromptFilter(FilterSettings.model_validate(data))
-        except ValidationError as exc:
-            raise RuleError(f"{category}: {exc.errors(include_url=False)[0]['msg']}") from None
-
-
-def verdict_lines(prompt_filter: PromptFilter, prompts: Iterable[str]) -> Iterator[str]:
-    """One JSON object per prompt, as ``dreamqueue check-prompt`` prints them; streams, and lines keep no newline."""
-    for prompt in prompts:
-        yield json.dumps(prompt_filter.check(prompt.rstrip("\r\n")).as_dict(), ensure_ascii=False)
+            prompt, negative_prompt = _request(line.rstrip("\r\n"), negative)
+        except ValueError as exc:
+            yield json.dumps({"line": number, "error": str(exc)}, ensure_ascii=False)
+            continue
+        yield json.dumps(request_verdict(prompt_filter, prompt, negative_prompt), ensure_ascii=False)

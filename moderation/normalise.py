@@ -11,118 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from moderation.confusables import CONFUSABLES
-
-STRETCHED = 1
-"""Mark: this letter stands for a run of three or more of it (``nuuuude``)."""
-SOFT_BOUNDARY = 2
-"""Mark: a word may begin before this character although its neighbour is a letter or digit (``2nude``)."""
-
-I_OR_L = "ı"
-"""What leetspeak ``1`` decodes to, since it may stand for ``i`` or ``l``.
-
-Dotless i never survives look-alike folding, so in normalised text it only
-ever comes from a ``1``; rules get variants that accept it for either letter.
-"""
-
-Piece = tuple[str, int, int, int]
-"""One piece of a rewrite: output text, source start, source end (in the step's input), marks."""
-
-
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    """Text plus, for each character, the original span ``[starts[i], ends[i])`` it came from."""
-
-    text: str
-    starts: list[int]
-    ends: list[int]
-    marks: dict[int, int] = field(default_factory=dict)
-    """:data:`STRETCHED` / :data:`SOFT_BOUNDARY` bits by character index (few characters have any)."""
-
-    @classmethod
-    def of(cls, text: str) -> Mapped:
-        """The original text, mapped to itself."""
-        return cls(text, list(range(len(text))), list(range(1, len(text) + 1)))
-
-    def origin(self, start: int, end: int) -> tuple[int, int]:
-        """The span of the original text that ``text[start:end]`` (non-empty) came from."""
-        return self.starts[start], self.ends[end - 1]
-
-    def mark(self, index: int) -> int:
-        """The marks of character ``index``."""
-        return self.marks.get(index, 0)
-
-    def is_boundary(self, index: int) -> bool:
-        """Whether a word may begin or end between ``text[index - 1]`` and ``text[index]``."""
-        if index <= 0 or index >= len(self.text):
-            return True
-        if not (self.text[index - 1].isalnum() and self.text[index].isalnum()):
-            return True
-        return bool(self.mark(index) & SOFT_BOUNDARY)
-
-
-class _Builder:
-    """Assembles a step's output from stretches kept as they were and new pieces."""
-
-    def __init__(self, source: Mapped) -> None:
-        self.source = source
-        self.text: list[str] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.marks: dict[int, int] = {}
-
-    def keep(self, start: int, end: int) -> None:
-        """Copy ``source.text[start:end]`` unchanged."""
-        source, offset = self.source, len(self.starts) - start
-        self.text.append(source.text[start:end])
-        self.starts += source.starts[start:end]
-        self.ends += source.ends[start:end]
-        self.marks.update((i + offset, mark) for i, mark in source.marks.items() if start <= i < end)
-
-    def put(self, text: str, start: int, end: int, mark: int) -> None:
-        """Add ``text`` standing for ``source.text[start:end]``, each character marked ``mark``."""
-        if mark:
-            self.marks.update((i, mark) for i in range(len(self.starts), len(self.starts) + len(text)))
-        self.text.append(text)
-        self.starts += [self.source.starts[start]] * len(text)
-        self.ends += [self.source.ends[end - 1]] * len(text)
-
-    def build(self) -> Mapped:
-        return Mapped("".join(self.text), self.starts, self.ends, self.marks)
-
-
-def _map_chars(m: Mapped, fold: Callable[[str], str]) -> Mapped:
-    """Replace every character by ``fold(char)`` (zero or more characters) and keep the mapping."""
-    folded = [fold(char) for char in m.text]
-    if "".join(folded) == m.text:
-        return m
-    out = _Builder(m)
-    for index, piece in enumerate(folded):
-        out.put(piece, index, index + 1, m.mark(index))
-    return out.build()
-
-
-def _rewrite(m: Mapped, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], Iterable[Piece] | None]) -> Mapped:
-    """Replace each match of ``pattern`` by the pieces ``replace`` returns (None keeps the match)."""
-    out = _Builder(m)
-    kept = 0
-    for match in pattern.finditer(m.text):
-        pieces = replace(match)
-        if pieces is None:
-            continue
-        out.keep(kept, match.start())
-        for piece in pieces:
-            out.put(*piece)
-        kept = match.end()
-    if not kept:  # patterns never match empty text, so nothing was rewritten
-        return m
-    out.keep(kept, len(m.text))
-    return out.build()
-
+from moderation.mapped import I_OR_L, SOFT_BOUNDARY, STRETCHED, Mapped, Piece, map_chars, rewrite
 
 # --- character steps ---------------------------------------------------------------------------
 
@@ -145,7 +38,7 @@ def strip_invisible(m: Mapped) -> Mapped:
     """Drop zero-width, format and control characters (ZWSP, joiners, soft hyphen, BOM, variation selectors)."""
     if m.text.isascii() and not _ASCII_CONTROL.search(m.text):
         return m
-    return _map_chars(m, _visible)
+    return map_chars(m, _visible)
 
 
 @lru_cache(maxsize=4096)
@@ -157,7 +50,7 @@ def nfkc(m: Mapped) -> Mapped:
     """Unicode compatibility folding: fullwidth, mathematical, circled and superscript letters become plain ones."""
     if unicodedata.is_normalized("NFKC", m.text):
         return m
-    return _map_chars(m, _nfkc)
+    return map_chars(m, _nfkc)
 
 
 @lru_cache(maxsize=4096)
@@ -169,21 +62,50 @@ def strip_accents(m: Mapped) -> Mapped:
     """Drop accents and every other combining mark (``nüdé`` → ``nude``, Zalgo text → plain text)."""
     if m.text.isascii():
         return m
-    return _map_chars(m, _unaccented)
+    return map_chars(m, _unaccented)
 
 
 def fold_confusables(m: Mapped) -> Mapped:
     """Fold letters of other scripts that imitate Latin ones (Cyrillic ѕ, Armenian ս) to the Latin letter."""
     if m.text.isascii():
         return m
-    return _map_chars(m, lambda char: CONFUSABLES.get(char, char))
+    return map_chars(m, lambda char: CONFUSABLES.get(char, char))
+
+
+# A capital I inside a word with lower-case letters ("bIowjob"; not "Italy"), or a small l among capitals ("NlPPLE"):
+# either letter.
+_MIXED_CASE_I = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]+I)(?=[^\W\d_]*[a-z])[^\W\d_]+")
+_CAPS_WITH_L = re.compile(r"(?<![^\W\d_])(?=[^\W\d_]*l)(?=(?:[^\W\d_]*[A-Z]){2})[A-Z]*l[A-Zl]*(?![^\W\d_])")
+
+
+def _i_or_l(letter: str) -> Callable[[re.Match[str]], list[Piece]]:
+    def pieces(match: re.Match[str]) -> list[Piece]:
+        text, start = match.group(), match.start()
+        # A capital first letter is just a capital ("Ice"): only one inside the word is in doubt.
+        doubtful = [char == letter and (letter == "l" or i > start) for i, char in enumerate(text, start)]
+        return [(I_OR_L if doubt else char, i, i + 1, 0) for i, (char, doubt) in enumerate(zip(text, doubtful), start)]
+
+    return pieces
+
+
+def read_i_as_l(m: Mapped) -> Mapped:
+    """Read a capital ``I`` inside a word with lower-case letters, and an ``l`` in a capitalised word, as
+    :data:`I_OR_L`.
+
+    In most fonts they look the same, so ``bIowjob`` may be ``blowjob`` and ``NlPPLE`` ``NIPPLE``.
+    """
+    if "I" in m.text:
+        m = rewrite(m, _MIXED_CASE_I, _i_or_l("I"))
+    if "l" in m.text:
+        m = rewrite(m, _CAPS_WITH_L, _i_or_l("l"))
+    return m
 
 
 def casefold(m: Mapped) -> Mapped:
     """Case-insensitive form (``ß`` → ``ss``)."""
     if m.text.isascii():
         return Mapped(m.text.lower(), m.starts, m.ends, m.marks)
-    return _map_chars(m, str.casefold)
+    return map_chars(m, str.casefold)
 
 
 # --- rewriting steps ---------------------------------------------------------------------------
@@ -195,7 +117,7 @@ _PROMPT_SYNTAX = re.compile(r":\s*+[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?=\s*[)\]>])|[()
 
 def strip_prompt_syntax(m: Mapped) -> Mapped:
     """Remove Stable Diffusion prompt syntax: ``(word:1.4)``, ``((word))``, ``[a|b]`` become plain words."""
-    return _rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
+    return rewrite(m, _PROMPT_SYNTAX, lambda match: [(" ", match.start(), match.end(), 0)])
 
 
 # One hyphen, underscore, dot, apostrophe or asterisk between letters, or one to three letters in brackets
@@ -209,24 +131,37 @@ def join_split_words(m: Mapped) -> Mapped:
     Innocent compounds are joined too (``x-ray``, ``spider-man``), so this runs
     on a second view of the prompt, beside the one that keeps them apart.
     """
-    return _rewrite(
+    return rewrite(
         m,
         _SPLIT_WORD,
         lambda match: [(char, i, i + 1, 0) for i, char in enumerate(match.group("inner") or "", match.start("inner"))],
     )
 
 
-# Three or more single letters or digits, separated by the same spaces, dots, underscores or hyphens.
-_SPACED_OUT = re.compile(r"(?<![^\W_])[^\W_](?P<sep>[ \t]*[._\-][ \t]*|[ \t]+)[^\W_](?:(?P=sep)[^\W_])+(?![^\W_])")
+# Three or more single letters or digits, separated by spaces, or by marks mixed at will ("n.u-d_e", spaces allowed
+# around each mark).
+_SPACED_OUT = re.compile(
+    r"(?<![^\W_])[^\W_](?:(?:[ \t]+[^\W_]){2,}|(?:[ \t]*[._\-~*/\\•·][ \t]*[^\W_]){2,})(?![^\W_])"
+)
+# One-letter words that may stand before or after a spaced-out word. Not a trailing "a": "p i z z a", "s p i c a".
+_WORD_BEFORE, _WORD_AFTER = frozenset("aAiI"), frozenset("iI")
+
+
+def _joined_letters(match: re.Match[str]) -> list[Piece]:
+    letters = [(char, i) for i, char in enumerate(match.group(), match.start()) if char.isalnum()]
+    # "a n u d e": the one-letter word before (or after) the run is joined too, so a word may also begin after it.
+    soft = {1} if letters[0][0] in _WORD_BEFORE else set()
+    soft |= {len(letters) - 1} if letters[-1][0] in _WORD_AFTER else set()
+    return [(char, i, i + 1, SOFT_BOUNDARY if n in soft else 0) for n, (char, i) in enumerate(letters)]
 
 
 def join_spaced_letters(m: Mapped) -> Mapped:
-    """Join letters spaced out to dodge a filter: ``n u d e``, ``n.u.d.e``, ``n_u_d_e`` become ``nude``."""
-    return _rewrite(
-        m,
-        _SPACED_OUT,
-        lambda match: [(char, i, i + 1, 0) for i, char in enumerate(match.group(), match.start()) if char.isalnum()],
-    )
+    """Join letters spaced out to dodge a filter: ``n u d e``, ``n.u.d.e``, ``n_u-d.e`` become ``nude``.
+
+    A one-letter word at either end of the run (``a n u d e``) is joined too, so
+    a word may also begin after it or end before it.
+    """
+    return rewrite(m, _SPACED_OUT, _joined_letters)
 
 
 _LEET = {
@@ -245,7 +180,7 @@ def _between_letters(word: str, i: int) -> bool:
     return 0 < i < len(word) - 1 and word[i - 1].isalnum() and word[i + 1].isalnum()
 
 
-def _decode_word(match: re.Match[str]) -> list[Piece] | None:
+def _decode_word(m: Mapped, match: re.Match[str]) -> list[Piece] | None:
     word, offset = match.group(), match.start()
     decodable = [
         _LEET.get(char) if char not in _INNER_ONLY or _between_letters(word, i) else None for i, char in enumerate(word)
@@ -257,14 +192,14 @@ def _decode_word(match: re.Match[str]) -> list[Piece] | None:
     trail = len(word) - len(word.rstrip(_DIGITS))
     soft = {i for i in (lead, len(word) - trail) if 0 < i < len(word)}
     return [
-        (decoded or char, offset + i, offset + i + 1, SOFT_BOUNDARY if i in soft else 0)
+        (decoded or char, offset + i, offset + i + 1, (SOFT_BOUNDARY if i in soft else 0) | m.mark(offset + i))
         for i, (char, decoded) in enumerate(zip(word, decodable, strict=True))
     ]
 
 
 def decode_leetspeak(m: Mapped) -> Mapped:
     """Decode leetspeak in words that mix letters with digits or symbols: ``s3x``, ``p0rn``, ``@ss`` (not ``4k``)."""
-    return _rewrite(m, _WORD_WITH_SYMBOLS, _decode_word)
+    return rewrite(m, _WORD_WITH_SYMBOLS, lambda match: _decode_word(m, match))
 
 
 _SEPARATORS = re.compile(r"[\W_]{2,}|[^\w ]|_")
@@ -272,7 +207,7 @@ _SEPARATORS = re.compile(r"[\W_]{2,}|[^\w ]|_")
 
 def collapse_separators(m: Mapped) -> Mapped:
     """Turn every run of punctuation and spacing into one space, so phrases match however they are typed."""
-    return _rewrite(m, _SEPARATORS, lambda match: [(" ", match.start(), match.end(), 0)])
+    return rewrite(m, _SEPARATORS, lambda match: [(" ", match.start(), match.end(), 0)])
 
 
 _STRETCHED_RUN = re.compile(r"([^\W\d_])\1{2,}")
@@ -280,7 +215,7 @@ _STRETCHED_RUN = re.compile(r"([^\W\d_])\1{2,}")
 
 def squeeze_stretched(m: Mapped) -> Mapped:
     """Squeeze a letter repeated three or more times to one, marked :data:`STRETCHED` (``nuuuude`` → ``nude``)."""
-    return _rewrite(
+    return rewrite(
         m,
         _STRETCHED_RUN,
         lambda match: [(match.group(1), match.start(), match.end(), STRETCHED | m.mark(match.start()))],
@@ -291,7 +226,7 @@ Step = Callable[[Mapped], Mapped]
 
 PREPARE_STEPS: tuple[Step, ...] = (strip_invisible, nfkc)
 """What every check sees, personal-information detection included."""
-FOLD_STEPS: tuple[Step, ...] = (strip_accents, fold_confusables, casefold)
+FOLD_STEPS: tuple[Step, ...] = (strip_accents, fold_confusables, read_i_as_l, casefold)
 """Letter by letter folding, after :data:`PREPARE_STEPS`."""
 WORD_STEPS: tuple[Step, ...] = (
     strip_prompt_syntax,

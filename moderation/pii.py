@@ -41,27 +41,57 @@ def _before(text: str, start: int) -> str:
 
 # --- phone numbers -----------------------------------------------------------------------------
 
+# In the languages of the default regions too: German, French, Portuguese (Hindi speakers write English here).
 _PHONE_WORDS = re.compile(
     r"\b(?:call|calls|calling|text|texting|txt|phone|tel|telephone|cell|mobile|whatsapp|sms|dial|ring|fax"
-    r"|contact|number|hotline|signal|telegram)\b",
+    r"|contact|number|hotline|signal|telegram|anrufen|ruf|telefon|handy|nummer|appelle[rz]?|t[ée]l[ée]phone"
+    r"|portable|num[ée]ro|ligue|liga|ligar|telefone|celular|n[úu]mero|zap)\b",
     re.IGNORECASE,
 )
 
 
+_LONGEST_PHONE = 32  # characters of the longest written phone number, with its spaces and brackets
+
+
+def _after_phone_words(text: str) -> Iterator[tuple[int, int]]:
+    """The stretches of ``text`` where a number after a phone word may start and end, overlapping ones merged."""
+    start = end = -1
+    for word in _PHONE_WORDS.finditer(text):
+        if word.end() > end:
+            if end > start:
+                yield start, end
+            start = word.end()
+        end = word.end() + _WINDOW + _LONGEST_PHONE
+    if end > start:
+        yield start, min(end, len(text))
+
+
 def _phones(text: str, regions: Sequence[str]) -> Iterator[PiiMatch]:
+    """Numbers valid in one of ``regions``. Counted on their own: international ones, and numbers formatted as in
+    the first region. Bare digits, and other regions' national formats (a date like "06 12 2023" is a valid
+    number somewhere), count only after a word that says what they are."""
     if sum(map(str.isdigit, text)) < 7:
         return
+    # The other regions' numbers count only after a phone word, so only those stretches are searched for them:
+    # matching a long prompt in six regions would take longer than everything else.
+    searches = [(region, 0, len(text)) for region in regions[:1]]
+    searches += [(region, start, end) for start, end in _after_phone_words(text) for region in regions[1:]]
     seen: set[tuple[int, int]] = set()
-    for region in regions:
-        for match in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
-            before = _before(text, match.start)
-            if (match.start, match.end) in seen or _NOT_PII_BEFORE.search(before):
+    for region, offset, stop in searches:
+        for match in PhoneNumberMatcher(text[offset:stop], region, leniency=Leniency.VALID):
+            start, end = offset + match.start, offset + match.end
+            before = _before(text, start)
+            if (start, end) in seen or _NOT_PII_BEFORE.search(before):
                 continue
-            seen.add((match.start, match.end))
-            if not match.raw_string.isdigit():
-                yield PiiMatch("phone", match.start, match.end, "phone number")
+            international = match.raw_string.lstrip("(").startswith(("+", "00"))
+            formatted = not match.raw_string.isdigit()
+            if international or (formatted and region == regions[0]):
+                seen.add((start, end))
+                yield PiiMatch("phone", start, end, "phone number")
             elif word := _last(_PHONE_WORDS, before):
-                yield PiiMatch("phone", match.start, match.end, f"phone number (digits after '{word}')")
+                seen.add((start, end))
+                how = "national format" if formatted else "digits"
+                yield PiiMatch("phone", start, end, f"phone number ({how} after '{word}')")
 
 
 def _last(pattern: re.Pattern[str], text: str) -> str | None:
@@ -169,28 +199,47 @@ _NOT_STREET_NAME = frozenset((
 ))  # fmt: skip
 
 
+# What may follow a street (and its quarter: "NW") to make a mailing address: ", City[, ST] POSTCODE" (a US ZIP,
+# a UK postcode) or ", POSTCODE City" (five digits, as in Germany and France).
+_CITY = r"[a-z][\w'.-]*(?:[ ][a-z][\w'.-]*){0,2}"
+_POSTCODE = r"(?:\d{5}(?:-\d{4})?|[a-z]{1,2}\d[a-z\d]?[ ]?\d[a-z]{2})"
+_CITY_AND_POSTCODE = re.compile(
+    rf"(?:[ ]+(?:[ns][ew]?|[ew])\.?(?!\w))?,?[ ]+"
+    rf"(?:{_CITY},?[ ]+(?:[a-z]{{2}}[ ]+)?{_POSTCODE}|{_POSTCODE}[ ]+[a-z][\w'.-]*)(?!\w)",
+    re.IGNORECASE,
+)
+
+
 def _addresses(text: str) -> Iterator[PiiMatch]:
     for match in _ADDRESS.finditer(text):
         names = match.group(2).lower().split()
-        if not any(name.strip(".'-") in _NOT_STREET_NAME for name in names):
+        if any(name.strip(".'-") in _NOT_STREET_NAME for name in names):
+            continue
+        # The whole address is one match, so an allow entry for a famous street does not cover it.
+        if tail := _CITY_AND_POSTCODE.match(text, match.end()):
+            yield PiiMatch("address", match.start(), tail.end(), "mailing address (street, city and postcode)")
+        else:
             yield PiiMatch("address", match.start(), match.end(), "street address")
 
 
 # --- all together --------------------------------------------------------------------------------
 
 
-def _canonical(text: str) -> str:
-    return " ".join(text.casefold().replace(",", " ").rstrip(".").split())
+def _allow_pattern(allow: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for every allow entry, however it is spaced, capitalised or punctuated with commas."""
+    phrases = sorted({r"[\s,]+".join(map(re.escape, entry.replace(",", " ").rstrip(".").split())) for entry in allow})
+    phrases = [phrase for phrase in phrases if phrase]
+    return re.compile(rf"(?<!\w)(?:{'|'.join(phrases)})\.?(?!\w)", re.IGNORECASE) if phrases else None
 
 
 class PiiDetector:
-    """Finds the configured kinds of personal information, except text on the allow-list."""
+    """Finds the configured kinds of personal information, except text an allow entry covers entirely."""
 
     def __init__(self, kinds: Iterable[PiiKind] = PII_KINDS, *, phone_regions: Sequence[str] = ("US",),
                  allow: Iterable[str] = ()) -> None:  # fmt: skip
         self.kinds = frozenset(kinds)
         self.phone_regions = tuple(phone_regions)
-        self._allow = frozenset(map(_canonical, allow))
+        self._allow = _allow_pattern(allow)
 
     def find(self, text: str) -> list[PiiMatch]:
         """Every piece of personal information in ``text``, in order of position."""
@@ -205,5 +254,8 @@ class PiiDetector:
             found += _cards(text)
         if "address" in self.kinds:
             found += _addresses(text)
-        found = [match for match in found if _canonical(text[match.start : match.end]) not in self._allow]
+        if found and self._allow is not None:
+            # An allow entry covers only its own span: "10 Downing Street" is a place, with a postcode an address.
+            allowed = [entry.span() for entry in self._allow.finditer(text)]
+            found = [match for match in found if not any(a <= match.start and match.end <= b for a, b in allowed)]
         return sorted(found, key=lambda match: match.start)

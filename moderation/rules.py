@@ -21,6 +21,7 @@ import ahocorasick
 import re2
 
 from moderation.normalise import I_OR_L, STRETCHED, Mapped, normalise
+from moderation.words import COMMON_WORDS
 
 T = TypeVar("T")
 
@@ -68,21 +69,28 @@ def parse_keyword(text: str) -> Keyword:
     return Keyword(rule, body, word_start, word_end, stretched)
 
 
+# Letters typed as others that look alike in most fonts, which leetspeak tables miss: "nvde", "rnilf", "vvhore".
+_LOOKALIKE_SPELLINGS = {"u": ("v",), "v": ("u",), "m": ("rn",), "w": ("vv",)}
+
+
 def _spellings(char: str) -> tuple[str, ...]:
     if char in "il":
         return (char, I_OR_L)
     if char == I_OR_L:
         return ("i", "l", I_OR_L)
-    return (char,)
+    return (char, *_LOOKALIKE_SPELLINGS.get(char, ()))
 
 
-def variants(body: str, stretched: tuple[int, ...] = ()) -> list[tuple[str, tuple[int, ...]]]:
+@lru_cache(maxsize=65536)  # a rebuild after one rule change spells out only the new keywords
+def variants(body: str, stretched: tuple[int, ...] = ()) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Every indexed spelling of a normalised keyword, with the offsets that must be :data:`STRETCHED`.
 
     Text has stretched letters squeezed to one (``boooobs`` → ``bobs``), so a
     double letter also gets a single-letter spelling that only matches a
     squeezed run; plain ``bobs`` is not ``boobs``. Letters already ``stretched``
-    in the keyword itself keep that requirement.
+    in the keyword itself keep that requirement. Look-alike spellings (``v`` for
+    ``u``, ``rn`` for ``m``, ``vv`` for ``w``) that are common words themselves
+    (``burn`` for ``bum``) are left out, so they never raise a false alarm.
     """
     segments: list[list[tuple[str, tuple[int, ...]]]] = []
     for run in re.finditer(r"(.)\1*", body):
@@ -101,7 +109,8 @@ def variants(body: str, stretched: tuple[int, ...] = ()) -> list[tuple[str, tupl
             stretched += tuple(len(spelling) + offset for offset in offsets)
             spelling += piece
         found.setdefault(spelling, stretched)
-    return list(found.items())
+    return tuple((spelling, marks) for spelling, marks in found.items()
+                 if spelling == body or marks or spelling not in COMMON_WORDS)  # fmt: skip
 
 
 class Hit(NamedTuple, Generic[T]):
@@ -113,26 +122,52 @@ class Hit(NamedTuple, Generic[T]):
     payload: T
 
 
+SHARD_SPELLINGS = 8192
+"""Most spellings per automaton. Building an automaton holds the GIL from start to end, so a big rule set is
+split into a few automatons: a rebuild in a thread then never stalls the event loop for long."""
+
+Entry = tuple[Keyword, tuple[int, ...], T]
+Slot = tuple[int, tuple[Entry[T], ...]]
+"""What an automaton holds per spelling: its length, and the keywords (with their stretched offsets) it spells."""
+
+
+@lru_cache(maxsize=1 << 18)
+def _slot(length: int, keyword: Keyword, stretched: tuple[int, ...], payload: T) -> Slot[T]:
+    # Shared by every build that indexes this keyword: a rebuild then allocates, and a dropped filter frees, hardly
+    # any Python objects. Freeing a few hundred thousand at once, or collecting them, would hold the GIL for long.
+    return length, ((keyword, stretched, payload),)
+
+
 class KeywordIndex(Generic[T]):
-    """Keywords, each with a payload, in one Aho-Corasick automaton."""
+    """Keywords, each with a (hashable) payload, in a few Aho-Corasick automatons of :data:`SHARD_SPELLINGS` each."""
 
     def __init__(self, keywords: Iterable[tuple[Keyword, T]]) -> None:
-        table: dict[str, list[tuple[Keyword, tuple[int, ...], T]]] = {}
+        slots: dict[str, Slot[T]] = {}
         for keyword, payload in keywords:
             for spelling, stretched in variants(keyword.body, keyword.stretched):
-                table.setdefault(spelling, []).append((keyword, stretched, payload))
-        self._automaton = ahocorasick.Automaton()
-        for spelling, entries in table.items():
-            self._automaton.add_word(spelling, (len(spelling), tuple(entries)))
-        self._automaton.make_automaton()
-        self.size = len(table)
+                slot = _slot(len(spelling), keyword, stretched, payload)
+                prior = slots.get(spelling)
+                slots[spelling] = slot if prior is None else (prior[0], prior[1] + slot[1])
+        spellings = list(slots)
+        self._automatons = [
+            _automaton(slots, spellings[start : start + SHARD_SPELLINGS])
+            for start in range(0, len(spellings), SHARD_SPELLINGS)
+        ]
+        self.size = len(slots)
         """Spellings indexed."""
+
+    def parts(self) -> list[ahocorasick.Automaton]:
+        """The automatons, in a new list (see :func:`moderation.filter.release`)."""
+        return list(self._automatons)
 
     def find(self, text: Mapped) -> Iterator[Hit[T]]:
         """Every keyword occurrence in normalised ``text`` that respects its word boundaries."""
-        if not self.size:
-            return
-        for last, (length, entries) in self._automaton.iter(text.text):
+        for automaton in self._automatons:
+            yield from self._find(automaton, text)
+
+    @staticmethod
+    def _find(automaton: ahocorasick.Automaton, text: Mapped) -> Iterator[Hit[T]]:
+        for last, (length, entries) in automaton.iter(text.text):
             start, end = last - length + 1, last + 1
             for keyword, stretched, payload in entries:
                 if keyword.word_start and not text.is_boundary(start):
@@ -142,6 +177,14 @@ class KeywordIndex(Generic[T]):
                 if any(not text.mark(start + offset) & STRETCHED for offset in stretched):
                     continue
                 yield Hit(start, end, keyword, payload)
+
+
+def _automaton(slots: dict[str, Slot[T]], spellings: list[str]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for spelling in spellings:
+        automaton.add_word(spelling, slots[spelling])
+    automaton.make_automaton()
+    return automaton
 
 
 # How RE2 refuses lookaround and backreferences, the features that need a backtracking engine.

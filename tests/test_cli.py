@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,51 @@ def test_an_output_that_cannot_be_written_fails_before_generating(
     assert code == 2 and says in err and "engine" not in err  # refused before the engine was started
 
 
-@pytest.mark.parametrize("option", ["prompt", "--negative"])
+@pytest.mark.parametrize(
+    ("option", "prompts", "category"),
+    [
+        ("prompt", ["a nude portrait", "--negative", "blurry"], "sexual"),
+        ("--negative", ["a dog", "--negative", "text me on 07700 900123"], "personal_info"),
+    ],
+)
 def test_a_prompt_the_filter_blocks_is_refused(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, prompts: list[str], category: str
 ) -> None:
-    prompts = ["a nude portrait", "--negative", "blurry"] if option == "prompt" else ["a dog", "--negative", "porn"]
     code, _, err = run(capsys, "generate", *prompts, "--model", str(tmp_path), "-o", str(tmp_path / "x.png"))
-    assert code == 2 and f"the prompt filter blocks this {option} (sexual" in err and "--no-filter" in err
+    assert code == 2 and f"the prompt filter blocks this {option} ({category}" in err and "--no-filter" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_check_prompt_prints_the_negative_prompts_verdict_too(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check-prompt", "a dog", "a cat", "--negative", "nude, blurry, call 020 7946 0958")
+    assert code == 0
+    first, second = map(json.loads, out.splitlines())
+    assert (first["prompt"], first["allowed"]) == ("a dog", True)
+    negative = first["negative"]
+    assert (negative["text"], negative["allowed"], negative["category"]) == (
+        "nude, blurry, call 020 7946 0958", False, "personal_info",
+    )  # fmt: skip
+    assert negative["span"] == [19, 32]  # the phone number, not "nude": sexual words may be named to keep them out
+    assert second["negative"] == negative
+
+
+def test_check_prompt_reads_json_lines_with_a_negative(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [
+        json.dumps({"prompt": "a castle", "negative": "white power rally"}),
+        "{{hentai}} style",  # starts with a brace, but is a prompt
+        json.dumps({"prompt": "a castle"}),
+        json.dumps({"prompt": 7}),
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    code, out, _ = run(capsys, "check-prompt", "-")
+    assert code == 0
+    castle, braces, plain, bad = map(json.loads, out.splitlines())
+    assert castle["allowed"] and (castle["negative"]["category"], castle["negative"]["allowed"]) == ("hate", False)
+    assert (braces["prompt"], braces["category"]) == ("{{hentai}} style", "sexual")
+    assert "negative" not in plain
+    assert bad == {"line": 4, "error": '"prompt" must be a string in a JSON line'}
 
 
 def test_no_filter_says_so_and_jpeg_output_is_a_jpeg_with_the_parameters(

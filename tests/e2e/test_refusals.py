@@ -75,6 +75,23 @@ async def test_personal_information_is_refused(world: World) -> None:
     await refusal(ix, "personal information")
 
 
+async def test_negative_prompt_with_a_phone_number_is_refused_naming_the_negative(world: World) -> None:
+    app = await world.start()
+    ix = await world.dream(world.alice, prompt="a lighthouse", negative="blurry, call me on 07700 900123")
+    content = await refusal(ix, "Matched in your negative prompt: “07700 900123” (personal_info)")
+    assert "Rephrase your negative prompt" in content
+    [logged] = await app.services.prompt_log.recent(world.guild.id, member_id=world.alice.id)
+    assert (logged.prompt, logged.category) == ("blurry, call me on 07700 900123", "personal_info")
+
+
+async def test_negative_prompt_may_name_what_to_keep_out_but_not_hate(world: World) -> None:
+    await world.start()
+    result = await world.result(await world.dream(world.alice, prompt="a lighthouse", negative="nude, gore", count=1))
+    assert has_text("nude, gore")(result)  # checked, and shown as it was allowed
+    ix = await world.dream(world.alice, prompt="a lighthouse", negative="white power")
+    await refusal(ix, "Matched in your negative prompt: “white power” (hate)")
+
+
 async def test_over_long_prompt_is_refused_by_default(world: World) -> None:
     await world.start()
     ix = await world.dream(world.alice, prompt="cat " * 80)

@@ -22,19 +22,44 @@ def test_empty_section_ships_default_categories() -> None:
     categories = settings.filter.categories
     assert {"sexual", "hate", "violence", "trademark"} <= set(categories)
     assert all(rules.keywords for rules in categories.values())
-    assert categories["trademark"].action == "flag"
+    assert categories["trademark"].action == "block"  # the terms forbid trademarked material
+    assert settings.filter.negative_categories == ()
     assert settings.flags.hide_score >= settings.flags.alert_score
+
+
+def test_trademark_can_be_set_to_flag() -> None:
+    settings = parse_settings(
+        {"moderation": {"filter": {"categories": {"trademark": {"action": "flag"}}}}}, env={}
+    ).moderation
+    verdict = PromptFilter.from_settings(settings).check("pikachu")
+    assert (verdict.allowed, verdict.action, verdict.category) == (True, "flag", "trademark")
+
+
+def test_unknown_negative_category_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("moderation:\n  filter:\n    negative_categories: [sexual, gossip]\n", "utf-8")
+    key = r"moderation\.filter\.negative_categories"
+    with pytest.raises(ConfigError, match=rf"{config}: {key}: unknown category gossip"):
+        load_settings(config, env={})
+
+
+def test_negative_categories_may_name_an_admin_category() -> None:
+    settings = parse_settings(
+        {"moderation": {"filter": {"categories": {"fruit": {"keywords": ["durian"]}},
+                                   "negative_categories": ["fruit", "violence"]}}}, env={}
+    ).moderation  # fmt: skip
+    assert settings.filter.negative_checks() == {"hate", "fruit", "violence"}
 
 
 def test_admin_category_extends_the_shipped_one() -> None:
     settings = parse_settings(
-        {"moderation": {"filter": {"categories": {"trademark": {"keywords": ["acme*"], "action": "block"}}}}}, env={}
+        {"moderation": {"filter": {"categories": {"trademark": {"keywords": ["acme*"], "action": "flag"}}}}}, env={}
     ).moderation
     trademark = settings.filter.categories["trademark"]
     assert trademark.keywords[0] == "acme*"
     assert "pikachu" in trademark.keywords
-    assert trademark.action == "block"
-    assert PromptFilter.from_settings(settings).check("pikachu").allowed is False
+    assert trademark.action == "flag"
+    assert PromptFilter.from_settings(settings).check("pikachu").allowed is True
 
 
 def test_admin_category_is_added_and_defaults_can_be_switched_off() -> None:

@@ -81,6 +81,55 @@ CAUGHT = [
     ("card 4111 1111 1111 1111", "personal_info"),
     ("the house at 123 Maple Street", "personal_info"),
     ("ｃａｌｌ ４１５-５５５-０１３２", "personal_info"),  # fullwidth digits
+    # a one-letter word before or after letters spaced out
+    ("a n u d e girl", "sexual"),
+    ("draw a n u d e", "sexual"),
+    ("p o r n i like", "sexual"),
+    ("i g o r e scene", "violence"),
+    ("a n 4 k 3 d elf", "sexual"),  # and leetspeak
+    ("A S E X Y pose", "sexual"),
+    # a banned word split by a space into two non-words
+    ("nu de woman", "sexual"),
+    ("na ked man", "sexual"),
+    ("pe nis drawing", "sexual"),
+    ("mutil ated body", "violence"),
+    ("swas tika flag", "hate"),
+    ("hello na ked nud e", "sexual"),  # the first split of several
+    # look-alike letters that leetspeak tables miss
+    ("nvde beach", "sexual"),  # v for u
+    ("uagina", "sexual"),  # u for v
+    ("rnilf", "sexual"),  # rn for m
+    ("rnasturbating", "sexual"),
+    ("vvhite power", "hate"),  # vv for w
+    ("pvssy", "sexual"),
+    ("bIowjob", "sexual"),  # capital I for l
+    ("NlPPLE slip", "sexual"),  # small l for I
+    ("vuIva", "sexual"),
+    ("gvts spilling", "violence"),
+    # separators mixed within one word
+    ("n.u-d_e", "sexual"),
+    ("p~o/r.n", "sexual"),
+    ("g_o-r.e scene", "violence"),
+    ("n-a.k_e-d", "sexual"),
+    ("n. u-d e", "sexual"),  # marks, then a space
+    # small capitals, stroked and struck-through letters
+    ("ɴᴜᴅᴇ", "sexual"),
+    ("ᴘᴏʀɴ", "sexual"),
+    ("ꞥude", "sexual"),
+    ("nʉde", "sexual"),
+    ("p̶o̶r̶n̶", "sexual"),
+    ("g̷o̷r̷e̷", "violence"),
+    ("ɍape", "violence"),
+    # national phone formats after a word, and a full address whose street alone is allowed
+    ("call me on 07700 900123", "personal_info"),
+    ("ruf mich an 030 12345678", "personal_info"),
+    ("appelle-moi au 06 12 34 56 78", "personal_info"),
+    ("whatsapp 98765 43210", "personal_info"),
+    ("ligue (11) 91234-5678", "personal_info"),
+    ("10 Downing Street, London SW1A 2AA", "personal_info"),
+    # trademarks block, as the terms do
+    ("Pikachu plush", "trademark"),
+    ("batman logo", "trademark"),
 ]
 
 INNOCENT = [
@@ -150,6 +199,31 @@ INNOCENT = [
     "U.S.A. flag waving",
     "wow!! amazing!!",
     "(masterpiece:1.2), [best quality], ((detailed))",
+    # words that merely meet across a space, and innocent words spaced out
+    "menu design for a cafe",
+    "a menu, design sketch",
+    "be head of the class",
+    "an al fresco lunch",
+    "a bat man costume party",
+    "s p i c a star chart",
+    "p i z z a oven",
+    "a r t deco poster",
+    # place names with a banned word inside
+    "Scunthorpe United badge",
+    "Sussex downs and Wessex saxons",
+    "Analalava, Madagascar",
+    "Clitheroe castle",
+    "Coonamble, New South Wales",
+    # look-alikes that are words of their own
+    "burn marks on toast, corn field, turn left",
+    "Illinois state flag, ILLUSTRATION",
+    "I love Italy, Iceland and IMAX",
+    "NVIDIA GPU render, vivid vvs diamonds",
+    # numbers that are not phones, and famous streets without a postcode
+    "photo from 06 12 2023",
+    "ISO 3200 1/125 f/2.8",
+    "221B Baker Street, London",
+    "1999 2000 2001 2002",
 ]
 
 
@@ -159,7 +233,7 @@ def prompt_filter() -> PromptFilter:
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CAUGHT) + len(INNOCENT) >= 60
+    assert len(CAUGHT) + len(INNOCENT) >= 150
 
 
 @pytest.mark.parametrize(("prompt", "category"), CAUGHT)

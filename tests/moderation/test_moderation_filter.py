@@ -57,6 +57,11 @@ def test_regex_runs_on_normalised_text_and_spans_map_back() -> None:
     assert (verdict.kind, verdict.rule, verdict.matched) == ("regex", r"\bcode\s+\d{4}\b", "CODE:  4242")
 
 
+def test_regex_sees_capitalised_words_as_plain_letters() -> None:
+    # A capital I that starts a word is a capital, not a look-alike of l: the regex reads "iran".
+    assert only(places={"regex": [r"\biran\b"]}).check("Iran at dusk").category == "places"
+
+
 def test_regex_is_linear_time() -> None:
     # Exponential under a backtracking engine; RE2 answers at once (the test timeout would catch a hang).
     prompt_filter = only(slow={"regex": [r"([a-z]+[a-z]+)+ \d"]})

@@ -20,6 +20,7 @@ from moderation.normalise import (
     match_views,
     nfkc,
     normalise,
+    read_i_as_l,
     squeeze_stretched,
     strip_accents,
     strip_invisible,
@@ -102,7 +103,10 @@ def test_strip_prompt_syntax(text: str, expected: str) -> None:
         ("s 3 x", "s3x"),
         ("a b", "a b"),  # two letters are not a spelled-out word
         ("I'm a cat", "I'm a cat"),  # different separators
-        ("n.u d.e", "n.u d.e"),
+        ("n.u-d_e", "nude"),  # marks mixed within one word
+        ("n.u d.e", "n.u d.e"),  # a mark, then a space: two runs (left to the split-word join)
+        ("n~u/d•e", "nude"),
+        ("1.5, 2 and 3", "1.5, 2 and 3"),  # a number and a count are not a spelled-out word
     ],
 )
 def test_join_spaced_letters(text: str, expected: str) -> None:
@@ -124,6 +128,23 @@ def test_join_spaced_letters(text: str, expected: str) -> None:
 )
 def test_join_split_words(text: str, expected: str) -> None:
     assert run(join_split_words, text) == expected
+
+
+def test_one_letter_word_before_or_after_a_spaced_run_may_stand_apart() -> None:
+    joined = join_spaced_letters(Mapped.of("a n u d e"))
+    assert joined.text == "anude" and joined.is_boundary(1) and not joined.is_boundary(2)
+    trailing = join_spaced_letters(Mapped.of("p o r n i"))
+    assert trailing.text == "porni" and trailing.is_boundary(4)
+    assert not join_spaced_letters(Mapped.of("p i z z a")).is_boundary(4)  # no trailing "a": "pizza" is one word
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("bIowjob", f"b{I_OR_L}owjob"), ("NlPPLE", f"N{I_OR_L}PPLE"), ("I am Ice", "I am Ice"), ("ILL", "ILL"),
+     ("McIntosh", f"Mc{I_OR_L}ntosh")],
+)
+def test_capital_i_and_small_l_read_as_either(text: str, expected: str) -> None:
+    assert run(read_i_as_l, text) == expected
 
 
 def test_match_views_add_the_joined_view_only_when_a_word_is_split() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from moderation.config import PiiSettings
 from moderation.pii import PiiDetector, luhn_ok, ssn_is_valid
 
 
@@ -38,6 +39,32 @@ def test_phone_numbers(detector: PiiDetector, text: str, found: str) -> None:
 )
 def test_bare_digits_are_not_a_phone_number(detector: PiiDetector, text: str) -> None:
     assert kinds(detector, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("call me on 07700 900123", "07700 900123"),  # UK mobile
+        ("ring 020 7946 0958", "020 7946 0958"),  # UK landline
+        ("ruf mich an: 030 12345678", "030 12345678"),  # DE
+        ("Handy 0151 23456789", "0151 23456789"),  # DE mobile
+        ("appelle-moi au 06 12 34 56 78", "06 12 34 56 78"),  # FR
+        ("whatsapp 98765 43210", "98765 43210"),  # IN
+        ("call me 098765 43210", "098765 43210"),  # IN with the trunk 0
+        ("ligue (11) 91234-5678", "(11) 91234-5678"),  # BR
+        ("me liga 11 91234-5678", "11 91234-5678"),
+    ],
+)
+def test_national_formats_of_the_default_regions_after_a_word(text: str, found: str) -> None:
+    detector = PiiDetector(phone_regions=PiiSettings().phone_regions)
+    assert kinds(detector, text) == [("phone", found)]
+
+
+@pytest.mark.parametrize(
+    "text", ["07700 900123", "photo from 06 12 2023", "06 12 34 56 78", "(11) 91234-5678", "1999 2000 2001 2002"]
+)
+def test_other_regions_national_formats_need_a_word(text: str) -> None:
+    assert kinds(PiiDetector(phone_regions=PiiSettings().phone_regions), text) == []
 
 
 def test_other_regions_can_be_configured() -> None:
@@ -138,6 +165,28 @@ def test_card_numbers(detector: PiiDetector, text: str, found: list[tuple[str, s
 )
 def test_street_addresses(detector: PiiDetector, text: str, found: list[tuple[str, str]]) -> None:
     assert kinds(detector, text) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("10 Downing Street, London SW1A 2AA", "10 Downing Street, London SW1A 2AA"),
+        ("742 Evergreen Terrace, Springfield, OR 97475", "742 Evergreen Terrace, Springfield, OR 97475"),
+        ("1600 Pennsylvania Avenue NW, Washington, DC 20500", "1600 Pennsylvania Avenue NW, Washington, DC 20500"),
+        ("post it to 12 Elm Road, 10115 Berlin please", "12 Elm Road, 10115 Berlin"),
+    ],
+)
+def test_a_full_address_is_caught_though_its_street_is_allowed(text: str, found: str) -> None:
+    detector = PiiDetector(allow=PiiSettings().allow)
+    assert kinds(detector, text) == [("address", found)]
+    assert detector.find(text)[0].rule == "mailing address (street, city and postcode)"
+
+
+@pytest.mark.parametrize(
+    "text", ["10 Downing Street at night", "10 DOWNING STREET, London", "221B Baker Street, London", "4 privet drive"]
+)
+def test_an_allow_entry_covers_its_own_span(text: str) -> None:
+    assert kinds(PiiDetector(allow=PiiSettings().allow), text) == []
 
 
 def test_kinds_can_be_switched_off() -> None:

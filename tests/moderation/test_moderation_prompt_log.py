@@ -21,7 +21,10 @@ async def log(tmp_path: Path) -> AsyncIterator[BlockedPromptLog]:
 
 @pytest.fixture(scope="module")
 def prompt_filter() -> PromptFilter:
-    return PromptFilter.from_settings(ModerationSettings())
+    # Trademarks block by default; flagged here, so the log keeps one prompt of each action.
+    return PromptFilter.from_settings(
+        ModerationSettings.model_validate({"filter": {"categories": {"trademark": {"action": "flag"}}}})
+    )
 
 
 async def test_records_member_prompt_verdict_and_time(log: BlockedPromptLog, prompt_filter: PromptFilter) -> None:
