@@ -84,7 +84,7 @@ class FlagForm(discord.ui.Modal, title="Flag this image"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot: Any = interaction.client
         await defer(interaction)
-        job, outcome = await bot.services.flag(
+        job, outcome = await bot.services.moderating.flag(
             server_id(interaction), self.job_id, self.message.id, interaction.user.id, self.reason.values[0],
             self.note.value,
         )

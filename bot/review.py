@@ -22,7 +22,7 @@ from bot.errors import Guarded, report
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.server import server_id
-from bot.services import ReviewAction
+from bot.moderating import ReviewAction
 from bot.text import clip
 from bot.warning_notices import direct_message, moderator_line
 from moderation.flags import Flag, ReviewItem
@@ -197,7 +197,7 @@ async def resolve(
 ) -> None:  # fmt: skip
     """Record the decision, carry it out on Discord, then update the review message (or show the next item)."""
     bot: Any = interaction.client
-    result = await bot.services.review(
+    result = await bot.services.moderating.review(
         server_id(interaction), item_id, interaction.user.id, action, ban_hours=ban_hours, note=note
     )
     done = " ".join(await carry_out(bot, result, action, note))

@@ -20,6 +20,7 @@ from bot.forget import Forgetting
 from bot.guild_settings import GuildSettingsStore, ServerSettings
 from bot.image_policy import SafetyRecords
 from bot.metrics import BotMetrics
+from bot.moderating import Moderating
 from bot.refusal import Refusal
 from bot.retention import Retention
 from bot.scheduler.models import (
@@ -30,7 +31,6 @@ from bot.scheduler.models import (
     Member,
     Placement,
     QueueSummary,
-    QuotaStatus,
     SchedulerStats,
 )
 from bot.scheduler.service import DreamService
@@ -41,17 +41,15 @@ from engine.pnginfo import model_label
 from engine.types import MAX_SEED, EngineClient, GeneratedImage
 from moderation.audit import AuditLog
 from moderation.filter import PromptFilter, RuleError, RuleList, Verdict
-from moderation.flag_reports import FlagReports, FlagStats, MemberHistory
-from moderation.flags import FlaggedImage, FlagOutcome, FlagStore, ReviewItem
-from moderation.prompt_log import BlockedPromptLog, LoggedPrompt
-from moderation.warnings import WarningSource, WarningStore
+from moderation.flag_reports import FlagReports, FlagStats
+from moderation.flags import FlagStore
+from moderation.prompt_log import BlockedPromptLog
+from moderation.warnings import WarningStore
 
 log = logging.getLogger(__name__)
 
 STATS_PROMPT_WINDOW = 10_000
 """Most recent log entries counted for the blocked-prompts figure."""
-HISTORY_JOBS = 10
-"""Jobs shown in a member's history."""
 
 
 class PromptBlocked(Refusal):
@@ -76,18 +74,6 @@ def random_seeds(count: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class MemberRecord:
-    """What ``/mod history`` shows of a member."""
-
-    jobs: list[JobView]
-    """Newest first."""
-    flags: MemberHistory
-    prompts: list[LoggedPrompt]
-    """Recent blocked or noted prompts, newest first."""
-    quota: QuotaStatus
-
-
-@dataclass(frozen=True)
 class Reloaded:
     """What ``/admin reload`` found in the config file."""
 
@@ -97,16 +83,6 @@ class Reloaded:
     """Changed keys that take effect at the next restart."""
     categories: int
     """Filter categories, with the live rule changes on top."""
-
-
-@dataclass(frozen=True)
-class ReviewAction:
-    """What a moderator's review decision did, for the reply and the Discord side effects."""
-
-    item: ReviewItem
-    ban_until: float | None = None
-    warning: WarnOutcome | None = None
-    """The warning an actioned item gave its author."""
 
 
 class Services:
@@ -147,6 +123,8 @@ class Services:
         self.config_path = config_path
         self.metrics = metrics or BotMetrics()
         self.image_safety = SafetyRecords(self.metrics, self.audit, self.flags)
+        self.moderating = Moderating(dreams, flags, self.flag_reports, self.audit, prompt_log, self.warnings,
+                                     self.metrics, self.server_settings, lambda: self.settings.moderation.flags)
         self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")
         """The model name written into images' parameters."""
 
@@ -180,7 +158,7 @@ class Services:
         if blocked:
             verdict = blocked[0]
             where = "negative prompt" if verdict.part == "negative" else "prompt"
-            warning = await self.warn(request.guild_id, request.member.id,
+            warning = await self.moderating.warn(request.guild_id, request.member.id,
                                       f"blocked {where} ({verdict.category})", "prompt")  # fmt: skip
             raise PromptBlocked(verdict, warning)
         with self.metrics.admission():
@@ -237,71 +215,6 @@ class Services:
             raise Refusal("The images of this job are no longer stored; re-roll it to make new ones.")
         return job, images
 
-    async def delete_result(self, guild_id: int, job_id: int, message_id: int, actor_id: int, *,
-                            moderator: bool) -> JobView:  # fmt: skip
-        """Allow the job's author or a moderator to delete its result message; a moderator's deletion of
-        someone else's image is audited (with its review item, if it was flagged). Refuses anyone else."""
-        job = await self.dreams.job(guild_id, job_id)
-        if job.member_id == actor_id:
-            return job
-        if not moderator:
-            raise Refusal("Only the member who made this image, or a moderator, can delete it.")
-        item = await self.flags.item_for_message(guild_id, message_id)
-        await self.audit.record(
-            guild_id, actor_id, "deleted_image", item_id=item.id if item else None, member_id=job.member_id,
-            detail=f"job #{job.number}: deleted its result message {message_id}",
-        )
-        return job
-
-    async def flag(
-        self, guild_id: int, job_id: int, message_id: int, flagger_id: int, reason: str, note: str
-    ) -> tuple[JobView, FlagOutcome]:
-        """Record a member's flag on an image posted in the server; the outcome says whether to alert or hide now."""
-        job = await self.dreams.job(guild_id, job_id)
-        image = FlaggedImage(message_id, guild_id, job.member_id, job.prompt, job.job_id, job.channel_id)
-        server = self.server_settings(guild_id)
-        thresholds = self.settings.moderation.flags.model_copy(
-            update={"alert_score": server.alert_score, "hide_score": server.hide_score}
-        )
-        outcome = await self.flags.flag(image, flagger_id, reason, note, thresholds=thresholds)
-        self.metrics.flagged(reason, outcome.counted)
-        return job, outcome
-
-    # moderators
-
-    async def review(self, guild_id: int, item_id: int, moderator_id: int, action: str, *,
-                     ban_hours: float | None = None, note: str = "") -> ReviewAction:  # fmt: skip
-        """Resolve one of the server's review items: ``dismiss``, ``remove`` (the image), ``warn`` or ``ban``."""
-        if action == "dismiss":
-            item = await self.flags.dismiss(guild_id, item_id, moderator_id, note)
-        else:
-            resolution = {"remove": "removed", "warn": "warned", "ban": "banned"}[action]
-            item = await self.flags.action(guild_id, item_id, moderator_id, resolution, note)  # type: ignore[arg-type]
-        self.metrics.reviewed(action)
-        if action == "dismiss":
-            return ReviewAction(item)
-        ban: float | None = None
-        if action == "ban":  # first, so that the moderator's ban is the one in force, not an automatic one
-            ban = await self.ban(guild_id, moderator_id, item.author_id, ban_hours,
-                                 note or f"flagged image (review #{item.id})")
-        warning = await self.warn(guild_id, item.author_id, f"flagged image {item.resolution} (review #{item.id})",
-                                  "flag", given_by=moderator_id)  # fmt: skip
-        return ReviewAction(item, ban, warning)
-
-    async def warn(self, guild_id: int, member_id: int, reason: str, source: WarningSource, *,
-                   given_by: int | None = None) -> WarnOutcome:  # fmt: skip
-        """Give a member a warning in the server (a blocked prompt, a withheld image, an actioned flag); at the
-        server's count within its window it bans them for its ban time. ``outcome.banned`` says whether it did,
-        ``outcome.notice()`` what to tell the member; the moderators' channel hears of a ban."""
-        return await self.warnings.warn(guild_id, member_id, reason, source, given_by=given_by)
-
-    async def ban(self, guild_id: int, moderator_id: int, member_id: int, hours: float | None,
-                  reason: str) -> float | None:  # fmt: skip
-        """Bar a member from generating in the server for ``hours`` (None: until lifted); return when it ends."""
-        until = None if hours is None else self.dreams.clock.now() + hours * 3600
-        ban = await self.dreams.ban(moderator_id, guild_id, member_id, until=until, reason=reason)
-        return ban.until
-
     # admins
 
     async def change_filter_rule(self, guild_id: int, actor_id: int, category: str, rule: str, *, add: bool,
@@ -342,12 +255,3 @@ class Services:
         recent = await self.prompt_log.recent(guild_id, since=since, limit=STATS_PROMPT_WINDOW)
         blocked = sum(1 for entry in recent if entry.action == "block")
         return self.dreams.stats(guild_id), await self.flag_reports.stats(guild_id), blocked
-
-    async def member_history(self, guild_id: int, member: Member) -> MemberRecord:
-        """A member's recent jobs, and their flag record, recent blocked or noted prompts in the server, and quota."""
-        return MemberRecord(
-            jobs=await self.dreams.member_jobs(guild_id, member.id, limit=HISTORY_JOBS),
-            flags=await self.flag_reports.member_history(guild_id, member.id),
-            prompts=await self.prompt_log.recent(guild_id, member_id=member.id, limit=10),
-            quota=self.dreams.quota_status(guild_id, member),
-        )

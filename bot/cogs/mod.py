@@ -61,7 +61,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
     @app_commands.describe(member="Whose history")
     async def history(self, interaction: discord.Interaction, member: discord.Member) -> None:
         await defer(interaction)
-        record = await self.services.member_history(server_id(interaction), member_of(member))
+        record = await self.services.moderating.member_history(server_id(interaction), member_of(member))
         history, blocked, status = record.flags, record.prompts, record.quota
         embed = discord.Embed(title=f"History of {member.display_name}", colour=render.BLURPLE)
         embed.add_field(name="Tier", value=f"{status.tier}{' (banned)' if status.banned else ''}")
@@ -116,7 +116,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
         reason: app_commands.Range[str, 1, 200] = "",
     ) -> None:  # fmt: skip
         await defer(interaction)
-        until = await self.services.ban(server_id(interaction), interaction.user.id, member.id, duration or None, reason)
+        until = await self.services.moderating.ban(server_id(interaction), interaction.user.id, member.id, duration or None, reason)
         how_long = "until lifted" if until is None else f"until {render.relative(until)}"
         await whisper(
             interaction, f"{member.mention} is banned from generating {how_long}; their queued jobs were cancelled."

@@ -1,4 +1,4 @@
-"""The job journal: admissions, job states, deliveries, images, and what a start recovers.
+"""The job journal: admissions, job states, images, and the reads of jobs.
 
 Admissions are group-committed: submits that arrive while a transaction is
 being written wait for the next one, which writes all of them (one
@@ -7,7 +7,8 @@ their job is queued only after the transaction holding it has committed.
 
 Every other write is one awaited ``db.transaction()``. All database work is
 counted, so :meth:`Journal.wait_idle` can tell a virtual clock when real I/O
-has finished. The admin tables are written through the same connection by
+has finished. What members were given (posts, notices) is recorded by
+:mod:`.deliveries`, the admin tables are written through the same connection by
 :mod:`.admin_tables`, and a start reads everything back in :mod:`.recovery`;
 rows are encoded and decoded in :mod:`.rows`.
 """
@@ -39,11 +40,6 @@ _INSERT_JOB = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (idempotency_key) DO NOTHING
 """
-_UNDELIVERED = (
-    "(state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
-    " OR (state IN ('failed', 'cancelled', 'interrupted') AND delivered_at IS NULL)"
-)
-"""Jobs whose member is still owed their grid or the news of how the job ended."""
 _UPSERT_QUOTA = """
     INSERT INTO quota_state (guild_id, member_id, base_tat_ns, charges, day, day_images) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (guild_id, member_id) DO UPDATE SET base_tat_ns = excluded.base_tat_ns, charges = excluded.charges,
@@ -217,36 +213,6 @@ class Journal:
             await self._upsert_quotas(conn, quota_members)
         return missing
 
-    async def record_delivery(self, guild_id: int, job_id: int, message_id: int, at: float) -> bool:
-        """Record the message that delivered a done job; False if a delivery was already recorded."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE jobs SET result_message_id = ?, delivered_at = ?"
-                " WHERE id = ? AND guild_id = ? AND state = 'done' AND result_message_id IS NULL",
-                (message_id, at, job_id, guild_id),
-            )
-            return cursor.rowcount == 1
-
-    async def record_told(self, guild_id: int, job_id: int, at: float) -> bool:
-        """Record that the member of a job that ended without images was told; False if recorded already."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE jobs SET delivered_at = ? WHERE id = ? AND guild_id = ?"
-                " AND state IN ('failed', 'cancelled', 'interrupted') AND delivered_at IS NULL",
-                (at, job_id, guild_id),
-            )
-            return cursor.rowcount == 1
-
-    async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
-        """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE jobs SET undeliverable = ? WHERE id = ? AND guild_id = ? AND state = 'done'"
-                " AND result_message_id IS NULL AND undeliverable IS NULL",
-                (reason, job_id, guild_id),
-            )
-            return cursor.rowcount == 1
-
     async def prune_images(self, before: float) -> None:
         """Forget the images of jobs delivered before ``before``, or finished before it and undeliverable."""
         async with self.transaction() as conn:
@@ -288,16 +254,6 @@ class Journal:
                            None if row["label"] is None else SafetyVerdict(row["label"], row["score"], row["model"]))
             for row in rows
         )  # fmt: skip
-
-    async def servers_undelivered(self) -> list[int]:
-        """The servers with jobs to post or tell (see :meth:`undelivered`); the only query of it across servers."""
-        return [row[0] for row in await self.fetchall(f"SELECT DISTINCT guild_id FROM jobs WHERE {_UNDELIVERED}")]
-
-    async def undelivered(self, guild_id: int) -> list[aiosqlite.Row]:
-        """The server's done jobs whose grid was not posted, and ended ones whose member was not told."""
-        return await self.fetchall(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND ({_UNDELIVERED}) ORDER BY id", (guild_id,)
-        )
 
     async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:
         """A member's newest jobs in the server first."""

@@ -23,6 +23,7 @@ from bot.scheduler.admission import Admitter
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from bot.scheduler.core import Core
+from bot.scheduler.deliveries import Deliveries
 from bot.scheduler.dispatch import Dispatcher
 from bot.scheduler.errors import JobNotFound
 from bot.scheduler.estimates import Estimates
@@ -75,6 +76,7 @@ class DreamService:
                                  max_batch_images, clock or SystemClock(), tier_roles or _no_server_tier_roles)
         self.clock = core.clock
         self.journal = core.journal
+        self.deliveries = Deliveries(core.journal)
         self.quotas = core.quotas
         self._estimates = Estimates(core)
         self._admitter = Admitter(core, self._estimates)
@@ -197,8 +199,8 @@ class DreamService:
         (one query lists the servers that have any), each with its images.
         """
         finished = []
-        for guild_id in await self.journal.servers_undelivered():
-            for row in await self.journal.undelivered(guild_id):
+        for guild_id in await self.deliveries.servers_undelivered():
+            for row in await self.deliveries.undelivered(guild_id):
                 view = read_view(row)
                 finished.append(replace(view, images=await self.journal.images(guild_id, view.job_id)))
         return sorted(finished, key=lambda view: view.job_id)
@@ -209,11 +211,11 @@ class DreamService:
 
     async def record_told(self, guild_id: int, job_id: int) -> bool:
         """Record that the member of a failed, cancelled or interrupted job was told. True the first time."""
-        return await self.journal.record_told(guild_id, job_id, self.clock.now())
+        return await self.deliveries.record_told(guild_id, job_id, self.clock.now())
 
     async def record_delivery(self, guild_id: int, job_id: int, message_id: int) -> bool:
         """Record the message that posted a done job's images. True the first time; False if already recorded."""
-        delivered = await self.journal.record_delivery(guild_id, job_id, message_id, self.clock.now())
+        delivered = await self.deliveries.record_delivery(guild_id, job_id, message_id, self.clock.now())
         if not delivered:
             view = await self.job(guild_id, job_id)
             if view.state is not JobState.DONE:
@@ -225,7 +227,7 @@ class DreamService:
 
         True the first time; False if it was delivered or recorded undeliverable already.
         """
-        return await self.journal.record_undeliverable(guild_id, job_id, reason)
+        return await self.deliveries.record_undeliverable(guild_id, job_id, reason)
 
     # a server's admins and moderators
 
