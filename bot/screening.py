@@ -5,8 +5,9 @@ in age-restricted channels if the server set them). A withheld job's grid is
 never posted in its channel: the moderators' channel gets it behind a
 spoiler, the member is told ephemerally (by direct message once the
 interaction is gone) with the warning it earned them, and the job is counted
-against its member and recorded as not to be delivered. A grid in the review band is posted behind a spoiler
-and put in the review queue with an alert to the moderators.
+against its member and recorded as not to be delivered. A grid in the review
+band is posted behind a spoiler and put in the review queue with an alert to
+the moderators.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 import discord
 
 from bot import render
-from bot.image_policy import Bands, ImageDecision, decide, describe
 from bot.flagging import alert_moderators
+from bot.image_policy import Bands, ImageDecision, decide, describe
 from bot.scheduler.models import JobView
 from bot.services import Services
 from bot.text import clip
@@ -58,7 +59,8 @@ class Screening:
         ``interaction`` is the job's, while its token lives; ``status_message_id`` its public status message.
         """
         await self.services.image_safety.image_withheld(job, verdict, self.bands(job))
-        warning = await self.services.moderating.warn(job.guild_id, job.member_id, f"image withheld (job #{job.number})", "image")
+        warning = await self.services.moderating.warn(job.guild_id, job.member_id,
+                                                      f"image withheld (job #{job.number})", "image")
         await self._show_moderators(job, verdict)
         # Recorded before the member is told: a restart in between must not count and show it twice.
         await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, WITHHELD_REASON)

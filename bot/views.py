@@ -99,8 +99,8 @@ class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
         guild_id = server_id(interaction)
         await defer(interaction, thinking=False)
         moderator = moderates_here(interaction)
-        job = await services.moderating.delete_result(guild_id, self.job_id, interaction.message.id, interaction.user.id,
-                                           moderator=moderator)
+        job = await services.moderating.delete_result(guild_id, self.job_id, interaction.message.id,
+                                                      interaction.user.id, moderator=moderator)
         await interaction.message.delete()
         await whisper(interaction, f"Deleted the images of job #{job.number}.")
 

@@ -116,7 +116,8 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
         reason: app_commands.Range[str, 1, 200] = "",
     ) -> None:  # fmt: skip
         await defer(interaction)
-        until = await self.services.moderating.ban(server_id(interaction), interaction.user.id, member.id, duration or None, reason)
+        until = await self.services.moderating.ban(server_id(interaction), interaction.user.id, member.id,
+                                                   duration or None, reason)
         how_long = "until lifted" if until is None else f"until {render.relative(until)}"
         await whisper(
             interaction, f"{member.mention} is banned from generating {how_long}; their queued jobs were cancelled."

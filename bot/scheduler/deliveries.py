@@ -59,7 +59,8 @@ class Deliveries:
 
     async def servers_undelivered(self) -> list[int]:
         """The servers with jobs to post or tell (see :meth:`undelivered`); the only query of it across servers."""
-        return [row[0] for row in await self.journal.fetchall(f"SELECT DISTINCT guild_id FROM jobs WHERE {_UNDELIVERED}")]
+        rows = await self.journal.fetchall(f"SELECT DISTINCT guild_id FROM jobs WHERE {_UNDELIVERED}")
+        return [row[0] for row in rows]
 
     async def undelivered(self, guild_id: int) -> list[aiosqlite.Row]:
         """The server's done jobs whose grid was not posted, and ended ones whose member was not told."""
