@@ -289,6 +289,7 @@ class EngineProcess:
                 "last_batch_seconds": stats.last_batch_seconds,
                 "busy_seconds": stats.busy_seconds,  # device time spent generating, all batches so far
                 "batch_size": self._batch_size,  # images per UNet batch, as set or measured at start
+                "max_batch_images": self.settings.max_batch_images,  # most images of one call the scheduler sends
                 **{f"restarts_{cause}": float(self._restarts[cause]) for cause in RESTART_CAUSES},
             },
         )

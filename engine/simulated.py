@@ -119,6 +119,7 @@ class SimulatedEngine:
             model=MODEL_LABEL,
             extra={
                 "busy_seconds": self.busy_seconds,
+                "max_batch_images": float(self.max_batch_images),
                 "batches": float(self.batches),
                 "images": float(self.images_made),
                 "restarts_crashed": float(self.restarts),  # a crash is the only way the simulated engine restarts
