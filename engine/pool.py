@@ -27,11 +27,14 @@ PEAK_FIGURES = frozenset({"peak_memory_mb", "last_batch_seconds", "batch_size", 
 
 
 def local_engine(settings: EngineSettings, faults: EngineFaults | None = None) -> EngineClient:
-    """The engine of one machine: the simulated engine when ``engine.simulated``, else the engine process."""
+    """The engine of one machine: the simulated engine when ``engine.simulated``, else the engine process.
+
+    ``faults`` are for tests (the simulated engine honours ``hold_jobs`` only)."""
+    faults = faults or EngineFaults()
     if settings.simulated:
         from engine.simulated import SimulatedEngine
 
-        return SimulatedEngine.from_settings(settings)
+        return SimulatedEngine.from_settings(settings, hold_jobs=faults.hold_jobs)
     from engine.client import EngineProcess
 
     return EngineProcess(settings, faults=faults)

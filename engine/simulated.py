@@ -6,7 +6,8 @@ progress every step, honours cancellation between steps, and draws a small
 deterministic PNG per image from the prompt, parameters and seed (at most 64
 pixels a side by default, to keep load tests and demos cheap; ``image_max_side=None``
 draws the requested size). Tests can make a batch crash
-(:meth:`SimulatedEngine.crash_next_batch`). Time is spent through an injected
+(:meth:`SimulatedEngine.crash_next_batch`) or hold one after its first step
+(``hold_jobs``, as :class:`~engine.protocol.EngineFaults` holds the engine process). Time is spent through an injected
 ``sleep`` so a virtual clock can run it instantly.
 """
 
@@ -74,6 +75,7 @@ class SimulatedEngine:
         image_max_side: int | None = 64,
         draw_in_thread: bool = False,
         sleep: Sleep = asyncio.sleep,
+        hold_jobs: frozenset[str] = frozenset(),
     ) -> None:
         self.limits = limits or Limits()
         self.seconds_per_step = seconds_per_step
@@ -81,6 +83,8 @@ class SimulatedEngine:
         self.image_max_side = image_max_side
         self.draw_in_thread = draw_in_thread
         self._sleep = sleep
+        self.hold_jobs = hold_jobs
+        self._released = asyncio.Event()  # a held batch goes on at the next cancel or close
         self._gpu = asyncio.Lock()
         self._held: set[str] = set()
         self._cancelled: set[str] = set()
@@ -93,7 +97,9 @@ class SimulatedEngine:
         self.images_made = 0
 
     @classmethod
-    def from_settings(cls, settings: EngineSettings, *, sleep: Sleep = asyncio.sleep) -> SimulatedEngine:
+    def from_settings(
+        cls, settings: EngineSettings, *, sleep: Sleep = asyncio.sleep, hold_jobs: frozenset[str] = frozenset()
+    ) -> SimulatedEngine:
         """The engine the bot runs with ``engine.simulated``: small images, drawn in a worker thread so the
         bot's event loop stays free."""
         return cls(
@@ -102,6 +108,7 @@ class SimulatedEngine:
             max_batch_images=settings.max_batch_images,
             draw_in_thread=True,
             sleep=sleep,
+            hold_jobs=hold_jobs,
         )
 
     async def start(self) -> None:
@@ -109,6 +116,7 @@ class SimulatedEngine:
 
     async def close(self) -> None:
         self._ready = False
+        self._released.set()
 
     def health(self) -> EngineHealth:
         return EngineHealth(
@@ -135,6 +143,7 @@ class SimulatedEngine:
         if job_id not in self._held:
             return False
         self._cancelled.add(job_id)
+        self._released.set()
         return True
 
     async def generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None = None) -> list[JobResult]:
@@ -192,6 +201,8 @@ class SimulatedEngine:
                     reported = on_progress(Progress(job.job_id, step, steps))
                     if inspect.isawaitable(reported):
                         await reported
+            if step == 1 and any(job.job_id in self.hold_jobs for job in live):
+                await self._released.wait()
         draw = functools.partial(self._draw, live)
         images = await asyncio.to_thread(draw) if self.draw_in_thread else draw()
         for job in live:
