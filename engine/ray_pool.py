@@ -4,8 +4,8 @@
 one in-process with ``local``), starts ``engine.pool.min_engines`` engines and
 then as many more as the cluster has room for, up to ``max_engines``: one
 :class:`~engine.ray_host.EngineHost` actor each, holding ``engine.ray.num_gpus``.
-Every ``scan_interval_s`` (and at once when one dies) it replaces dead
-engines and starts engines on GPUs that joined the cluster.
+Every ``scan_interval_s`` (and at once when one dies) it checks its engines,
+replaces dead ones and starts engines on GPUs that joined the cluster.
 
 :class:`RayEngine` drives one actor as an :class:`~engine.types.EngineClient`:
 progress streams from the actor while a batch runs; an actor that dies, or
@@ -125,6 +125,18 @@ class RayEngine:
             self._on_lost(self)
         return [JobResult(job.job_id, Outcome.FAILED, error=reason, retryable=True) for job in jobs]
 
+    async def check(self) -> bool:
+        """Refresh the actor's health; an actor that is gone (its node lost, or killed) is lost. Whether it lives."""
+        from ray.exceptions import RayError
+
+        if not self.lost:
+            try:
+                self._health = await self.actor.health.remote()
+            except RayError:
+                log.error("engine %s is gone", self.name)
+                self._lose([], CRASHED)
+        return not self.lost
+
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job running on the actor; False if it holds none by that id (or is gone)."""
         from ray.exceptions import RayError
@@ -222,7 +234,8 @@ class RayPool(EnginePool):
         self._kick.set()
 
     async def _keep(self) -> None:
-        """Keep ``min_engines`` and take GPUs that join, every ``scan_interval_s`` or when an engine is lost."""
+        """Drop dead engines, keep ``min_engines`` and take GPUs that join: every ``scan_interval_s``, and at
+        once when an engine is lost."""
         while True:
             try:
                 await asyncio.wait_for(self._kick.wait(), self.settings.ray.scan_interval_s)
@@ -230,6 +243,7 @@ class RayPool(EnginePool):
                 pass
             self._kick.clear()
             try:
+                await asyncio.gather(*(engine.check() for engine in self.engines if isinstance(engine, RayEngine)))
                 while len(self.engines) < self.settings.pool.min_engines:
                     await self.add_engine()
                 await self.grow()

@@ -7,6 +7,7 @@ cancel reaches a job on a remote engine. Every wait is for an event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from bot.scheduler.config import QuotaSettings, TierSettings  # noqa: E402
 from bot.scheduler.events import EventKind, JobEvent, Subscription  # noqa: E402
 from bot.scheduler.models import DreamRequest, JobState, Member  # noqa: E402
 from bot.scheduler.service import DreamService  # noqa: E402
+from engine.client import CRASHED  # noqa: E402
 from engine.config import EngineSettings, PoolSettings, RaySettings  # noqa: E402
 from engine.protocol import EngineFaults  # noqa: E402
 from engine.ray_pool import RayEngine, RayPool  # noqa: E402
@@ -43,11 +45,11 @@ def cluster() -> Iterator[None]:
     ray.shutdown()
 
 
-def engine_settings(engines: int, max_engines: int | None = None) -> EngineSettings:
+def engine_settings(engines: int, max_engines: int | None = None, scan_interval_s: float = 30.0) -> EngineSettings:
     return EngineSettings(
         simulated=True, simulated_seconds_per_step=0.01, max_batch_images=1, backend="ray",
         pool=PoolSettings(min_engines=engines, max_engines=max_engines or engines),
-        ray=RaySettings(num_gpus=0, num_cpus=0.25),
+        ray=RaySettings(num_gpus=0, num_cpus=0.25, scan_interval_s=scan_interval_s),
     )
 
 
@@ -132,10 +134,25 @@ async def test_an_engine_killed_mid_batch_has_its_job_requeued_once_and_the_rest
         await bot.until(EventKind.DONE, [stuck])
         kinds = bot.kinds(stuck)
         assert (kinds.count(EventKind.STARTED), kinds.count(EventKind.REQUEUED)) == (2, 1)
+        [requeued] = [event for event in bot.seen if event.kind is EventKind.REQUEUED]
+        assert requeued.job_id == stuck and requeued.error == CRASHED  # what the member is told
         view = await bot.service.job(GUILD, stuck)
         assert (view.state, view.attempts) == (JobState.DONE, 2)
         assert bot.pool.engines == [steady] and held.lost
         assert batches(steady) == 3
+
+
+async def test_a_dead_idle_engine_is_replaced_and_the_new_one_serves(tmp_path: Path) -> None:
+    async with serving(tmp_path, engine_settings(2, scan_interval_s=0.2)) as bot:
+        dead = bot.pool.engines[0]
+        replaced = asyncio.Event()
+        bot.pool.listen(lambda: replaced.set() if dead not in bot.pool.engines and len(bot.pool.engines) == 2
+                        else None)
+        ray.kill(dead.actor)
+        await replaced.wait()
+        job_ids = await bot.submit_together(range(1, 3))
+        await bot.until(EventKind.DONE, job_ids)
+        assert dead.lost and [batches(engine) for engine in bot.pool.engines] == [1, 1]
 
 
 async def test_the_pool_fills_to_max_engines_and_an_engine_added_live_takes_work(tmp_path: Path) -> None:
