@@ -162,7 +162,7 @@ class RayPool(EnginePool):
         super().__init__(limits=settings.limits)
         self.settings = settings
         self._names = itertools.count(1)
-        self._owns_ray = False
+        self._connection: Connection | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
 
@@ -172,7 +172,7 @@ class RayPool(EnginePool):
         Raises :class:`EngineStartError` naming the key to fix when the cluster cannot be reached or the
         engines cannot be started.
         """
-        self._owns_ray = await connect(self.settings.ray)
+        self._connection = await connect(self.settings.ray)
         engines = await asyncio.gather(*(self.add_engine() for _ in range(self.settings.pool.min_engines)),
                                        return_exceptions=True)
         failed = [engine for engine in engines if isinstance(engine, BaseException)]
@@ -183,17 +183,15 @@ class RayPool(EnginePool):
         self._keeper = asyncio.create_task(self._keep(), name="ray-engine-pool")
 
     async def close(self) -> None:
-        """Stop every engine (and the in-process cluster, if this pool started it)."""
+        """Stop every engine and close the connection to Ray, if this pool made it."""
         if self._keeper is not None:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
         engines, self.engines = self.engines, []
         await asyncio.gather(*(engine.close() for engine in engines), return_exceptions=True)
-        if self._owns_ray:
-            import ray
-
-            ray.shutdown()
-            self._owns_ray = False
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
 
     async def add_engine(self, faults: EngineFaults | None = None) -> RayEngine:
         """Start one more engine actor and, once it is ready, add it to the pool (``faults``: tests only)."""
@@ -252,30 +250,53 @@ class RayPool(EnginePool):
                               self.settings.ray.scan_interval_s)
 
 
-async def connect(settings: RaySettings) -> bool:
-    """Connect this process to the cluster at ``settings.address`` within ``start_timeout_s``; True if this
-    call started Ray (``local``), so closing the pool stops it. A process already connected stays so."""
+class Connection:
+    """This process's connection to Ray, on a thread of its own that lives until :meth:`close`.
+
+    ``ray.init`` blocks, so it runs off the event loop; and the thread stays: with ``local``, the cluster's
+    processes are set to die with the thread that started them.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.ready: Future[None] = Future()
+        self._closing = threading.Event()
+        # A daemon thread, not asyncio.to_thread: a connection attempt that never returns must not keep the
+        # process alive after the start has failed.
+        self._thread = threading.Thread(target=self._run, name="ray-connection", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import ray
+
+        try:
+            if self.address == "local":
+                ray.init(include_dashboard=False, logging_level=logging.WARNING)
+            else:
+                ray.init(address=self.address, logging_level=logging.WARNING)
+        except BaseException as exc:  # handed to the waiting start, which names the key
+            self.ready.set_exception(exc)
+            return
+        self.ready.set_result(None)
+        self._closing.wait()
+        ray.shutdown()
+
+    async def close(self) -> None:
+        """Disconnect (and stop the cluster, with ``local``)."""
+        self._closing.set()
+        await asyncio.to_thread(self._thread.join)
+
+
+async def connect(settings: RaySettings) -> Connection | None:
+    """Connect this process to the cluster at ``settings.address`` within ``start_timeout_s``; None if it is
+    connected already (the connection is then whoever made it's to close)."""
     import ray
 
     if ray.is_initialized():
-        return False
-    done: Future[None] = Future()
-
-    def init() -> None:
-        try:
-            if settings.address == "local":
-                ray.init(include_dashboard=False, logging_level=logging.WARNING)
-            else:
-                ray.init(address=settings.address, logging_level=logging.WARNING)
-            done.set_result(None)
-        except BaseException as exc:  # handed to the waiting start, which names the key
-            done.set_exception(exc)
-
-    # A daemon thread, not asyncio.to_thread: a connection attempt that never returns must not keep the
-    # process alive after the start has failed.
-    threading.Thread(target=init, name="ray-connect", daemon=True).start()
+        return None
+    connection = Connection(settings.address)
     try:
-        await asyncio.wait_for(asyncio.wrap_future(done), settings.start_timeout_s)
+        await asyncio.wait_for(asyncio.wrap_future(connection.ready), settings.start_timeout_s)
     except TimeoutError:
         raise EngineStartError(
             f"engine.ray.address: no Ray cluster answered at {settings.address!r} within "
@@ -285,4 +306,4 @@ async def connect(settings: RaySettings) -> bool:
         raise EngineStartError(
             f"engine.ray.address: could not connect to the Ray cluster at {settings.address!r}: {exc}"
         ) from None
-    return settings.address == "local"
+    return connection
