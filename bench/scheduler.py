@@ -111,8 +111,9 @@ async def open_service(path: Path, clock: Clock, seconds_per_step: float, engine
     for engine in pool:
         await engine.start()
     service = DreamService(
-        db, pool[0] if engines == 1 else EnginePool(pool), scheduler=SchedulerSettings(max_queued_jobs=1_000_000, **scheduler), quotas=QUOTAS,
-        max_batch_images=8, clock=clock,
+        db, pool[0] if engines == 1 else EnginePool(pool),
+        scheduler=SchedulerSettings(max_queued_jobs=1_000_000, **scheduler), quotas=QUOTAS, max_batch_images=8,
+        clock=clock,
     )
     if isinstance(clock, VirtualClock):
         clock.settle_hook = service.journal.wait_idle

@@ -99,9 +99,7 @@ class RayEngine:
                     self._health = await self.actor.health.remote()
                     return item
                 if on_progress is not None:
-                    reported = on_progress(item)
-                    if inspect.isawaitable(reported):
-                        await reported
+                    await self._report(on_progress, item)
         except TimeoutError:
             log.error("engine %s reported no step for %g s: killing it", self.name, self.settings.watchdog_timeout_s)
             return self._lose(jobs, HUNG)
@@ -114,6 +112,14 @@ class RayEngine:
     @staticmethod
     async def _next(stream: Any) -> Progress | list[JobResult]:
         return await (await stream.__anext__())
+
+    async def _report(self, on_progress: ProgressCallback, progress: Progress) -> None:
+        try:
+            reported = on_progress(progress)
+            if inspect.isawaitable(reported):
+                await reported
+        except Exception:  # the batch goes on: a listener's failure is not the engine's
+            log.exception("progress callback failed for job %s", progress.job_id)
 
     def _lose(self, jobs: Sequence[JobRequest], reason: str) -> list[JobResult]:
         """The actor is dead or hung: kill it, leave the pool, fail the batch's jobs (retryable)."""
