@@ -1,5 +1,5 @@
 """A member's ``/dream`` with the engines on Ray (a cluster the bot starts in-process): the same as with one
-engine, from command to grid."""
+engine, from command to grid; ``/admin stats`` counts the engines."""
 
 from __future__ import annotations
 
@@ -33,3 +33,6 @@ async def test_a_dream_through_ray_engines_posts_the_same_grid(world: World) -> 
     fields = {field["name"]: field["value"] for field in result.embeds[0]["fields"]}
     assert fields["Seeds"] == "42, 43, 44, 45"
     assert [button.get("label") for button in result.buttons] == ["Re-roll", "Flag", "Delete", "1", "2", "3", "4"]
+    stats = await world.fake.slash(world.admin, world.dreams, "admin", "stats")
+    shown = await stats.wait_message(lambda m: m.ephemeral)
+    assert {field["name"]: field["value"] for field in shown.embeds[0]["fields"]}["Engines"] == "2 of 2 ready"
