@@ -1,8 +1,9 @@
 """The scheduler driving simulated engines as actors on a real local Ray cluster (2 CPUs, started here).
 
 Jobs flow through 1, 2 and 3 engines; an engine killed mid-batch has its job
-re-queued once while the others finish; an engine that joins takes work;
-cancel reaches a job on a remote engine. Every wait is for an event.
+re-queued once while the others finish; a dead engine is replaced; an engine
+that joins takes work; cancel reaches a job on a remote engine; an actor runs
+the real engine process and pipeline (the tiny model). Every wait is for an event.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from engine.client import CRASHED  # noqa: E402
 from engine.config import EngineSettings, PoolSettings, RaySettings  # noqa: E402
 from engine.protocol import EngineFaults  # noqa: E402
 from engine.ray_pool import RayEngine, RayPool  # noqa: E402
-from engine.types import GenerationParams  # noqa: E402
+from engine.types import GenerationParams, JobRequest, Outcome, Progress  # noqa: E402
 
 GUILD = 1
 QUOTAS = QuotaSettings(tiers={"default": TierSettings(burst=100, rate_per_hour=10_000, daily_images=10_000,
@@ -175,3 +176,23 @@ async def test_cancel_reaches_a_job_running_on_a_remote_engine(tmp_path: Path) -
         view = await bot.service.cancel(GUILD, stuck, actor_id=member)
         assert view.state is JobState.CANCELLED
         assert bot.kinds(stuck).count(EventKind.STARTED) == 1
+
+
+async def test_an_actor_runs_the_engine_process_and_its_pipeline(tiny_model: Path) -> None:
+    settings = EngineSettings(
+        model=str(tiny_model), local_files_only=True, device="cpu", min_size=64, warm_up_sizes=((64, 64),),
+        backend="ray", ray=RaySettings(num_gpus=0, num_cpus=0.25),
+    )
+    pool = RayPool(settings)
+    await pool.start()
+    try:
+        [engine] = pool.engines
+        assert engine.health().device == "cpu"
+        steps: list[Progress] = []
+        [result] = await pool.generate([JobRequest("1", "a lighthouse", (7, 8), GenerationParams(64, 64, 3))],
+                                       steps.append)
+        assert result.outcome is Outcome.DONE and [image.seed for image in result.images] == [7, 8]
+        assert all(image.png.startswith(b"\x89PNG") for image in result.images)
+        assert [step.step for step in steps] == [1, 2, 3]
+    finally:
+        await pool.close()
