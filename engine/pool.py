@@ -87,6 +87,11 @@ class EnginePool:
         """Call ``callback`` whenever an engine joins or leaves the pool."""
         self._listeners.append(callback)
 
+    def unlisten(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (a listener that was never added is ignored)."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
     def add(self, engine: EngineClient) -> None:
         """A started engine joins the pool and takes work from now on."""
         self.engines.append(engine)

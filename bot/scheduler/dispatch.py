@@ -60,6 +60,7 @@ class Dispatcher:
 
     async def stop(self, grace_s: float) -> None:
         """Let the running batches finish (up to ``grace_s`` on the scheduler's clock), then stop."""
+        self.core.engine.unlisten(self._engines_changed)
         if not self._tasks:
             return
         self.core.wake.set()
