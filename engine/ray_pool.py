@@ -58,7 +58,7 @@ class RayEngine:
             await asyncio.wait_for(self.actor.health.remote(), self.settings.ray.start_timeout_s)
         except TimeoutError:
             raise EngineStartError(
-                f"engine.pool: no room on the cluster for engine {self.name} within engine.ray.start_timeout_s "
+                f"engine.pool: no room on the cluster for {self.name} within engine.ray.start_timeout_s "
                 f"({self.settings.ray.start_timeout_s:g} s): each engine holds engine.ray.num_gpus "
                 f"({self.settings.ray.num_gpus:g}) GPUs and engine.ray.num_cpus ({self.settings.ray.num_cpus:g}) CPUs"
             ) from None

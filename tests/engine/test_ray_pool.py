@@ -25,7 +25,7 @@ from bot.scheduler.config import QuotaSettings, TierSettings  # noqa: E402
 from bot.scheduler.events import EventKind, JobEvent, Subscription  # noqa: E402
 from bot.scheduler.models import DreamRequest, JobState, Member  # noqa: E402
 from bot.scheduler.service import DreamService  # noqa: E402
-from engine.client import CRASHED  # noqa: E402
+from engine.client import CRASHED, EngineStartError  # noqa: E402
 from engine.config import EngineSettings, PoolSettings, RaySettings  # noqa: E402
 from engine.protocol import EngineFaults  # noqa: E402
 from engine.ray_pool import RayEngine, RayPool  # noqa: E402
@@ -176,6 +176,15 @@ async def test_cancel_reaches_a_job_running_on_a_remote_engine(tmp_path: Path) -
         view = await bot.service.cancel(GUILD, stuck, actor_id=member)
         assert view.state is JobState.CANCELLED
         assert bot.kinds(stuck).count(EventKind.STARTED) == 1
+
+
+async def test_a_cluster_without_room_for_min_engines_fails_the_start_naming_the_key() -> None:
+    settings = engine_settings(1).model_copy(update={"ray": RaySettings(num_gpus=0, num_cpus=64, start_timeout_s=1)})
+    pool = RayPool(settings)
+    with pytest.raises(EngineStartError, match=r"engine\.pool: no room on the cluster for engine-1 .*"
+                                               r"engine\.ray\.num_cpus \(64\)"):
+        await pool.start()
+    assert pool.engines == []
 
 
 async def test_an_actor_runs_the_engine_process_and_its_pipeline(tiny_model: Path) -> None:
