@@ -15,6 +15,11 @@ has work. After a warm-up minute, for ``--engine-seconds`` simulated seconds:
   tier weight, shared inside the server), and of GPU time / server weight
   among the servers, over the measured time (every member is backlogged
   throughout).
+
+With ``--ray`` (small N: it runs on two cores) the engines are simulated
+engines as actors on a local Ray cluster, on the real clock and
+``RAY_SPEEDUP`` times faster; the figures then include Ray's and the real
+event loop's costs between batches.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
 import random
 import time
 from collections import defaultdict
@@ -39,14 +45,21 @@ from bench.scheduler import (
     open_service,
     windowed_jain,
 )
-from bot.scheduler.clock import VirtualClock
+from bot.db import Database
+from bot.scheduler.clock import SystemClock, VirtualClock
+from bot.scheduler.config import SchedulerSettings
 from bot.scheduler.models import DreamRequest, Member
+from bot.scheduler.service import DreamService
+from engine.config import EngineSettings, PoolSettings, RaySettings
+from engine.ray_pool import RayPool
 
 SERVER_WEIGHTS = {201: 1.0, 202: 1.0, 203: 1.0, 204: 2.0}
 MEMBERS_PER_ENGINE = 4
 """Members in each server for each engine of the pool."""
 DEPTH = 3
 WARM_UP = 60.0
+RAY_SPEEDUP = 10.0
+"""With ``--ray``: steps, warm-up and measured time are this many times shorter, so a run takes seconds."""
 
 
 def member_of(guild: int, index: int) -> Member:
@@ -54,17 +67,37 @@ def member_of(guild: int, index: int) -> Member:
     return Member(member_id, role_names=("Supporter",) if index % 10 == 0 else ())
 
 
+async def open_ray_service(path: Path, seconds_per_step: float, engines: int) -> tuple[DreamService, RayPool]:
+    """The real service on the real clock, with ``engines`` simulated engines as actors on the Ray cluster."""
+    pool = RayPool(EngineSettings(
+        simulated=True, simulated_seconds_per_step=seconds_per_step, max_batch_images=8, backend="ray",
+        pool=PoolSettings(min_engines=engines, max_engines=engines), ray=RaySettings(num_gpus=0, num_cpus=0.1),
+    ))
+    await pool.start()
+    db = await Database.open(path)
+    service = DreamService(db, pool, scheduler=SchedulerSettings(max_queued_jobs=1_000_000), quotas=QUOTAS,
+                           max_batch_images=8, clock=SystemClock())
+    return service, pool
+
+
 async def run(engines: int, args: argparse.Namespace, folder: Path) -> tuple[float, float, float, float, float]:
     """One pool size: (GPU work per second, images per second, member Jain, server Jain, wall seconds)."""
-    clock = VirtualClock()
-    service = await open_service(folder / f"engines-{engines}.db", clock, args.seconds_per_step, engines=engines)
+    # With --ray the engines are actors and time is real: everything runs RAY_SPEEDUP times faster.
+    speedup = RAY_SPEEDUP if args.ray else 1.0
+    seconds_per_step = args.seconds_per_step / speedup
+    clock: VirtualClock | SystemClock = SystemClock() if args.ray else VirtualClock()
+    pool = None
+    if args.ray:
+        service, pool = await open_ray_service(folder / f"ray-{engines}.db", seconds_per_step, engines)
+    else:
+        service = await open_service(folder / f"engines-{engines}.db", clock, seconds_per_step, engines=engines)
     recorder = Recorder()
     listener = asyncio.create_task(recorder.listen(service))
     await service.start()
     for guild, weight in SERVER_WEIGHTS.items():
         await service.set_server_weight(0, guild, weight)
-    warm = clock.now() + WARM_UP
-    end = warm + args.engine_seconds
+    warm = clock.now() + WARM_UP / speedup
+    end = warm + args.engine_seconds / speedup
     rng = random.Random(args.seed)
     keys = itertools.count()
     guild_of: dict[int, int] = {}
@@ -84,7 +117,7 @@ async def run(engines: int, args: argparse.Namespace, folder: Path) -> tuple[flo
             admission = await service.submit(DreamRequest(
                 member, guild, "a lighthouse at dusk", tuple(range(images)), f"pool-{next(keys)}", params))
             job_id = admission.job.job_id
-            recorder.jobs[job_id] = JobRecord(member.id, share, gpu_seconds(params, images, args.seconds_per_step),
+            recorder.jobs[job_id] = JobRecord(member.id, share, gpu_seconds(params, images, seconds_per_step),
                                               clock.now())
             guild_of[job_id], images_of[job_id] = guild, images
             mine.add(job_id)
@@ -96,10 +129,12 @@ async def run(engines: int, args: argparse.Namespace, folder: Path) -> tuple[flo
         visits += [keep_busy(guild, member, weight / total_weight * tier / sum(tiers))
                    for member, tier in zip(members, tiers, strict=True)]
     wall = time.perf_counter()
-    await clock.run(asyncio.gather(*visits))
+    await (asyncio.gather(*visits) if isinstance(clock, SystemClock) else clock.run(asyncio.gather(*visits)))
     wall = time.perf_counter() - wall
     listener.cancel()
     await close_service(service)
+    if pool is not None:
+        await pool.close()
 
     images = sum(images_of[job_id] for job_id, job in recorder.jobs.items()
                  if job.finished is not None and warm <= job.finished < end)
@@ -111,15 +146,21 @@ async def run(engines: int, args: argparse.Namespace, folder: Path) -> tuple[flo
             if overlap > 0:  # a job's GPU time spread evenly over the batch that ran it
                 served[guild_of[job_id]] += job.gpu_seconds * overlap / (job.finished - job.started)
     server_jain = jain([served[guild] / weight for guild, weight in SERVER_WEIGHTS.items()])
-    return sum(served.values()) / (end - warm), images / (end - warm), member_jain, server_jain, wall
+    # Work in seconds of one engine at the benchmark's own pace, images per second of that pace.
+    return sum(served.values()) / (end - warm), images / (end - warm) / speedup, member_jain, server_jain, wall
 
 
 async def engines(args: argparse.Namespace, folder: Path) -> None:
     """Print one line per pool size of ``--engines``."""
     sizes = sorted(int(size) for size in args.engines.split(","))
     baseline: float | None = None
+    if args.ray:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, logging_level=logging.WARNING)
+    where = f"as Ray actors, real time {RAY_SPEEDUP:g} times faster" if args.ray else "simulated"
     print(f"engines: {len(SERVER_WEIGHTS)} servers x {MEMBERS_PER_ENGINE} members per engine keeping {DEPTH} jobs "
-          f"queued, {args.engine_seconds:g} s simulated after a {WARM_UP:g} s warm-up")
+          f"queued, {args.engine_seconds:g} s {where} after a {WARM_UP:g} s warm-up")
     for size in ([1] if 1 not in sizes else []) + sizes:
         work, images, member_jain, server_jain, wall = await run(size, args, folder)
         if baseline is None:
@@ -128,3 +169,5 @@ async def engines(args: argparse.Namespace, folder: Path) -> None:
             print(f"  {size:3d} engines: work {work:6.2f} engine-s/s = {work / (size * baseline):.3f} of {size} x one "
                   f"engine's, {images:6.2f} images/s; Jain: members {member_jain:.4f}, servers {server_jain:.4f} "
                   f"({wall:.1f} s wall)")
+    if args.ray:
+        ray.shutdown()

@@ -2,7 +2,7 @@
 
     python bench/scheduler.py [--members 1000] [--hours 1] [--admissions 20000] [--seed 1]
                               [--scenarios members,duty,admission,servers]
-    python bench/scheduler.py --engines 1,2,4,8,16
+    python bench/scheduler.py --engines 1,2,4,8,16 [--engine-seconds 600] [--ray]
 
 1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
    one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
@@ -25,7 +25,8 @@
    members and two small ones (see ``bench/servers.py``).
 5. Engines (virtual clock, ``--engines``): a pool of N simulated engines under
    a load that keeps them all busy: throughput against N times one engine's,
-   Jain's index among members and among servers (see ``bench/pool.py``).
+   Jain's index among members and among servers (see ``bench/pool.py``);
+   with ``--ray``, the engines as actors on a local Ray cluster (real clock).
 """
 
 from __future__ import annotations
@@ -350,6 +351,8 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiet-visits", type=float, default=120, help="visits an hour to the quiet server")
     parser.add_argument("--engine-seconds", type=float, default=600.0, help="measured time of each engines run")
+    parser.add_argument("--ray", action="store_true", help="engines scenario: the engines as actors on a local Ray "
+                        "cluster, on the real clock (small N)")
     parser.add_argument("--engines", help="pool sizes of the engines scenario, comma-separated (e.g. 1,2,4,8,16)")
     parser.add_argument("--scenarios", help="which to run, comma-separated "
                         "(default: members,duty,admission,servers; engines alone with --engines)")
