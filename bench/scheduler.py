@@ -2,6 +2,7 @@
 
     python bench/scheduler.py [--members 1000] [--hours 1] [--admissions 20000] [--seed 1]
                               [--scenarios members,duty,admission,servers]
+    python bench/scheduler.py --engines 1,2,4,8,16 [--engine-seconds 600] [--ray]
 
 1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
    one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
@@ -22,6 +23,10 @@
    against power loss too, one fsync per group commit).
 4. Servers (virtual clock): fairness between servers, one of 500 flooding
    members and two small ones (see ``bench/servers.py``).
+5. Engines (virtual clock, ``--engines``): a pool of N simulated engines under
+   a load that keeps them all busy: throughput against N times one engine's,
+   Jain's index among members and among servers (see ``bench/pool.py``);
+   with ``--ray``, the engines as actors on a local Ray cluster (real clock).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from bot.scheduler.errors import DreamError, MemberQueueFull, QuotaExceeded
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import DreamRequest, Member
 from bot.scheduler.service import DreamService
+from engine.pool import EnginePool
 from engine.simulated import SimulatedEngine
 from engine.types import GenerationParams
 
@@ -99,14 +105,18 @@ def gpu_seconds(params: GenerationParams, images: int, seconds_per_step: float) 
     return images * params.steps * params.width * params.height / (512 * 512) * seconds_per_step
 
 
-async def open_service(path: Path, clock: Clock, seconds_per_step: float, **scheduler: object) -> DreamService:
-    """The real service on the simulated engine; without ``scheduler`` settings the queue caps are out of the way."""
+async def open_service(path: Path, clock: Clock, seconds_per_step: float, engines: int = 1,
+                       **scheduler: object) -> DreamService:  # fmt: skip
+    """The real service on ``clock`` with a simulated engine (``engines`` > 1: a pool of them); without
+    ``scheduler`` settings the queue caps are out of the way."""
     db = await Database.open(path)
-    engine = SimulatedEngine(seconds_per_step=seconds_per_step, max_batch_images=8, image_max_side=16, sleep=clock.sleep)
-    await engine.start()
+    pool = [SimulatedEngine(seconds_per_step=seconds_per_step, max_batch_images=8, image_max_side=16, sleep=clock.sleep)
+            for _ in range(engines)]
+    for engine in pool:
+        await engine.start()
     service = DreamService(
-        db, engine, scheduler=SchedulerSettings(**{**UNCAPPED, **scheduler}), quotas=QUOTAS,
-        max_batch_images=8, clock=clock,
+        db, pool[0] if engines == 1 else EnginePool(pool),
+        scheduler=SchedulerSettings(**{**UNCAPPED, **scheduler}), quotas=QUOTAS, max_batch_images=8, clock=clock,
     )
     if isinstance(clock, VirtualClock):
         clock.settle_hook = service.journal.wait_idle
@@ -342,9 +352,14 @@ async def main() -> None:
     parser.add_argument("--admissions", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiet-visits", type=float, default=120, help="visits an hour to the quiet server")
-    parser.add_argument("--scenarios", default="members,duty,admission,servers", help="which to run, comma-separated")
+    parser.add_argument("--engine-seconds", type=float, default=600.0, help="measured time of each engines run")
+    parser.add_argument("--ray", action="store_true", help="engines scenario: the engines as actors on a local Ray "
+                        "cluster, on the real clock (small N)")
+    parser.add_argument("--engines", help="pool sizes of the engines scenario, comma-separated (e.g. 1,2,4,8,16)")
+    parser.add_argument("--scenarios", help="which to run, comma-separated "
+                        "(default: members,duty,admission,servers; engines alone with --engines)")
     args = parser.parse_args()
-    scenarios = set(args.scenarios.split(","))
+    scenarios = set((args.scenarios or ("engines" if args.engines else "members,duty,admission,servers")).split(","))
     with tempfile.TemporaryDirectory() as folder:
         if "members" in scenarios:
             await fairness(args, Path(folder))
@@ -360,6 +375,10 @@ async def main() -> None:
             from bench.servers import servers  # it imports this module's helpers
 
             await servers(args, Path(folder))
+        if "engines" in scenarios:
+            from bench.pool import engines  # it imports this module's helpers
+
+            await engines(args, Path(folder))
 
 
 if __name__ == "__main__":

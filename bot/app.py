@@ -28,7 +28,8 @@ from bot.scheduler.clock import Clock
 from bot.scheduler.service import DreamService
 from bot.services import Services
 from bot.settings import TOKEN_ENV, Settings
-from engine.client import EngineProcess, EngineStartError
+from engine.client import EngineStartError
+from engine.pool import local_engine
 from engine.types import EngineClient
 from moderation.config import PII_CATEGORY
 from moderation.filter import PromptFilter
@@ -49,12 +50,13 @@ Messages permissions. Never put the token in config.yaml."""
 
 
 def make_engine(settings: Settings) -> EngineClient:
-    """The simulated engine when ``engine.simulated``, else the engine process."""
-    if settings.engine.simulated:
-        from engine.simulated import SimulatedEngine
+    """With ``engine.backend: ray``, a pool of engine actors; else the engine of this machine (the simulated
+    engine when ``engine.simulated``, else the engine process)."""
+    if settings.engine.backend == "ray":
+        from engine.ray_pool import RayPool  # only here: the bot runs without Ray installed
 
-        return SimulatedEngine.from_settings(settings.engine)
-    return EngineProcess(settings.engine)
+        return RayPool(settings.engine)
+    return local_engine(settings.engine)
 
 
 class App:

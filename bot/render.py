@@ -164,16 +164,20 @@ def quota_embed(status: QuotaStatus, now: float) -> discord.Embed:
 
 
 def engine_time_fields(stats: SchedulerStats) -> list[tuple[str, str]]:
-    """The engine's share of the time work waited (since start, not counting pauses), as two named figures:
-    the wall time the scheduler spent waiting on the engine's batches, and the time the engine kept its
-    device generating by its own timing (the metric ``dreamqueue_engine_busy_seconds_total``)."""
+    """The engines' share of the time work waited (since start, not counting pauses), as two named figures:
+    the wall time the scheduler spent waiting on the engines' batches, and the time the engines kept their
+    devices generating by their own timing (the metric ``dreamqueue_engine_busy_seconds_total``); both per
+    engine, after how many engines there are when there are several."""
     extra = stats.engine.get("extra", {})
-    device = float(extra.get("busy_seconds", 0.0)) if isinstance(extra, dict) else 0.0
+    extra = extra if isinstance(extra, dict) else {}
+    device = float(extra.get("busy_seconds", 0.0))
+    engines = float(extra.get("engines", 1.0)) or 1.0
 
     def share(seconds: float) -> str:
-        return f"{seconds / stats.backlog_seconds:.0%}" if stats.backlog_seconds else "n/a"
+        return f"{seconds / (stats.backlog_seconds * engines):.0%}" if stats.backlog_seconds else "n/a"
 
-    return [
+    several = [("Engines", f"{extra.get('engines_ready', 0.0):.0f} of {engines:.0f} ready")] if engines > 1 else []
+    return several + [
         ("Engine batch time", f"{share(stats.busy_seconds)} of the time work waited (wall clock)"),
         ("Device busy", f"{share(device)} of the time work waited (the engine's own timing)"),
     ]

@@ -292,6 +292,7 @@ class EngineProcess:
                 "busy_seconds": stats.busy_seconds,  # device time spent generating, all batches so far
                 "safety_seconds": stats.safety_seconds,  # time spent checking images, all batches so far
                 "batch_size": self._batch_size,  # images per UNet batch, as set or measured at start
+                "max_batch_images": self.settings.max_batch_images,  # most images of one call the scheduler sends
                 **{f"restarts_{cause}": float(self._restarts[cause]) for cause in RESTART_CAUSES},
             },
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +22,52 @@ SAFETY_CHECKER_WORDS = ("auto", "model", "none")
 def is_local(name: str) -> bool:
     """Whether ``name`` names a folder rather than a Hugging Face id (``owner/name``)."""
     return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
+RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+"""A Ray cluster's address: ``host:port`` of its head, or ``ray://host:port`` of its Ray Client server."""
+
+
+class PoolSettings(BaseModel):
+    """The ``engine.pool:`` section: how many engines share the queue (more than one needs ``backend: ray``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_engines: PositiveInt = 1
+    """Engines kept running: the start fails without them, and one that dies is replaced."""
+    max_engines: PositiveInt = 1
+    """Most engines started, as the cluster's resources allow (one per GPU by default)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolSettings:
+        if self.min_engines > self.max_engines:
+            raise ValueError(f"min_engines ({self.min_engines}) must not exceed max_engines ({self.max_engines})")
+        return self
+
+
+class RaySettings(BaseModel):
+    """The ``engine.ray:`` section: the cluster the engines run on with ``backend: ray``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = "auto"
+    """``auto`` (the cluster this machine belongs to, as ``ray start`` made it), ``local`` (start one in this
+    process), ``host:port`` of the head, or ``ray://host:port`` (Ray Client)."""
+    start_timeout_s: PositiveFloat = 60.0
+    """How long connecting to the cluster and starting ``pool.min_engines`` engines may take."""
+    num_gpus: float = Field(default=1.0, ge=0)
+    """GPUs each engine actor holds (a fraction shares a GPU; 0 with ``simulated`` or ``device: cpu``)."""
+    num_cpus: float = Field(default=1.0, ge=0)
+    """CPUs each engine actor holds."""
+    scan_interval_s: PositiveFloat = 30.0
+    """How often the pool replaces dead engines and starts new ones where the cluster has room."""
+
+    @field_validator("address")
+    @classmethod
+    def _known_address(cls, address: str) -> str:
+        if address not in ("auto", "local") and not RAY_ADDRESS.fullmatch(address):
+            raise ValueError("must be auto, local, host:port or ray://host:port")
+        return address
 
 
 class EngineSettings(BaseModel):
@@ -78,6 +126,11 @@ class EngineSettings(BaseModel):
     """The image safety check: ``model`` (the model's own ``safety_checker/`` and ``feature_extractor/``), a
     classifier folder or Hugging Face id holding both (a ``StableDiffusionSafetyChecker`` and its CLIP image
     processor), ``none``, or ``auto`` (the model's own when it ships one, else none)."""
+    backend: Literal["local", "ray"] = "local"
+    """``local``: one engine on this machine. ``ray``: a pool of engines as Ray actors (``pip install
+    'dreamqueue[cluster]'``), sized by ``pool`` on the cluster at ``ray.address``."""
+    pool: PoolSettings = PoolSettings()
+    ray: RaySettings = RaySettings()
     vae_tiling: bool = False
     """Decode images larger than the VAE's tile (512 px for SD 1.x) tile by tile: less memory, but the tiles'
     seams are blended, so large images change slightly. Images up to the tile size are not affected."""
@@ -107,6 +160,8 @@ class EngineSettings(BaseModel):
                 raise ValueError(f"{name} needs {requirement}")
         if self.cuda_graphs and self.device == "cpu":
             raise ValueError("cuda_graphs needs a CUDA device, not device: cpu")
+        if self.backend == "local" and self.pool.max_engines > 1:
+            raise ValueError(f"pool.max_engines ({self.pool.max_engines}) above 1 needs backend: ray")
         return self
 
     @field_validator("safety_checker")
@@ -123,6 +178,13 @@ class EngineSettings(BaseModel):
                 f"unknown classifier {name!r}: use {', '.join(SAFETY_CHECKER_WORDS)}, a folder, or a Hugging Face id"
             )
         return name
+
+    @field_validator("backend")
+    @classmethod
+    def _ray_installed(cls, backend: str) -> str:
+        if backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("ray needs the Ray package, which is not installed: pip install 'dreamqueue[cluster]'")
+        return backend
 
     @field_validator("warm_up_sizes")
     @classmethod

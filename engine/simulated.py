@@ -6,8 +6,9 @@ progress every step, honours cancellation between steps, and draws a small
 deterministic PNG per image from the prompt, parameters and seed (at most 64
 pixels a side by default, to keep load tests and demos cheap; ``image_max_side=None``
 draws the requested size). Tests can make a batch crash
-(:meth:`SimulatedEngine.crash_next_batch`) and force the image safety check's
-scores (``safety_scores``). Time is spent through an injected ``sleep`` so a
+(:meth:`SimulatedEngine.crash_next_batch`), hold one after its first step
+(``hold_jobs``, as :class:`~engine.protocol.EngineFaults` holds the engine process) and force the
+image safety check's scores (``safety_scores``). Time is spent through an injected ``sleep`` so a
 virtual clock can run it instantly.
 """
 
@@ -80,6 +81,7 @@ class SimulatedEngine:
         draw_in_thread: bool = False,
         sleep: Sleep = asyncio.sleep,
         safety_scores: SafetyScores | None = None,
+        hold_jobs: frozenset[str] = frozenset(),
     ) -> None:
         self.limits = limits or Limits()
         self.seconds_per_step = seconds_per_step
@@ -89,6 +91,8 @@ class SimulatedEngine:
         self._sleep = sleep
         self.safety_scores = safety_scores
         """Scores every image as the engine's safety check would (a test's forced scores); None: no check."""
+        self.hold_jobs = hold_jobs
+        self._released = asyncio.Event()  # a held batch goes on at the next cancel or close
         self._gpu = asyncio.Lock()
         self._held: set[str] = set()
         self._cancelled: set[str] = set()
@@ -101,7 +105,9 @@ class SimulatedEngine:
         self.images_made = 0
 
     @classmethod
-    def from_settings(cls, settings: EngineSettings, *, sleep: Sleep = asyncio.sleep) -> SimulatedEngine:
+    def from_settings(
+        cls, settings: EngineSettings, *, sleep: Sleep = asyncio.sleep, hold_jobs: frozenset[str] = frozenset()
+    ) -> SimulatedEngine:
         """The engine the bot runs with ``engine.simulated``: small images, drawn in a worker thread so the
         bot's event loop stays free."""
         return cls(
@@ -110,6 +116,7 @@ class SimulatedEngine:
             max_batch_images=settings.max_batch_images,
             draw_in_thread=True,
             sleep=sleep,
+            hold_jobs=hold_jobs,
         )
 
     async def start(self) -> None:
@@ -117,6 +124,7 @@ class SimulatedEngine:
 
     async def close(self) -> None:
         self._ready = False
+        self._released.set()
 
     def health(self) -> EngineHealth:
         return EngineHealth(
@@ -128,6 +136,7 @@ class SimulatedEngine:
             safety_checker=CHECKER_LABEL if self.safety_scores is not None else "",
             extra={
                 "busy_seconds": self.busy_seconds,
+                "max_batch_images": float(self.max_batch_images),
                 "batches": float(self.batches),
                 "images": float(self.images_made),
                 "restarts_crashed": float(self.restarts),  # a crash is the only way the simulated engine restarts
@@ -143,6 +152,7 @@ class SimulatedEngine:
         if job_id not in self._held:
             return False
         self._cancelled.add(job_id)
+        self._released.set()
         return True
 
     async def generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None = None) -> list[JobResult]:
@@ -200,6 +210,8 @@ class SimulatedEngine:
                     reported = on_progress(Progress(job.job_id, step, steps))
                     if inspect.isawaitable(reported):
                         await reported
+            if step == 1 and any(job.job_id in self.hold_jobs for job in live):
+                await self._released.wait()
         draw = functools.partial(self._draw, live)
         images = await asyncio.to_thread(draw) if self.draw_in_thread else draw()
         for job in live:

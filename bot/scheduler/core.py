@@ -26,7 +26,8 @@ from bot.scheduler.rows import read_view
 from bot.scheduler.models import AuditEntry, JobState, JobView
 from bot.scheduler.policy import Policy, ServerTierRoles
 from bot.scheduler.quotas import QuotaBook, Who
-from engine.types import EngineClient, JobRequest, JobResult
+from engine.pool import EnginePool, as_pool
+from engine.types import EngineClient, GenerationParams, JobRequest, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +80,43 @@ Ending = tuple[Job, JobState, str | None, JobResult | None]
 """How a job ends: the job, its new state (QUEUED: back in the queue), the member-safe reason, the engine's result."""
 
 
+@dataclass(eq=False)
+class Lane:
+    """One engine of the pool as the dispatcher drives it: the batch it runs and the shape it last ran."""
+
+    number: int
+    engine: EngineClient
+    running: list[Job] = field(default_factory=list)
+    handed: list[Job] | None = None
+    """A batch another lane picked and handed to this idle one, which last ran its shape."""
+    params: GenerationParams | None = None
+    idle: bool = False
+    batch_started: float = 0.0
+    batch_cost: int = 0
+    generating_since: float | None = None
+
+
 @dataclass
 class Figures:
     """Measured throughput and time accounting, written by dispatch and read by the estimates."""
 
     seconds_per_cost: float
-    batch_started: float = 0.0
-    batch_cost: int = 0
     completions: deque[tuple[float, int, int, float]] = field(default_factory=deque)
     """(finished at, guild id, images, engine seconds) of the last hour's done jobs."""
     busy_seconds: float = 0.0
-    generating_since: float | None = None
     backlog_seconds: float = 0.0
     accounted_at: float = 0.0
 
 
 class Core:
-    """Everything the scheduler's parts share: settings, engine, clock, rules, quotas, journal, queue and jobs."""
+    """Everything the scheduler's parts share: settings, engines, clock, rules, quotas, journal, queue and jobs."""
 
-    def __init__(self, db: Database, engine: EngineClient, scheduler: SchedulerSettings, quotas: QuotaSettings,
-                 max_batch_images: int, clock: Clock, tier_roles: ServerTierRoles) -> None:  # fmt: skip
+    def __init__(self, db: Database, engine: EngineClient | EnginePool, scheduler: SchedulerSettings,
+                 quotas: QuotaSettings, max_batch_images: int, clock: Clock,
+                 tier_roles: ServerTierRoles) -> None:  # fmt: skip
         self.settings = scheduler
-        self.engine = engine
+        self.engine = as_pool(engine)
+        """Every engine, as a pool (of one by default): what admission validates against and stats report."""
         self.clock = clock
         self.max_batch_images = max_batch_images
         self.policy = Policy(quotas, tier_roles)
@@ -112,10 +128,20 @@ class Core:
         self.jobs: dict[int, Job] = {}
         self.active_by_member: Counter[Who] = Counter()
         self.active_by_server: Counter[int] = Counter()
-        self.running: list[Job] = []
+        self.lanes: list[Lane] = []
         self.figures = Figures(scheduler.assumed_seconds_per_step / COST_PER_IMAGE_STEP)
         self.wake = asyncio.Event()
         self.open = False
+
+    @property
+    def running(self) -> list[Job]:
+        """The jobs on the engines now, every engine's together."""
+        return [job for lane in self.lanes for job in lane.running]
+
+    @property
+    def engine_count(self) -> int:
+        """Engines that share the queue's work (at least one, for estimates while the pool is empty)."""
+        return max(1, len(self.engine.engines))
 
     def active(self, guild_id: int, job_id: int) -> Job | None:
         """The server's queued or running job with this id; None if it is not active or another server's."""

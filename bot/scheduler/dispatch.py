@@ -1,18 +1,27 @@
-"""Dispatch: take the fairest batch, mark it running, run it on the engine, end each job; and cancel.
+"""Dispatch: each free engine of the pool takes the fairest batch, runs it, ends each job; and cancel.
+
+Every engine has a lane: a loop that, when its engine is free, picks the next
+batch from the one fair queue (as late as possible, so the order across
+servers and members holds over the whole pool) and runs it. A batch whose
+shape another idle engine ran last is handed to that engine (it has the shape
+warm) and the lane picks again. With one engine this is one loop, one batch
+at a time.
 
 The dispatcher journals every outcome before announcing it. Failures and
 cancellations refund the quota; an engine crash re-queues a job at the head of
-its member's queue a configured number of times.
+its member's queue a configured number of times, while the other engines keep
+serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import replace
 
 from bot.scheduler.admission import Admitter
-from bot.scheduler.core import HOUR, LOST, Core, Ending, Job
+from bot.scheduler.core import HOUR, LOST, Core, Ending, Job, Lane
 from bot.scheduler.errors import NotYourJob, ServiceStopped
 from bot.scheduler.estimates import Estimates
 from bot.scheduler.events import EventKind
@@ -23,31 +32,46 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    """Runs batches from the fair queue on the engine, one at a time, until closed."""
+    """Runs batches from the fair queue on every engine of the pool, one batch per engine at a time, until closed."""
 
     def __init__(self, core: Core, estimates: Estimates, admitter: Admitter) -> None:
         self.core = core
         self.estimates = estimates
         self.admitter = admitter
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: dict[Lane, asyncio.Task[None]] = {}
+        self._numbers = itertools.count(1)
         self._last_prune = 0.0
 
     def start(self) -> None:
         self._last_prune = self.core.clock.now()
-        self._task = asyncio.create_task(self._loop(), name="scheduler-dispatcher")
-        self.core.wake.set()
+        self.core.engine.listen(self._engines_changed)
+        self._engines_changed()
+
+    def _engines_changed(self) -> None:
+        """Give each engine that joined the pool a lane; lanes of engines that left end after their batch."""
+        core = self.core
+        driven = {id(lane.engine) for lane in core.lanes}
+        for engine in core.engine.engines:
+            if id(engine) not in driven:
+                lane = Lane(next(self._numbers), engine)
+                core.lanes.append(lane)
+                self._tasks[lane] = asyncio.create_task(self._serve(lane), name=f"scheduler-engine-{lane.number}")
+        core.wake.set()
 
     async def stop(self, grace_s: float) -> None:
-        """Let the running batch finish (up to ``grace_s`` on the scheduler's clock), then stop."""
-        if self._task is None:
+        """Let the running batches finish (up to ``grace_s`` on the scheduler's clock), then stop."""
+        self.core.engine.unlisten(self._engines_changed)
+        if not self._tasks:
             return
         self.core.wake.set()
+        lanes = asyncio.gather(*self._tasks.values(), return_exceptions=True)
         timer = asyncio.ensure_future(self.core.clock.sleep(grace_s))  # on the service's clock, like the engine's
-        await asyncio.wait({self._task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({lanes, timer}, return_when=asyncio.FIRST_COMPLETED)
         timer.cancel()
-        self._task.cancel()
-        await asyncio.gather(self._task, timer, return_exceptions=True)
-        self._task = None
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(lanes, timer, return_exceptions=True)
+        self._tasks.clear()
         for job in self.core.jobs.values():
             if not job.ended.done():
                 job.ended.set_exception(ServiceStopped())  # a cancel still waiting hears that the bot stopped
@@ -94,42 +118,74 @@ class Dispatcher:
             core.account()
             core.queue.remove(job.id)
             await core.end([(job, JobState.CANCELLED, reason, None)])
-        elif job in core.running:
-            job.cancel_reason = reason
-            await core.engine.cancel(str(job.id))
+        else:
+            lane = next((lane for lane in core.lanes if job in lane.running), None)
+            if lane is not None:
+                job.cancel_reason = reason
+                await lane.engine.cancel(str(job.id))
         return await asyncio.shield(job.ended)
 
-    async def _loop(self) -> None:
+    async def _serve(self, lane: Lane) -> None:
+        """The lane's loop: while its engine is in the pool, take a batch whenever the engine is free and run it."""
         core = self.core
-        while core.open:
-            batch = self._next_batch()
-            if not batch:
-                core.wake.clear()
-                await core.wake.wait()
-                continue
-            try:
-                await self._run_batch(batch)
-            except Exception:
-                log.exception("batch %s failed unexpectedly", [job.id for job in batch])
-                stranded = [job for job in batch if job.id in core.jobs and job.id not in core.queue]
-                await core.end([(job, JobState.FAILED, "an internal error stopped this job", None) for job in stranded])
-            finally:
-                core.account()
-                core.running = []
-            await self._housekeeping()
+        try:
+            while core.open and lane.engine in core.engine.engines:
+                batch = self._take(lane)
+                if not batch:
+                    lane.idle = True
+                    core.wake.clear()
+                    await core.wake.wait()
+                    lane.idle = False
+                    continue
+                try:
+                    await self._run_batch(lane, batch)
+                except Exception:
+                    log.exception("batch %s failed unexpectedly", [job.id for job in batch])
+                    stranded = [job for job in batch if job.id in core.jobs and job.id not in core.queue]
+                    await core.end([(job, JobState.FAILED, "an internal error stopped this job", None)
+                                    for job in stranded])
+                finally:
+                    core.account()
+                    lane.running = []
+                await self._housekeeping()
+        finally:
+            core.lanes.remove(lane)
+            self._tasks.pop(lane, None)
+            for job in reversed(lane.handed or []):  # handed a batch it never started: back to the queue's head
+                job.view = replace(job.view, state=JobState.QUEUED)
+                core.push(job, front=True)
+            if lane.handed:
+                core.wake.set()
 
-    def _next_batch(self) -> list[Job]:
+    def _take(self, lane: Lane) -> list[Job]:
+        """The batch this lane runs next: one handed to it, or the fairest; a batch of a shape another idle
+        engine ran last goes to that engine, and the lane picks again."""
+        if lane.handed is not None:
+            batch, lane.handed = lane.handed, None
+            return batch
+        while batch := self._next_batch(lane):
+            shape = batch[0].request.params
+            warm = next((other for other in self.core.lanes if other.idle and other.handed is None
+                         and other.params == shape and other.engine in self.core.engine.engines), None)
+            if lane.params == shape or warm is None:
+                return batch
+            lane.running, warm.running, warm.handed = [], batch, batch
+            self.core.wake.set()
+        return []
+
+    def _next_batch(self, lane: Lane) -> list[Job]:
         core = self.core
         if core.policy.paused:
             return []
         core.account()
-        batch = [core.jobs[entry.job_id] for entry in core.queue.pick(core.max_batch_images)]
+        capacity = int(lane.engine.health().extra.get("max_batch_images", core.max_batch_images))
+        batch = [core.jobs[entry.job_id] for entry in core.queue.pick(min(core.max_batch_images, capacity))]
         for job in batch:
             job.view = replace(job.view, state=JobState.RUNNING)
-        core.running = batch
+        lane.running = batch
         return batch
 
-    async def _run_batch(self, batch: list[Job]) -> None:
+    async def _run_batch(self, lane: Lane, batch: list[Job]) -> None:
         core, figures = self.core, self.core.figures
         now = core.clock.now()
         refused = await core.journal.mark_running([(job.guild_id, job.id) for job in batch], now)
@@ -147,25 +203,25 @@ class Dispatcher:
                 runnable.append(job)
         if not runnable:
             return
-        core.running = runnable
-        figures.batch_started = now
-        figures.batch_cost = sum(job.view.cost for job in runnable)
+        lane.running = runnable
+        lane.batch_started = now
+        lane.batch_cost = sum(job.view.cost for job in runnable)
         for job in runnable:
             core.publish(job, EventKind.STARTED, attempt=job.view.attempts)
         self.estimates.announce_positions()
-        figures.generating_since = now
+        lane.generating_since, lane.params = now, runnable[0].request.params
         try:
-            results = await core.engine.generate([job.request for job in runnable], self._on_progress)
+            results = await lane.engine.generate([job.request for job in runnable], self._on_progress)
         except Exception as exc:
             log.exception("engine.generate raised")
             results = [JobResult(str(job.id), Outcome.FAILED, error=f"the engine failed: {exc}", retryable=True)
                        for job in runnable]
         finally:
-            figures.generating_since = None
+            lane.generating_since = None
         finished = core.clock.now()
         figures.busy_seconds += finished - now
         if all(result.outcome is Outcome.DONE for result in results):  # a crash or cancel says nothing of speed
-            self.estimates.measure(finished - now, figures.batch_cost)
+            self.estimates.measure(finished - now, lane.batch_cost)
         by_id = {result.job_id: result for result in results}
         await core.end([self._outcome(job, by_id.get(str(job.id))) for job in runnable])
 

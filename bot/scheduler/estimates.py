@@ -20,25 +20,29 @@ class Estimates:
         """Position (1 runs next, 0 while running) and ETA of an active job; None for both once it has left."""
         core = self.core
         if job.view.state is JobState.RUNNING:
-            return Placement(job.id, JobState.RUNNING, 0, self.running_left(), len(core.queue))
+            return Placement(job.id, JobState.RUNNING, 0, self.running_left(job), len(core.queue))
         if job.id not in core.queue:
             return Placement(job.id, job.view.state, None, None, len(core.queue))
         ahead = core.queue.position(job.id)
+        figures = core.figures
         mean_cost = core.queue.total_cost / len(core.queue)
-        eta = self.running_left() + (ahead * mean_cost + job.view.cost) * core.figures.seconds_per_cost
+        # The jobs ahead share every engine; this one runs on one.
+        eta = self.running_left() + (ahead * mean_cost / core.engine_count + job.view.cost) * figures.seconds_per_cost
         return Placement(job.id, JobState.QUEUED, ahead + 1, eta, len(core.queue))
 
-    def running_left(self) -> float:
-        """Expected seconds until the running batch is done."""
-        figures = self.core.figures
-        if not self.core.running:
+    def running_left(self, job: Job | None = None) -> float:
+        """Expected seconds until the batch running ``job`` is done; without a job, until an engine is free."""
+        core = self.core
+        lanes = [lane for lane in core.lanes if job in lane.running] if job else core.lanes
+        if not lanes or any(not lane.running for lane in lanes) or (job is None and len(lanes) < core.engine_count):
             return 0.0
-        expected = figures.batch_cost * figures.seconds_per_cost
-        return max(0.0, figures.batch_started + expected - self.core.clock.now())
+        now, seconds_per_cost = core.clock.now(), core.figures.seconds_per_cost
+        return min(max(0.0, lane.batch_started + lane.batch_cost * seconds_per_cost - now) for lane in lanes)
 
     def minutes_until_room(self) -> int:
         """Minutes until a tenth of the queue has been worked off (when asking again is likely to succeed)."""
-        seconds = self.running_left() + 0.1 * self.core.queue.total_cost * self.core.figures.seconds_per_cost
+        core = self.core
+        seconds = self.running_left() + 0.1 * core.queue.total_cost * core.figures.seconds_per_cost / core.engine_count
         return max(1, math.ceil(seconds / 60))
 
     def measure(self, seconds: float, cost: int) -> None:
@@ -71,7 +75,8 @@ class Estimates:
             queued_images=images,
             members_waiting=members,
             running_jobs=tuple(job.id for job in core.running if job.guild_id == guild_id),
-            drain_seconds=self.running_left() + core.queue.total_cost * core.figures.seconds_per_cost,
+            drain_seconds=self.running_left()
+            + core.queue.total_cost * core.figures.seconds_per_cost / core.engine_count,
             paused=core.policy.paused,
             all_queued_jobs=len(core.queue),
         )
@@ -83,7 +88,8 @@ class Estimates:
         core.account()
         self.trim_completions(now)
         ours = [(images, seconds) for _, guild, images, seconds in figures.completions if guild == guild_id]
-        busy = figures.busy_seconds + (now - figures.generating_since if figures.generating_since is not None else 0.0)
+        busy = figures.busy_seconds + sum(now - lane.generating_since for lane in core.lanes
+                                          if lane.generating_since is not None)
         jobs, images, _, members = core.queue.server_load(guild_id)
         return SchedulerStats(
             queued_jobs=jobs,
@@ -94,7 +100,7 @@ class Estimates:
             images_last_hour=sum(count for count, _ in ours),
             all_queued_jobs=len(core.queue),
             server_weight=core.policy.server_weight(guild_id),
-            duty_cycle=busy / figures.backlog_seconds if figures.backlog_seconds else 1.0,
+            duty_cycle=busy / (figures.backlog_seconds * core.engine_count) if figures.backlog_seconds else 1.0,
             busy_seconds=busy,
             backlog_seconds=figures.backlog_seconds,
             average_generation_seconds=sum(s for _, s in ours) / len(ours) if ours else None,

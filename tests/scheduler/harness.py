@@ -1,4 +1,5 @@
-"""A scheduler on a virtual clock with the simulated engine and a real SQLite file, for the scheduler tests."""
+"""A scheduler on a virtual clock with the simulated engine (or a pool of them) and a real SQLite file, for the
+scheduler tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from bot.scheduler.config import QuotaSettings, SchedulerSettings, TierSettings
 from bot.scheduler.events import EventKind, JobEvent
 from bot.scheduler.models import Admission, DreamRequest, Member
 from bot.scheduler.service import DreamService
+from engine.pool import EnginePool
 from engine.simulated import SimulatedEngine
 from engine.types import GenerationParams
 
@@ -20,11 +22,12 @@ GUILD = 1
 
 
 class Harness:
-    """One bot "process": database, simulated engine and service; :meth:`restart` starts a fresh one."""
+    """One bot "process": database, simulated engine (``engines`` > 1: a pool of them) and service;
+    :meth:`restart` starts a fresh one."""
 
     def __init__(
         self, path: Path, clock: VirtualClock, scheduler: SchedulerSettings, quotas: QuotaSettings,
-        *, max_batch_images: int = 8, seconds_per_step: float = 0.1,
+        *, max_batch_images: int = 8, seconds_per_step: float = 0.1, engines: int = 1,
     ) -> None:
         self.path = path
         self.clock = clock
@@ -32,17 +35,19 @@ class Harness:
         self.quotas = quotas
         self.max_batch_images = max_batch_images
         self.seconds_per_step = seconds_per_step
+        self.engine_count = engines
         self.events: list[JobEvent] = []
         self.keys = 0
 
     async def start(self) -> DreamService:
         self.db = await Database.open(self.path)
-        self.engine = SimulatedEngine(
-            seconds_per_step=self.seconds_per_step, max_batch_images=self.max_batch_images, sleep=self.clock.sleep
-        )
-        await self.engine.start()
+        self.engines = [self.simulated_engine() for _ in range(self.engine_count)]
+        self.engine = self.engines[0]
+        self.pool = EnginePool(self.engines) if self.engine_count > 1 else None
+        for engine in self.engines:
+            await engine.start()
         self.service = DreamService(
-            self.db, self.engine, scheduler=self.scheduler, quotas=self.quotas,
+            self.db, self.pool or self.engine, scheduler=self.scheduler, quotas=self.quotas,
             max_batch_images=self.max_batch_images, clock=self.clock,
         )
         self.clock.settle_hook = self.service.journal.wait_idle
@@ -50,6 +55,12 @@ class Harness:
         await self.service.start()
         await self.clock.settle()
         return self.service
+
+    def simulated_engine(self) -> SimulatedEngine:
+        """A simulated engine on the harness's clock (not started)."""
+        return SimulatedEngine(
+            seconds_per_step=self.seconds_per_step, max_batch_images=self.max_batch_images, sleep=self.clock.sleep
+        )
 
     async def stop(self, grace_s: float = 0.0) -> None:
         await self.clock.run(self.service.close(grace_s))  # the grace period passes on the virtual clock
