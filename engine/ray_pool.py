@@ -205,9 +205,14 @@ class RayPool(EnginePool):
         from engine.ray_host import EngineHost
 
         ray_settings = self.settings.ray
-        host = ray.remote(EngineHost).options(num_gpus=ray_settings.num_gpus, num_cpus=ray_settings.num_cpus)
-        engine = RayEngine(host.remote(self.settings, faults), self.settings, f"engine-{next(self._names)}",
-                           self._lost)
+
+        def create() -> Any:
+            host = ray.remote(EngineHost).options(num_gpus=ray_settings.num_gpus, num_cpus=ray_settings.num_cpus)
+            return host.remote(self.settings, faults)
+
+        # In a thread: exporting the actor's class and arguments to the cluster takes the loop ~100 ms of CPU.
+        actor = await asyncio.to_thread(create)
+        engine = RayEngine(actor, self.settings, f"engine-{next(self._names)}", self._lost)
         try:
             await engine.start()
         except BaseException:

@@ -7,7 +7,7 @@ import io
 from PIL import Image
 
 from engine.pnginfo import read_parameters
-from tests.e2e.conftest import World, has_text
+from tests.e2e.conftest import World, has_text, shows_progress
 
 
 async def test_buttons_work_after_the_bot_restarts(world: World) -> None:
@@ -57,6 +57,7 @@ async def test_delete_is_for_the_author_or_a_moderator_and_a_moderator_is_audite
 async def test_queue_cancel_and_quota(world: World) -> None:
     await world.start(engine={"simulated_seconds_per_step": 0.2})
     running = await world.dream(world.alice, prompt="first", count=1, steps=20)
+    await running.wait_message(shows_progress)  # running, so the second cannot join its batch
     waiting = await world.dream(world.alice, prompt="second", count=1, steps=20)
     await waiting.wait_message(has_text("Queued: #1 of"))
 
