@@ -8,7 +8,7 @@ bot at start with the YAML path of the bad entry, e.g.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -38,6 +38,9 @@ PII_CATEGORY = "personal_info"
 NEGATIVE_ALWAYS = ("hate",)
 """Categories a negative prompt is always checked for (personal information too); the others only when listed in
 ``negative_categories``, since a negative prompt names what to keep out of the picture ("nude, gore")."""
+NSFW_NEVER = ("hate", PII_CATEGORY, "pii")
+"""What an age-restricted channel never allows, whatever a server sets: hate and personal information (``pii``
+is the name of its config section, which admins may well type)."""
 RULE_LISTS = ("keywords", "regex", "allow")
 
 
@@ -59,6 +62,20 @@ def _check_regex(pattern: str) -> str:
     except ValueError as exc:
         raise _invalid(str(exc)) from None
     return pattern
+
+
+def check_categories(names: Sequence[str], categories: Collection[str], *, nsfw: bool = False) -> tuple[str, ...]:
+    """``names`` without repeats if there are some and each is one of ``categories`` (for age-restricted channels,
+    ``nsfw``: none of :data:`NSFW_NEVER`); else a ValueError naming the bad ones and the allowed ones."""
+    allowed = ", ".join(name for name in categories if not (nsfw and name in NSFW_NEVER)) or "none"
+    never = [name for name in names if nsfw and name in NSFW_NEVER]
+    if never:
+        raise ValueError(f"can never allow {', '.join(never)}: personal information and hate stay refused in "
+                         f"age-restricted channels; it takes {allowed}")  # fmt: skip
+    unknown = [name for name in names if name not in categories]
+    if unknown or not names:
+        raise ValueError(f"takes filter categories of the config: {allowed}; not {', '.join(unknown) or 'none'}")
+    return tuple(dict.fromkeys(names))
 
 
 KeywordRule = Annotated[str, AfterValidator(_check_keyword)]
@@ -151,6 +168,9 @@ class FilterSettings(BaseModel):
     pii: PiiSettings = PiiSettings()
     negative_categories: tuple[CategoryName, ...] = ()
     """Categories the negative prompt is checked for besides personal information and :data:`NEGATIVE_ALWAYS`."""
+    nsfw_prompt_categories: tuple[CategoryName, ...] = ()
+    """Categories every server allows in its age-restricted (NSFW) channels unless it sets its own; never
+    :data:`NSFW_NEVER`."""
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -177,6 +197,17 @@ class FilterSettings(BaseModel):
         if unknown:
             raise _invalid(f"unknown category {', '.join(unknown)} (categories: {', '.join(categories or ())})")
         return tuple(dict.fromkeys(names))
+
+    @field_validator("nsfw_prompt_categories")
+    @classmethod
+    def _allowable_in_nsfw(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        categories = info.data.get("categories")
+        if categories is None or not names:  # None: the categories had errors of their own, already reported
+            return names
+        try:
+            return check_categories(names, categories, nsfw=True)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
 
     def negative_checks(self) -> frozenset[str]:
         """The categories a negative prompt is checked for (personal information is, always)."""
