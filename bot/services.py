@@ -231,9 +231,9 @@ class Services:
         except RuleError as exc:
             raise Refusal(f"That rule change cannot be made: {exc}") from None
 
-    async def test_prompt(self, guild_id: int, prompt: str) -> Verdict:
-        """What the server's filter says about a prompt."""
-        return await asyncio.to_thread((await self.filters.get(guild_id)).check, prompt)
+    async def test_prompt(self, guild_id: int, prompt: str, negative: str = "") -> list[Verdict]:
+        """What the server's filter says about a prompt and (when there is one) a negative prompt, in that order."""
+        return await asyncio.to_thread((await self.filters.get(guild_id)).check_request, prompt, negative)
 
     async def reload_config(self) -> Reloaded:
         """Re-read the config file: apply the live settings (see :func:`bot.settings.is_live`) and rebuild the

@@ -53,7 +53,8 @@ async def test_hate_and_personal_information_cannot_be_allowed(world: World) -> 
         assert f"`nsfw_prompt_categories` can never allow {name}" in answer
         assert "it takes sexual, violence, trademark." in answer
     answer = await set_categories(world, world.admin, world.dreams, "gore")
-    assert "`nsfw_prompt_categories` takes filter categories of the config: sexual, violence, trademark; not gore" in answer
+    assert "`nsfw_prompt_categories` takes filter categories of the config: sexual, violence, trademark; not gore" \
+        in answer
     show = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "show")
     fields = str((await show.wait_message(lambda m: m.ephemeral and bool(m.embeds))).embeds[0]["fields"])
     assert "'name': 'nsfw_prompt_categories', 'value': 'none\\n*config default*'" in fields
