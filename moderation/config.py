@@ -39,8 +39,7 @@ NEGATIVE_ALWAYS = ("hate",)
 """Categories a negative prompt is always checked for (personal information too); the others only when listed in
 ``negative_categories``, since a negative prompt names what to keep out of the picture ("nude, gore")."""
 NSFW_NEVER = ("hate", PII_CATEGORY, "pii")
-"""What an age-restricted channel never allows, whatever a server sets: hate and personal information (``pii``
-is the name of its config section, which admins may well type)."""
+"""What an age-restricted channel never allows: hate and personal information (``pii``, its config section)."""
 RULE_LISTS = ("keywords", "regex", "allow")
 
 
@@ -65,8 +64,7 @@ def _check_regex(pattern: str) -> str:
 
 
 def check_categories(names: Sequence[str], categories: Collection[str], *, nsfw: bool = False) -> tuple[str, ...]:
-    """``names`` without repeats if there are some and each is one of ``categories`` (for age-restricted channels,
-    ``nsfw``: none of :data:`NSFW_NEVER`); else a ValueError naming the bad ones and the allowed ones."""
+    """``names`` deduplicated if some, all ``categories`` (``nsfw``: none :data:`NSFW_NEVER`); else a ValueError."""
     allowed = ", ".join(name for name in categories if not (nsfw and name in NSFW_NEVER)) or "none"
     never = [name for name in names if nsfw and name in NSFW_NEVER]
     if never:
@@ -169,8 +167,7 @@ class FilterSettings(BaseModel):
     negative_categories: tuple[CategoryName, ...] = ()
     """Categories the negative prompt is checked for besides personal information and :data:`NEGATIVE_ALWAYS`."""
     nsfw_prompt_categories: tuple[CategoryName, ...] = ()
-    """Categories every server allows in its age-restricted (NSFW) channels unless it sets its own; never
-    :data:`NSFW_NEVER`."""
+    """Categories allowed in age-restricted (NSFW) channels unless a server sets its own; never :data:`NSFW_NEVER`."""
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -189,23 +186,14 @@ class FilterSettings(BaseModel):
             raise _invalid(f"'{PII_CATEGORY}' is reserved for personal information; configure it under pii")
         return categories
 
-    @field_validator("negative_categories")
+    @field_validator("negative_categories", "nsfw_prompt_categories")
     @classmethod
     def _known_categories(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        categories = info.data.get("categories")
-        unknown = [name for name in names if categories is not None and name not in categories]
-        if unknown:
-            raise _invalid(f"unknown category {', '.join(unknown)} (categories: {', '.join(categories or ())})")
-        return tuple(dict.fromkeys(names))
-
-    @field_validator("nsfw_prompt_categories")
-    @classmethod
-    def _allowable_in_nsfw(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         categories = info.data.get("categories")
         if categories is None or not names:  # None: the categories had errors of their own, already reported
             return names
         try:
-            return check_categories(names, categories, nsfw=True)
+            return check_categories(names, categories, nsfw=info.field_name == "nsfw_prompt_categories")
         except ValueError as exc:
             raise _invalid(str(exc)) from None
 

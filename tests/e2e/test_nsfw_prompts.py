@@ -3,7 +3,7 @@ personal information or hate; ordinary channels, and servers that did not set it
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Server, World, forged_button, has_text
+from tests.e2e.conftest import Server, World, forged_button
 from tests.e2e.test_refusals import refusal
 from tests.fakediscord import FakeChannel, FakeMember
 
