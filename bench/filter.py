@@ -21,7 +21,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.filter_rules import GuildFilters, RuleChange
+from bot.filter_rules import GuildFilters, RuleChange, long_lived
 from moderation import FilterSettings, PromptFilter
 
 SYLLABLES = [
@@ -151,7 +151,8 @@ async def rebuilds(settings: FilterSettings, changes: list[RuleChange], rng: ran
 
     async def build() -> None:
         nonlocal base
-        base = await asyncio.to_thread(PromptFilter, settings)
+        with long_lived():  # as bot.app builds the config's filter
+            base = await asyncio.to_thread(PromptFilter, settings)
 
     took, stall = await longest_stall(build)
     print(f"rebuild: start-up build: {took:.2f} s, longest event-loop stall {stall * 1000:.1f} ms")

@@ -20,7 +20,7 @@ import discord
 from bot.alerts import AlertLog
 from bot.client import DreamBot
 from bot.db import Database
-from bot.filter_rules import FilterRuleLog, GuildFilters
+from bot.filter_rules import FilterRuleLog, GuildFilters, long_lived
 from bot.guild_settings import GuildSettingsStore
 from bot.health import Monitoring, Readiness
 from bot.metrics import BotMetrics
@@ -102,11 +102,12 @@ class App:
                 clock=clock,
                 tier_roles=guild_settings.tier_roles,
             )
-            base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
-            filters = GuildFilters(
-                base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
-            )
-            await filters.load()
+            with long_lived():  # the config's filter, and what start-up made so far, stay until the bot stops
+                base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)
+                filters = GuildFilters(
+                    base_filter, FilterRuleLog(db), lambda guild_id: guild_settings.effective(guild_id).filter_off
+                )
+                await filters.load()
             services = Services(
                 settings,
                 db,

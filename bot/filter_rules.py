@@ -11,9 +11,11 @@ loop, and cached per server; a replaced one is freed off the event loop too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bot.db import Database
@@ -38,6 +40,27 @@ class RuleChange:
         if self.add:
             return prompt_filter.with_rule(self.category, self.rule, into=self.into)
         return prompt_filter.without_rule(self.category, self.rule, into=self.into)
+
+
+@contextlib.contextmanager
+def long_lived() -> Iterator[None]:
+    """For building what lives as long as the process (the config's filter, at start): no garbage collection runs
+    inside, and everything alive at the end leaves the collector's generations (:func:`gc.freeze`).
+
+    A full collection walks every tracked object, holding the GIL on whichever thread it starts, a rebuild's thread
+    too, while the event loop waits: with 10,000 rules the modules, the settings and the filter's keyword entries
+    were about 100,000 objects and 40-130 ms. Frozen, they are never walked again; later rebuilds share the entries
+    (see :mod:`moderation.rules`), so they add hardly any. Inside, every object made survives anyway: a collection
+    would only walk them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def replay(prompt_filter: PromptFilter, changes: Iterable[RuleChange]) -> PromptFilter:

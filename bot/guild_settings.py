@@ -21,7 +21,13 @@ from bot.image_policy import Bands, band_problem
 from bot.refusal import Refusal
 from bot.settings import Settings
 from moderation.audit import write_audit
-from moderation.config import MAX_WARNING_HOURS, WARNINGS_TO_BAN_RANGE, check_hours, check_warnings_to_ban
+from moderation.config import (
+    MAX_WARNING_HOURS,
+    WARNINGS_TO_BAN_RANGE,
+    check_categories,
+    check_hours,
+    check_warnings_to_ban,
+)
 
 Kind = Literal["roles", "channels", "channel", "score", "categories", "count", "hours", "fraction"]
 SCORE_RANGE = (0.5, 100.0)
@@ -41,6 +47,7 @@ SETTING_KINDS: dict[str, Kind] = {
     "alert_score": "score",
     "hide_score": "score",
     "filter_off": "categories",
+    "nsfw_prompt_categories": "categories",
     "warnings_to_ban": "count",
     "warning_window_hours": "hours",
     "auto_ban_hours": "hours",
@@ -83,6 +90,8 @@ class ServerSettings:
     hide_score: float
     filter_off: tuple[str, ...]
     """Filter categories of the config this server turned off."""
+    nsfw_prompt_categories: tuple[str, ...]
+    """Filter categories allowed in the server's age-restricted (NSFW) channels; never hate or personal information."""
     warnings_to_ban: int
     """Warnings within the window that bring an automatic ban."""
     warning_window_hours: float
@@ -118,6 +127,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "alert_score": flags.alert_score,
         "hide_score": flags.hide_score,
         "filter_off": (),
+        "nsfw_prompt_categories": settings.moderation.filter.nsfw_prompt_categories,
         "warnings_to_ban": warnings.warnings_to_ban,
         "warning_window_hours": warnings.warning_window_hours,
         "auto_ban_hours": warnings.auto_ban_hours,
@@ -232,11 +242,10 @@ class GuildSettingsStore:
 
     def _checked(self, guild_id: int, key: str, value: Any) -> Any:
         if SETTING_KINDS[key] == "categories":
-            unknown = [name for name in value if name not in self._categories]
-            if unknown or not value:
-                raise Refusal(f"`{key}` takes filter categories of the config: {', '.join(self._categories)}; "
-                              f"not {', '.join(unknown) or 'none'}.")  # fmt: skip
-            return tuple(dict.fromkeys(value))
+            try:
+                return check_categories(value, self._categories, nsfw=key == "nsfw_prompt_categories")
+            except ValueError as exc:
+                raise Refusal(f"`{key}` {exc}.") from None
         if SETTING_KINDS[key] == "fraction":
             return self._checked_band(guild_id, key, value)
         if SETTING_KINDS[key] in ("count", "hours"):

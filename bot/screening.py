@@ -59,8 +59,9 @@ class Screening:
         ``interaction`` is the job's, while its token lives; ``status_message_id`` its public status message.
         """
         await self.services.image_safety.image_withheld(job, verdict, self.bands(job))
+        # Keyed by the job: a restart after this but before the record below delivers the job again, not a warning.
         warning = await self.services.moderating.warn(job.guild_id, job.member_id,
-                                                      f"image withheld (job #{job.number})", "image")
+                                                      f"image withheld (job #{job.number})", "image", job_id=job.job_id)
         await self._show_moderators(job, verdict)
         # Recorded before the member is told: a restart in between must not count and show it twice.
         await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, WITHHELD_REASON)

@@ -139,17 +139,20 @@ class Services:
 
     # members
 
-    async def dream(self, request: DreamRequest) -> Admission:
+    async def dream(self, request: DreamRequest, *, age_restricted: bool = False) -> Admission:
         """Filter the prompt and the negative prompt with the server's filter (logging what it stops or notes), then
-        submit the job. Re-rolls come here too, so their prompts meet today's rules.
+        submit the job. Re-rolls come here too, so their prompts meet today's rules. In an ``age_restricted``
+        (NSFW) channel the server's ``nsfw_prompt_categories`` are let through.
 
         Raises :class:`PromptBlocked` or one of the scheduler's ``DreamError``.
         """
         if request.guild_id is None:
             raise Refusal("Images are made only in servers.")
         prompt_filter = await self.filters.get(request.guild_id)
+        allowed = self.server_settings(request.guild_id).nsfw_prompt_categories if age_restricted else ()
         # In a thread: a long prompt takes milliseconds to check, which the event loop cannot spare.
-        verdicts = await asyncio.to_thread(prompt_filter.check_request, request.prompt, request.negative_prompt)
+        verdicts = await asyncio.to_thread(prompt_filter.check_request, request.prompt, request.negative_prompt,
+                                           allowed)  # fmt: skip
         for verdict in verdicts:
             self.metrics.prompt_checked(verdict)
             if verdict.action != "allow":
@@ -164,8 +167,10 @@ class Services:
         with self.metrics.admission():
             return await self.dreams.submit(request)
 
-    async def reroll(self, guild_id: int, job_id: int, member: Member, key: str) -> Admission:
-        """The server's job's prompt and settings again with new seeds, as ``member``'s job (charged to them)."""
+    async def reroll(self, guild_id: int, job_id: int, member: Member, key: str, *,
+                     age_restricted: bool = False) -> Admission:  # fmt: skip
+        """The server's job's prompt and settings again with new seeds, as ``member``'s job (charged to them),
+        checked as in :meth:`dream` (``age_restricted``: the channel asked from is)."""
         job = await self.dreams.job(guild_id, job_id)
         request = DreamRequest(
             member=member,
@@ -177,7 +182,7 @@ class Services:
             negative_prompt=job.negative_prompt,
             channel_id=job.channel_id,
         )
-        return await self.dream(request)
+        return await self.dream(request, age_restricted=age_restricted)
 
     async def queue_view(self, guild_id: int, member_id: int) -> tuple[list[tuple[JobView, Placement]], QueueSummary]:
         """The member's queued and running jobs in the server with their places in the queue, and the server's
@@ -226,9 +231,9 @@ class Services:
         except RuleError as exc:
             raise Refusal(f"That rule change cannot be made: {exc}") from None
 
-    async def test_prompt(self, guild_id: int, prompt: str) -> Verdict:
-        """What the server's filter says about a prompt."""
-        return await asyncio.to_thread((await self.filters.get(guild_id)).check, prompt)
+    async def test_prompt(self, guild_id: int, prompt: str, negative: str = "") -> list[Verdict]:
+        """What the server's filter says about a prompt and (when there is one) a negative prompt, in that order."""
+        return await asyncio.to_thread((await self.filters.get(guild_id)).check_request, prompt, negative)
 
     async def reload_config(self) -> Reloaded:
         """Re-read the config file: apply the live settings (see :func:`bot.settings.is_live`) and rebuild the

@@ -8,7 +8,7 @@ bot at start with the YAML path of the bad entry, e.g.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -38,6 +38,8 @@ PII_CATEGORY = "personal_info"
 NEGATIVE_ALWAYS = ("hate",)
 """Categories a negative prompt is always checked for (personal information too); the others only when listed in
 ``negative_categories``, since a negative prompt names what to keep out of the picture ("nude, gore")."""
+NSFW_NEVER = ("hate", PII_CATEGORY, "pii")
+"""What an age-restricted channel never allows: hate and personal information (``pii``, its config section)."""
 RULE_LISTS = ("keywords", "regex", "allow")
 
 
@@ -59,6 +61,19 @@ def _check_regex(pattern: str) -> str:
     except ValueError as exc:
         raise _invalid(str(exc)) from None
     return pattern
+
+
+def check_categories(names: Sequence[str], categories: Collection[str], *, nsfw: bool = False) -> tuple[str, ...]:
+    """``names`` deduplicated if some, all ``categories`` (``nsfw``: none :data:`NSFW_NEVER`); else a ValueError."""
+    allowed = ", ".join(name for name in categories if not (nsfw and name in NSFW_NEVER)) or "none"
+    never = [name for name in names if nsfw and name in NSFW_NEVER]
+    if never:
+        raise ValueError(f"can never allow {', '.join(never)}: personal information and hate stay refused in "
+                         f"age-restricted channels; it takes {allowed}")  # fmt: skip
+    unknown = [name for name in names if name not in categories]
+    if unknown or not names:
+        raise ValueError(f"takes filter categories of the config: {allowed}; not {', '.join(unknown) or 'none'}")
+    return tuple(dict.fromkeys(names))
 
 
 KeywordRule = Annotated[str, AfterValidator(_check_keyword)]
@@ -151,6 +166,8 @@ class FilterSettings(BaseModel):
     pii: PiiSettings = PiiSettings()
     negative_categories: tuple[CategoryName, ...] = ()
     """Categories the negative prompt is checked for besides personal information and :data:`NEGATIVE_ALWAYS`."""
+    nsfw_prompt_categories: tuple[CategoryName, ...] = ()
+    """Categories allowed in age-restricted (NSFW) channels unless a server sets its own; never :data:`NSFW_NEVER`."""
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -169,14 +186,16 @@ class FilterSettings(BaseModel):
             raise _invalid(f"'{PII_CATEGORY}' is reserved for personal information; configure it under pii")
         return categories
 
-    @field_validator("negative_categories")
+    @field_validator("negative_categories", "nsfw_prompt_categories")
     @classmethod
     def _known_categories(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         categories = info.data.get("categories")
-        unknown = [name for name in names if categories is not None and name not in categories]
-        if unknown:
-            raise _invalid(f"unknown category {', '.join(unknown)} (categories: {', '.join(categories or ())})")
-        return tuple(dict.fromkeys(names))
+        if categories is None or not names:  # None: the categories had errors of their own, already reported
+            return names
+        try:
+            return check_categories(names, categories, nsfw=info.field_name == "nsfw_prompt_categories")
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
 
     def negative_checks(self) -> frozenset[str]:
         """The categories a negative prompt is checked for (personal information is, always)."""

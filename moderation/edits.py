@@ -117,8 +117,10 @@ def without_categories(settings: FilterSettings, names: Iterable[str]) -> Filter
 
 
 def validated(data: dict[str, Any]) -> FilterSettings:
-    """Filter settings from edited data; the negative prompt's categories that are gone are dropped with them."""
-    data["negative_categories"] = [name for name in data.get("negative_categories", ()) if name in data["categories"]]
+    """Filter settings from edited data; the negative prompt's and age-restricted channels' categories that are
+    gone are dropped with them."""
+    for key in ("negative_categories", "nsfw_prompt_categories"):
+        data[key] = [name for name in data.get(key, ()) if name in data["categories"]]
     try:
         return FilterSettings.model_validate(data)
     except ValidationError as exc:

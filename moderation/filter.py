@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from moderation.config import PII_CATEGORY, FilterSettings, ModerationSettings
+from moderation.config import NSFW_NEVER, PII_CATEGORY, FilterSettings, ModerationSettings
 from moderation.edits import Edit, RuleEdit, RuleError, RuleList, edited, without_categories
 from moderation.evasions import rejoined
 from moderation.normalise import PREPARE_STEPS, Mapped, apply, match_views
@@ -109,28 +109,33 @@ class PromptFilter:
         """The filter configured in the ``moderation:`` section."""
         return cls(settings.filter)
 
-    def check(self, prompt: str) -> Verdict:
-        """The verdict on ``prompt``: a blocking match wins over a flagging one, then the earliest."""
-        return self._verdict(prompt, "prompt", None)
+    def check(self, prompt: str, allowed: Collection[str] = ()) -> Verdict:
+        """The verdict on ``prompt``: a blocking match wins over a flagging one, then the earliest.
 
-    def check_negative(self, negative: str) -> Verdict:
+        ``allowed``: categories let through here (an age-restricted channel's); never hate or personal information.
+        """
+        return self._verdict(prompt, "prompt", None, allowed)
+
+    def check_negative(self, negative: str, allowed: Collection[str] = ()) -> Verdict:
         """The verdict on a negative prompt: personal information, hate and the ``negative_categories`` only."""
-        return self._verdict(negative, "negative", self._negative_checks)
+        return self._verdict(negative, "negative", self._negative_checks, allowed)
 
-    def check_request(self, prompt: str, negative: str = "") -> list[Verdict]:
+    def check_request(self, prompt: str, negative: str = "", allowed: Collection[str] = ()) -> list[Verdict]:
         """The verdicts on a request's prompt and (when there is one) its negative prompt, in that order."""
-        return [self.check(prompt), *([self.check_negative(negative)] if negative else [])]
+        return [self.check(prompt, allowed), *([self.check_negative(negative, allowed)] if negative else [])]
 
-    def _verdict(self, text: str, part: Part, categories: Collection[str] | None) -> Verdict:
+    def _verdict(self, text: str, part: Part, categories: Collection[str] | None, allowed: Collection[str]) -> Verdict:
         prepared = apply(PREPARE_STEPS, Mapped.of(text))
-        found = [*self._rule_matches(match_views(prepared), text, categories), *self._pii_matches(prepared)]
+        skipped = frozenset(allowed).difference(NSFW_NEVER)  # whatever a caller passes, hate is never let through
+        found = [*self._rule_matches(match_views(prepared), text, categories, skipped), *self._pii_matches(prepared)]
         if not found:
             return Verdict(text, allowed=True, action="allow", part=part)
         first = min(found, key=lambda f: (f.action != "block", f.span))
         return Verdict(text, first.action != "block", first.action, first.category, first.kind, first.rule,
                        first.span, first.message, part)  # fmt: skip
 
-    def _rule_matches(self, views: list[Mapped], text: str, categories: Collection[str] | None) -> list[_Found]:
+    def _rule_matches(self, views: list[Mapped], text: str, categories: Collection[str] | None,
+                      skipped: Collection[str]) -> list[_Found]:  # fmt: skip
         # Spans are compared in the original prompt, so an allow entry seen in one view covers a hit in another.
         allowed: dict[str, list[tuple[int, int]]] = defaultdict(list)
         hits: list[tuple[tuple[int, int], str, str, str]] = []
@@ -152,7 +157,7 @@ class PromptFilter:
             )
         found = []
         for (start, end), name, kind, rule in hits:
-            if (categories is not None and name not in categories) or any(
+            if (categories is not None and name not in categories) or name in skipped or any(
                 a <= start and end <= b for a, b in allowed[name]
             ):
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from moderation.filter import Verdict
+from moderation.filter import Part, Verdict
 from moderation.storage import Database
 
 DAY_S = 86400.0
@@ -25,6 +25,8 @@ class LoggedPrompt:
     rule: str
     span: tuple[int, int]
     created_at: float
+    part: Part
+    """Which text of the request was blocked or flagged: the prompt or the negative prompt."""
 
 
 class BlockedPromptLog:
@@ -35,15 +37,15 @@ class BlockedPromptLog:
         self.retention_s = retention_days * DAY_S
 
     async def record(self, guild_id: int, member_id: int, verdict: Verdict, *, now: float | None = None) -> int:
-        """Log a verdict that blocked or flagged a prompt; return its id."""
+        """Log a verdict that blocked or flagged a prompt or a negative prompt (its ``part``); return its id."""
         if verdict.action == "allow" or verdict.span is None:
             raise ValueError("only blocked or flagged prompts are logged")
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO moderation_prompt_log (member_id, guild_id, prompt, action, category, kind, rule,"
-                " span_start, span_end, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " span_start, span_end, created_at, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (member_id, guild_id, verdict.prompt, verdict.action, verdict.category, verdict.kind, verdict.rule,
-                 *verdict.span, time.time() if now is None else now),
+                 *verdict.span, time.time() if now is None else now, verdict.part),
             )  # fmt: skip
             return cursor.lastrowid
 
@@ -58,7 +60,7 @@ class BlockedPromptLog:
             rows = await cursor.fetchall()
         return [
             LoggedPrompt(row["id"], row["member_id"], row["guild_id"], row["prompt"], row["action"], row["category"],
-                         row["kind"], row["rule"], (row["span_start"], row["span_end"]), row["created_at"])
+                         row["kind"], row["rule"], (row["span_start"], row["span_end"]), row["created_at"], row["part"])
             for row in rows
         ]  # fmt: skip
 

@@ -138,6 +138,12 @@ def _slot(length: int, keyword: Keyword, stretched: tuple[int, ...], payload: T)
     return length, ((keyword, stretched, payload),)
 
 
+@lru_cache(maxsize=1 << 16)
+def _merged(prior: Slot[T], slot: Slot[T]) -> Slot[T]:
+    # A spelling of several keywords ("nude" and "nude*"): shared between builds too, for the same reason.
+    return prior[0], prior[1] + slot[1]
+
+
 class KeywordIndex(Generic[T]):
     """Keywords, each with a (hashable) payload, in a few Aho-Corasick automatons of :data:`SHARD_SPELLINGS` each."""
 
@@ -147,7 +153,7 @@ class KeywordIndex(Generic[T]):
             for spelling, stretched in variants(keyword.body, keyword.stretched):
                 slot = _slot(len(spelling), keyword, stretched, payload)
                 prior = slots.get(spelling)
-                slots[spelling] = slot if prior is None else (prior[0], prior[1] + slot[1])
+                slots[spelling] = slot if prior is None else _merged(prior, slot)
         spellings = list(slots)
         self._automatons = [
             _automaton(slots, spellings[start : start + SHARD_SPELLINGS])

@@ -52,6 +52,8 @@ class MemberWarning:
     """Until when the automatic ban it brought lasts; None if it brought none."""
     cleared_by: int | None
     cleared_at: float | None
+    job_id: int | None
+    """The job it was given for (a withheld image), which gives no second warning."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class Warned:
     """Uncleared warnings in the window since the last automatic ban, this one included."""
     escalation: Escalation
     """The rule it was counted under."""
+    repeated: bool = False
+    """The warning was given for its job before (a delivery tried again after a restart): nothing was added."""
 
     @property
     def banned(self) -> bool:
@@ -77,14 +81,26 @@ class WarningStore:
         self._db = db
 
     async def add(self, guild_id: int, member_id: int, reason: str, source: WarningSource, *, given_by: int | None,
-                  rule: Escalation, may_ban: bool, now: float) -> Warned:  # fmt: skip
+                  rule: Escalation, may_ban: bool, now: float, job_id: int | None = None) -> Warned:  # fmt: skip
         """Warn a member; when this reaches ``rule``'s count (and ``may_ban``: the member is not banned already),
-        record the automatic ban it brings. Both are audited."""
+        record the automatic ban it brings. Both are audited. A warning for a ``job_id`` (and ``source``) that
+        has one already is that one, added to nothing (``repeated``)."""
         async with self._db.transaction() as conn:
+            if job_id is not None:
+                async with conn.execute(
+                    "SELECT id FROM moderation_warnings WHERE guild_id = ? AND source = ? AND job_id = ?",
+                    (guild_id, source, job_id),
+                ) as cursor:
+                    given = await cursor.fetchone()
+                if given is not None:
+                    counted = await _counting(conn, guild_id, member_id, now - rule.window_hours * HOUR_S)
+                    warning = await _one(conn, guild_id, given["id"])
+                    assert warning is not None
+                    return Warned(warning, counted, rule, repeated=True)
             cursor = await conn.execute(
-                "INSERT INTO moderation_warnings (guild_id, member_id, source, reason, given_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (guild_id, member_id, source, reason.strip(), given_by, now),
+                "INSERT INTO moderation_warnings (guild_id, member_id, source, reason, given_by, created_at, job_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (guild_id, member_id, source, reason.strip(), given_by, now, job_id),
             )
             warning_id = cursor.lastrowid
             assert warning_id is not None

@@ -46,6 +46,7 @@ async def test_old_rows_get_their_items_server_or_the_placeholder_0(tmp_path: Pa
         assert await guilds("SELECT guild_id FROM moderation_flags ORDER BY item_id") == [5, 0]
         assert await guilds("SELECT guild_id FROM moderation_audit ORDER BY id") == [5, 0]
         assert await guilds("SELECT guild_id FROM moderation_prompt_log") == [0]
+        assert await guilds("SELECT part FROM moderation_prompt_log") == ["prompt"]  # 0011: logged before negatives
         assert await guilds("SELECT guild_id FROM filter_rule_changes") == [0]
         assert await guilds("SELECT guild_id FROM review_alerts") == [5]
         for table, columns in (("moderation_audit", "(at, action)"), ("filter_rule_changes",

@@ -105,6 +105,30 @@ async def test_each_server_escalates_by_its_own_settings(harness: Harness, warni
     assert harness.service.ban_of(OTHER, ALICE) is None
 
 
+async def test_a_jobs_warning_is_given_once_and_its_ban_carried_out_once(harness: Harness, warnings: Warnings) -> None:
+    heard: list[WarnOutcome] = []
+
+    async def listener(outcome: WarnOutcome) -> None:
+        heard.append(outcome)
+
+    warnings.on_ban(listener)
+    jobs = [(await harness.submit(ALICE)).job for _ in range(3)]
+    first = await warnings.warn(GUILD, ALICE, "image withheld (job #1)", "image", job_id=jobs[0].job_id)
+    again = await warnings.warn(GUILD, ALICE, "image withheld (job #1)", "image", job_id=jobs[0].job_id)
+    assert again.warned.repeated and again.warning == first.warning and again.warned.counted == 1
+    # The bot stopped after the third warning was stored, before its ban: asked again, it bans, and says so once.
+    await warnings.warn(GUILD, ALICE, "image withheld (job #2)", "image", job_id=jobs[1].job_id)
+    third = await warnings.store.add(GUILD, ALICE, "image withheld (job #3)", "image", given_by=None,
+                                     rule=warnings.rule(GUILD), may_ban=True, now=harness.clock.now(),
+                                     job_id=jobs[2].job_id)  # fmt: skip
+    assert third.banned and harness.service.ban_of(GUILD, ALICE) is None
+    retried = await warnings.warn(GUILD, ALICE, "image withheld (job #3)", "image", job_id=jobs[2].job_id)
+    assert retried.banned and harness.service.ban_of(GUILD, ALICE) is not None and heard == [retried]
+    assert (await warnings.warn(GUILD, ALICE, "image withheld (job #3)", "image", job_id=jobs[2].job_id)).banned
+    assert heard == [retried]  # in force now: not banned, nor announced, again
+    assert len((await warnings.record(GUILD, ALICE)).warnings) == 3
+
+
 async def test_clearing_a_warning_keeps_it_from_the_count(harness: Harness, warnings: Warnings) -> None:
     first = await warnings.warn(GUILD, ALICE, "blocked prompt (sexual)", "prompt")
     await warnings.warn(GUILD, ALICE, "blocked prompt (sexual)", "prompt")

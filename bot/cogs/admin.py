@@ -25,6 +25,7 @@ from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
 from bot.server import server_id
 from bot.text import clip
+from moderation.filter import Verdict
 
 LIMIT_CHOICES = [
     app_commands.Choice(name=f"{name} ({low:g} to {high:g})", value=name)
@@ -45,6 +46,21 @@ def key_list(keys: list[str], shown: int = 12) -> str:
     """Config keys as code, the first ``shown`` of them and a count of the rest."""
     more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
     return ", ".join(f"`{key}`" for key in keys[:shown]) + more
+
+
+def explained(verdict: Verdict, *, named: bool) -> str:
+    """A filter verdict for the admin: allowed, or what it blocks or notes and why, with the match marked;
+    ``named``: say whether it is the prompt's or the negative prompt's."""
+    part = ("**Negative prompt** (checked for personal information, hate and `negative_categories`): "
+            if verdict.part == "negative" else "**Prompt**: ") if named else ""  # fmt: skip
+    if verdict.action == "allow":
+        return f"{part}✅ Allowed: no rule matches."
+    text = verdict.prompt
+    start, end = verdict.span or (0, 0)
+    marked = f"{text[:start]}**__{text[start:end]}__**{text[end:]}"
+    return (f"{part}{'🚫 Blocked' if not verdict.allowed else '🏳️ Allowed but logged for moderators'}: "
+            f"category **{verdict.category}**, {verdict.kind} rule `{verdict.rule}`, characters {start}-{end}:\n"
+            f"> {clip(marked, 700 if named else 1500)}")  # fmt: skip
 
 
 def limits_embed(title: str, limits: dict[str, float]) -> discord.Embed:
@@ -190,20 +206,11 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         await whisper(interaction, f"Removed {kind} rule `{rule}` from **{category}**.")
 
     @filters.command(name="test", description="What the filter says about a prompt, and why")
-    async def filter_test(self, interaction: discord.Interaction, prompt: str) -> None:
+    @app_commands.describe(negative="A negative prompt to test too")
+    async def filter_test(self, interaction: discord.Interaction, prompt: str, negative: str = "") -> None:
         await defer(interaction)
-        verdict = await self.services.test_prompt(interaction.guild_id, prompt)
-        if verdict.action == "allow":
-            await whisper(interaction, "✅ Allowed: no rule matches.")
-            return
-        start, end = verdict.span or (0, 0)
-        marked = f"{prompt[:start]}**__{prompt[start:end]}__**{prompt[end:]}"
-        await whisper(
-            interaction,
-            f"{'🚫 Blocked' if not verdict.allowed else '🏳️ Allowed but logged for moderators'}: "
-            f"category **{verdict.category}**, {verdict.kind} rule `{verdict.rule}`, characters {start}-{end}:\n"
-            f"> {clip(marked, 1500)}",
-        )
+        verdicts = await self.services.test_prompt(interaction.guild_id, prompt, negative)
+        await whisper(interaction, "\n".join(explained(verdict, named=bool(negative)) for verdict in verdicts))
 
     # the queue
 

@@ -14,6 +14,7 @@ from bot.prompt_tokens import measure
 from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
+from bot.screening import is_nsfw
 from bot.server import server_id
 from bot.services import Services, random_seeds
 from engine.pnginfo import SAMPLER_LABELS
@@ -128,7 +129,7 @@ class Dream(commands.Cog):
         )
         # defer, one service call, render
         await defer(interaction, public=True)
-        admission = await self.services.dream(request)
+        admission = await self.services.dream(request, age_restricted=is_nsfw(interaction.channel))
         self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
 
     def _fit_prompt(self, prompt: str) -> tuple[str, str]:

@@ -85,8 +85,8 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderator tool
         ]
         embed.add_field(name="Recent flagged images", value="\n".join(items) or "none", inline=False)
         prompts = [
-            f"• {render.relative(entry.created_at)} **{entry.action}** {entry.category} ({entry.rule}): "
-            f"{clip(entry.prompt, 60)}"
+            f"• {render.relative(entry.created_at)} **{entry.action}** {entry.category} ({entry.rule})"
+            f"{' in the **negative** prompt' if entry.part == 'negative' else ''}: {clip(entry.prompt, 60)}"
             for entry in blocked[:5]
         ]
         embed.add_field(name="Recent blocked or noted prompts", value="\n".join(prompts) or "none", inline=False)

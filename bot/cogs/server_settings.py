@@ -98,7 +98,7 @@ class ServerSettingsGroup(app_commands.Group):
         role="For role settings", channel="For channel settings",
         value=f"For numbers: scores {SCORE_RANGE[0]:g}-{SCORE_RANGE[1]:g}, warnings_to_ban "
               f"{WARNINGS_TO_BAN_RANGE[0]}-{WARNINGS_TO_BAN_RANGE[1]}, hours more than 0, image_ bands 0-1",
-        categories="For filter_off: the config's filter categories, separated by commas",
+        categories="For filter_off, nsfw_prompt_categories: category names, comma-separated",
     )  # fmt: skip
     @app_commands.choices(key=KEY_CHOICES, action=ACTIONS)
     async def set_value(self, interaction: discord.Interaction, key: str, action: str = "set",

@@ -79,6 +79,26 @@ async def test_filter_rules_added_live_apply_at_once_and_survive_a_restart(world
     assert "Removed" in await private(remove)
     await world.result(await world.dream(world.alice, prompt="an acme anvil", count=1))
 
+
+async def test_filter_test_shows_the_negative_prompts_verdict_too(world: World) -> None:
+    await world.start()
+    test = await world.fake.slash(world.admin, world.dreams, "admin", "filter", "test", prompt="a nude lighthouse",
+                                  negative="nude, blurry, call me on 07700 900123")  # fmt: skip
+    prompt, quoted, negative, quoted_negative = (await test.wait_message(lambda m: m.ephemeral)).content.split("\n")
+    assert prompt.startswith("**Prompt**: 🚫 Blocked: category **sexual**, keyword rule `nude`, characters 2-6")
+    assert quoted == "> a **__nude__** lighthouse"
+    # A negative prompt names what to keep out: "nude" passes there, personal information never does.
+    assert negative.startswith("**Negative prompt** (checked for personal information, hate and `negative_categories`)"
+                               ": 🚫 Blocked: category **personal_info**, phone rule")  # fmt: skip
+    assert quoted_negative == "> nude, blurry, call me on **__07700 900123__**"
+    clean = await world.fake.slash(world.admin, world.dreams, "admin", "filter", "test", prompt="a lighthouse",
+                                   negative="nude, blurry")  # fmt: skip
+    assert (await clean.wait_message(lambda m: m.ephemeral)).content.split("\n") == [
+        "**Prompt**: ✅ Allowed: no rule matches.",
+        "**Negative prompt** (checked for personal information, hate and `negative_categories`): ✅ Allowed: no rule "
+        "matches.",
+    ]
+
     bad = await world.fake.slash(
         world.admin, world.dreams, "admin", "filter", "add", category="brands", rule="(?=x)x", kind="regex"
     )

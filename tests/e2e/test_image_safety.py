@@ -6,7 +6,10 @@ Scores are forced through the simulated engine's safety check: a prompt's score 
 
 from __future__ import annotations
 
+import asyncio
 import re
+
+import pytest
 
 from engine.simulated import SimulatedEngine
 from engine.types import JobRequest
@@ -60,6 +63,28 @@ async def test_a_withheld_image_is_never_public_the_moderators_get_it_spoilered_
 
     # The next job, under the bands, is posted as usual.
     assert not (await world.result(await world.dream(world.alice, prompt="a calm sea", count=1))).attachments[0].spoiler
+
+
+async def test_a_bot_stopped_before_a_withheld_job_was_recorded_warns_once_after_its_restart(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = await world.start(engine_client=checked_engine())
+    stopped = asyncio.Event()
+
+    async def stop_here(guild_id: int, job_id: int, reason: str) -> bool:
+        stopped.set()
+        raise RuntimeError("the bot stopped after the warning, before the job was recorded as withheld")
+
+    app.services.dreams.record_undeliverable = stop_here  # type: ignore[method-assign]
+    await world.dream(world.alice, prompt="a storm at sea, score 0.9", count=1)
+    await stopped.wait()
+    app = await world.restart(engine_client=checked_engine())  # delivers the job again: withheld again
+    caplog.clear()  # the stop was logged as an error, as expected: keep the no-unexpected-errors guard quiet
+    await world.fake.wait_until(lambda: len([m for m in world.fake.channel_messages(world.mods) if m.attachments]) == 2)
+    job = await app.services.dreams.job_by_number(world.guild.id, 1)
+    record = await app.services.warnings.record(world.guild.id, world.alice.id)
+    assert [warning.job_id for warning in record.warnings] == [job.job_id]  # one warning, keyed by its job
+    assert image_posts(world, world.dreams.id) == []
 
 
 async def test_a_borderline_image_is_posted_spoilered_and_queued_for_review(world: World) -> None:

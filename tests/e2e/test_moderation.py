@@ -135,6 +135,18 @@ async def test_mod_ban_unban_history_and_cancel(world: World) -> None:
     assert "may generate again" in (await unban.wait_message(lambda m: m.ephemeral)).content
 
 
+async def test_history_marks_a_blocked_negative_prompt(world: World) -> None:
+    await world.start()
+    for options in ({"prompt": "a nude elf"}, {"prompt": "a lighthouse", "negative": "blurry, white power"}):
+        blocked = await world.dream(world.alice, **options)
+        await blocked.wait_message(lambda m: m.ephemeral and "🚫" in m.content)
+    history = await world.fake.slash(world.moderator, world.dreams, "mod", "history", member=world.alice)
+    fields = {f["name"]: f["value"] for f in (await history.wait_message(lambda m: m.ephemeral)).embeds[0]["fields"]}
+    negative, prompt = fields["Recent blocked or noted prompts"].split("\n")
+    assert negative.endswith("**block** hate (white power) in the **negative** prompt: blurry, white power")
+    assert prompt.endswith("**block** sexual (nude): a nude elf")
+
+
 async def test_dismissing_a_hidden_image_shows_it_again(world: World) -> None:
     await world.start(moderation={"flags": {"alert_score": 1, "hide_score": 1}}, discord={"hide_flagged": "remove"})
     result = await world.result(await world.dream(world.alice, prompt="a harmless duck", count=2))

@@ -39,7 +39,8 @@ def test_unknown_negative_category_is_refused_at_start_naming_the_key(tmp_path: 
     config = tmp_path / "config.yaml"
     config.write_text("moderation:\n  filter:\n    negative_categories: [sexual, gossip]\n", "utf-8")
     key = r"moderation\.filter\.negative_categories"
-    with pytest.raises(ConfigError, match=rf"{config}: {key}: unknown category gossip"):
+    takes = "takes filter categories of the config: sexual, hate, violence, trademark; not gossip"
+    with pytest.raises(ConfigError, match=rf"{config}: {key}: {takes}"):
         load_settings(config, env={})
 
 
@@ -49,6 +50,29 @@ def test_negative_categories_may_name_an_admin_category() -> None:
                                    "negative_categories": ["fruit", "violence"]}}}, env={}
     ).moderation  # fmt: skip
     assert settings.filter.negative_checks() == {"hate", "fruit", "violence"}
+
+
+@pytest.mark.parametrize(
+    ("names", "error"),
+    [
+        (["sexual", "hate"], "can never allow hate: personal information and hate stay refused in age-restricted "
+                             "channels; it takes sexual, violence, trademark"),
+        (["pii"], "can never allow pii"),
+        (["personal_info"], "can never allow personal_info"),
+        (["gossip"], "takes filter categories of the config: sexual, violence, trademark; not gossip"),
+    ],
+)  # fmt: skip
+def test_age_restricted_categories_never_take_hate_or_personal_information(names: list[str], error: str) -> None:
+    message = refused({"filter": {"nsfw_prompt_categories": names}})
+    assert "moderation.filter.nsfw_prompt_categories" in message and error in message
+
+
+def test_age_restricted_categories_may_name_an_admin_category() -> None:
+    settings = parse_settings(
+        {"moderation": {"filter": {"categories": {"gore": {"keywords": ["gore"]}},
+                                   "nsfw_prompt_categories": ["sexual", "gore", "sexual"]}}}, env={}
+    ).moderation  # fmt: skip
+    assert settings.filter.nsfw_prompt_categories == ("sexual", "gore")
 
 
 def test_admin_category_extends_the_shipped_one() -> None:

@@ -65,3 +65,12 @@ def test_an_emptied_category_is_removed_with_its_negative_prompt_check() -> None
     after = edited(base, [remove("fruit", "durian")])
     assert "fruit" not in after.categories and after.negative_categories == ("veg",)
     assert PromptFilter(base).without_categories(["veg"]).settings.negative_categories == ("fruit",)
+
+
+def test_an_emptied_category_leaves_the_age_restricted_channels_categories() -> None:
+    base = FilterSettings.model_validate(
+        {"default_rules": False, "categories": {"fruit": {"keywords": ["durian"]}, "veg": {"keywords": ["kale"]}},
+         "nsfw_prompt_categories": ["fruit", "veg"]}
+    )  # fmt: skip
+    assert edited(base, [remove("fruit", "durian")]).nsfw_prompt_categories == ("veg",)
+    assert PromptFilter(base).without_categories(["veg"]).settings.nsfw_prompt_categories == ("fruit",)

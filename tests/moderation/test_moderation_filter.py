@@ -177,6 +177,29 @@ def test_bad_live_rule_is_refused_with_a_reason(rule: str, into: str, problem: s
 SHIPPED = PromptFilter(FilterSettings())
 
 
+def test_a_rebuild_shares_every_keyword_entry_with_the_last_build() -> None:
+    # New entries would be new tracked objects, for every full garbage collection to walk while holding the GIL.
+    settings = FilterSettings.model_validate({"categories": {"test": {"keywords": ["boom", "boom*", "*boom", "bang"]}}})
+    first, again = ({spelling: entry for part in PromptFilter(settings)._keywords.parts()
+                     for spelling, entry in part.items()} for _ in range(2))  # fmt: skip
+    assert first.keys() == again.keys() and all(first[spelling] is again[spelling] for spelling in first)
+    assert len(first["boom"][1]) == 3  # one spelling of three keywords: a merged entry, shared too
+
+
+def test_allowed_categories_pass_but_never_hate_or_personal_information() -> None:
+    nsfw = FilterSettings.model_validate({"negative_categories": ["sexual"]})
+    prompt_filter = PromptFilter(nsfw)
+    assert not prompt_filter.check("a nude statue").allowed
+    assert prompt_filter.check("a nude statue", ["sexual"]).action == "allow"
+    # The sexual match is let through; the hate match after it still blocks.
+    verdict = prompt_filter.check("a nude statue, white power", ["sexual", "hate"])
+    assert (verdict.allowed, verdict.category) == (False, "hate")
+    assert prompt_filter.check("nude, call me on 07700 900123", ["sexual"]).category == "personal_info"
+    prompt, negative = prompt_filter.check_request("a nude statue", "nude, blurry", ["sexual"])
+    assert prompt.allowed and negative.allowed and negative.part == "negative"
+    assert not prompt_filter.check_negative("nude, blurry").allowed
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80) | st.from_regex(r"[\w ,.:()\[\]|@$!1-9-]{0,80}"))
 def test_any_text_gets_a_verdict_whose_span_is_inside_it(prompt: str) -> None:

@@ -44,6 +44,16 @@ async def test_records_member_prompt_verdict_and_time(log: BlockedPromptLog, pro
     assert [entry.member_id for entry in await log.recent(3, since=1001.0)] == [8]
 
 
+async def test_a_negative_prompt_is_logged_as_the_negative(log: BlockedPromptLog, prompt_filter: PromptFilter) -> None:
+    await log.record(3, 7, prompt_filter.check_negative("blurry, call me on 07700 900123"), now=1000.0)
+    await log.record(3, 7, prompt_filter.check("a nude elf"), now=1001.0)
+    prompt, negative = await log.recent(3)
+    assert (negative.part, negative.prompt, negative.category) == (
+        "negative", "blurry, call me on 07700 900123", "personal_info",
+    )  # fmt: skip
+    assert (prompt.part, prompt.category) == ("prompt", "sexual")
+
+
 async def test_allowed_prompts_are_not_logged(log: BlockedPromptLog, prompt_filter: PromptFilter) -> None:
     with pytest.raises(ValueError, match="only blocked or flagged"):
         await log.record(3, 7, prompt_filter.check("a cat"))
