@@ -21,13 +21,8 @@ from bot.image_policy import Bands, band_problem
 from bot.refusal import Refusal
 from bot.settings import Settings
 from moderation.audit import write_audit
-from moderation.config import (
-    MAX_WARNING_HOURS,
-    WARNINGS_TO_BAN_RANGE,
-    check_categories,
-    check_hours,
-    check_warnings_to_ban,
-)
+from moderation.config import check_categories
+from moderation.warning_settings import MAX_WARNING_HOURS, WARNINGS_TO_BAN_RANGE, check_hours, check_warnings_to_ban
 
 Kind = Literal["roles", "channels", "channel", "score", "categories", "count", "hours", "fraction"]
 SCORE_RANGE = (0.5, 100.0)

@@ -19,7 +19,7 @@ from bot.access import require_admin
 from bot.guild_settings import NUMBER_KINDS, SCORE_RANGE, SETTING_KINDS, ServerSettings, shown
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
-from moderation.config import WARNINGS_TO_BAN_RANGE
+from moderation.warning_settings import WARNINGS_TO_BAN_RANGE
 
 KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, kind in SETTING_KINDS.items()]
 ACTIONS = [app_commands.Choice(name=name, value=name) for name in ("set", "add", "remove")]
