@@ -49,7 +49,10 @@ async def test_jobs_spread_over_every_engine_and_run_side_by_side(tmp_path: Path
         assert (view.state, view.started_at) == (JobState.DONE, began)
         assert view.finished_at == pytest.approx(began + SECONDS)
     assert [engine.batches for engine in harness.engines] == [1, 1, 1]
-    assert harness.service.stats(GUILD).engine["extra"]["engines"] == 3
+    engine = harness.service.stats(GUILD).engine
+    assert engine["extra"]["engines"] == 3
+    assert [each["images_per_second"] for each in engine["engines"]] == [pytest.approx(1 / SECONDS)] * 3
+    assert engine["images_per_second"] == pytest.approx(3 / SECONDS)
     await harness.stop()
 
 
