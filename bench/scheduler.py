@@ -111,7 +111,8 @@ def gpu_seconds(params: GenerationParams, images: int, seconds_per_step: float) 
 
 
 async def open_service(path: Path, clock: Clock, seconds_per_step: float, engines: int = 1,
-                       engine_type: type[SimulatedEngine] = SimulatedEngine, **scheduler: object) -> DreamService:  # fmt: skip
+                       engine_type: type[SimulatedEngine] = SimulatedEngine,
+                       **scheduler: object) -> DreamService:  # fmt: skip
     """The real service on ``clock`` with a simulated engine (``engines`` > 1: a pool of them, of ``engine_type``);
     without ``scheduler`` settings the queue caps are out of the way."""
     db = await Database.open(path)
