@@ -39,7 +39,6 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.scheduler import (
-    GUILD,
     SUPPORTER_ROLE,
     JobRecord,
     Recorder,
@@ -95,12 +94,12 @@ def is_heavy(member_id: int) -> bool:
 
 def server_of(member_id: int) -> int:
     """Members fill the servers in order of their shares."""
-    edge = 0.0
+    edge = 0
     for guild, share in SERVER_SHARES.items():
-        edge += share * MEMBERS
+        edge += round(share * MEMBERS)
         if member_id <= edge:
             return guild
-    return GUILD
+    raise ValueError(f"member {member_id} is not one of the {MEMBERS}")
 
 
 def class_of(member_id: int) -> str:
@@ -190,16 +189,12 @@ async def beta(args: argparse.Namespace, folder: Path) -> None:
     for who in ["all", *sorted(set(waits) - {"all"})]:
         print(f"  {who:17s} wait to start: median {statistics.median(waits[who]):6.2f} s, "
               f"p99 {percentile(waits[who], 0.99):6.2f} s ({len(waits[who]):,} jobs)")
-    done: dict[str, defaultdict[int, list[float]]] = {"servers": defaultdict(list), "members": defaultdict(list)}
+    by_server: defaultdict[int, list[float]] = defaultdict(list)
+    by_member: defaultdict[int, list[float]] = defaultdict(list)
     for job_id, job in measured.items():
-        done["servers"][jobs[job_id][0]].append(job.finished - job.queued)
-        done["members"][job.member].append(job.finished - job.queued)
-    done["members"] = defaultdict(list, {member: seconds for member, seconds in done["members"].items()
-                                         if len(seconds) >= MEMBER_JOBS})
-    print(f"  Jain's index of the mean time from admission to images: servers {jain(means(done['servers'])):.4f} "
-          f"({len(done['servers'])}), members with {MEMBER_JOBS}+ jobs measured {jain(means(done['members'])):.4f} "
-          f"({len(done['members']):,})")
-
-
-def means(samples: dict[int, list[float]]) -> list[float]:
-    return [statistics.fmean(values) for values in samples.values()]
+        by_server[jobs[job_id][0]].append(job.finished - job.queued)
+        by_member[job.member].append(job.finished - job.queued)
+    servers = [statistics.fmean(seconds) for seconds in by_server.values()]
+    members = [statistics.fmean(seconds) for seconds in by_member.values() if len(seconds) >= MEMBER_JOBS]
+    print(f"  Jain's index of the mean time from admission to images: servers {jain(servers):.4f} ({len(servers)}), "
+          f"members with {MEMBER_JOBS}+ jobs measured {jain(members):.4f} ({len(members):,})")
