@@ -37,6 +37,7 @@ from bench.scheduler import (
     LARGE,
     QUOTAS,
     SMALL,
+    SUPPORTER_ROLE,
     JobRecord,
     Recorder,
     close_service,
@@ -64,7 +65,7 @@ RAY_SPEEDUP = 10.0
 
 def member_of(guild: int, index: int) -> Member:
     member_id = guild * 1000 + index
-    return Member(member_id, role_names=("Supporter",) if index % 10 == 0 else ())
+    return Member(member_id, role_ids=(SUPPORTER_ROLE,) if index % 10 == 0 else ())
 
 
 async def open_ray_service(path: Path, seconds_per_step: float, engines: int) -> tuple[DreamService, RayPool]:
@@ -125,7 +126,7 @@ async def run(engines: int, args: argparse.Namespace, folder: Path) -> tuple[flo
     visits = []
     for guild, weight in SERVER_WEIGHTS.items():
         members = [member_of(guild, index) for index in range(1, MEMBERS_PER_ENGINE * engines + 1)]
-        tiers = [QUOTAS.tiers["supporter" if member.role_names else "default"].weight for member in members]
+        tiers = [QUOTAS.tiers["supporter" if member.role_ids else "default"].weight for member in members]
         visits += [keep_busy(guild, member, weight / total_weight * tier / sum(tiers))
                    for member, tier in zip(members, tiers, strict=True)]
     wall = time.perf_counter()

@@ -3,6 +3,7 @@
     python bench/scheduler.py [--members 1000] [--hours 1] [--admissions 20000] [--seed 1]
                               [--scenarios members,duty,admission,servers]
     python bench/scheduler.py --engines 1,2,4,8,16 [--engine-seconds 600] [--ray]
+    python bench/scheduler.py --scenarios beta [--beta-minutes 30]
 
 1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
    one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
@@ -27,6 +28,10 @@
    a load that keeps them all busy: throughput against N times one engine's,
    Jain's index among members and among servers (see ``bench/pool.py``);
    with ``--ray``, the engines as actors on a local Ray cluster (real clock).
+6. Beta (virtual clock, ``--scenarios beta``): Stability's 2022 Discord beta,
+   15,000 members asking 23 images/s on average with a daily peak of 3 times
+   that, on enough simulated H200s for the peak; waits by member class and
+   Jain's index across servers and members (see ``bench/beta.py``).
 """
 
 from __future__ import annotations
@@ -106,11 +111,12 @@ def gpu_seconds(params: GenerationParams, images: int, seconds_per_step: float) 
 
 
 async def open_service(path: Path, clock: Clock, seconds_per_step: float, engines: int = 1,
+                       engine_type: type[SimulatedEngine] = SimulatedEngine,
                        **scheduler: object) -> DreamService:  # fmt: skip
-    """The real service on ``clock`` with a simulated engine (``engines`` > 1: a pool of them); without
-    ``scheduler`` settings the queue caps are out of the way."""
+    """The real service on ``clock`` with a simulated engine (``engines`` > 1: a pool of them, of ``engine_type``);
+    without ``scheduler`` settings the queue caps are out of the way."""
     db = await Database.open(path)
-    pool = [SimulatedEngine(seconds_per_step=seconds_per_step, max_batch_images=8, image_max_side=16, sleep=clock.sleep)
+    pool = [engine_type(seconds_per_step=seconds_per_step, max_batch_images=8, image_max_side=16, sleep=clock.sleep)
             for _ in range(engines)]
     for engine in pool:
         await engine.start()
@@ -355,6 +361,8 @@ async def main() -> None:
     parser.add_argument("--engine-seconds", type=float, default=600.0, help="measured time of each engines run")
     parser.add_argument("--ray", action="store_true", help="engines scenario: the engines as actors on a local Ray "
                         "cluster, on the real clock (small N)")
+    parser.add_argument("--beta-minutes", type=float, default=10.0, help="beta scenario: simulated minutes "
+                        "around the daily peak")
     parser.add_argument("--engines", help="pool sizes of the engines scenario, comma-separated (e.g. 1,2,4,8,16)")
     parser.add_argument("--scenarios", help="which to run, comma-separated "
                         "(default: members,duty,admission,servers; engines alone with --engines)")
@@ -379,6 +387,10 @@ async def main() -> None:
             from bench.pool import engines  # it imports this module's helpers
 
             await engines(args, Path(folder))
+        if "beta" in scenarios:
+            from bench.beta import beta  # it imports this module's helpers
+
+            await beta(args, Path(folder))
 
 
 if __name__ == "__main__":

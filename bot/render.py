@@ -163,11 +163,11 @@ def quota_embed(status: QuotaStatus, now: float) -> discord.Embed:
     return embed
 
 
-def engine_time_fields(stats: SchedulerStats) -> list[tuple[str, str]]:
+def engine_fields(stats: SchedulerStats) -> list[tuple[str, str]]:
     """The engines' share of the time work waited (since start, not counting pauses), as two named figures:
     the wall time the scheduler spent waiting on the engines' batches, and the time the engines kept their
     devices generating by their own timing (the metric ``dreamqueue_engine_busy_seconds_total``); both per
-    engine, after how many engines there are when there are several."""
+    engine, after how many engines there are and each one's figures when there are several."""
     extra = stats.engine.get("extra", {})
     extra = extra if isinstance(extra, dict) else {}
     device = float(extra.get("busy_seconds", 0.0))
@@ -177,10 +177,41 @@ def engine_time_fields(stats: SchedulerStats) -> list[tuple[str, str]]:
         return f"{seconds / (stats.backlog_seconds * engines):.0%}" if stats.backlog_seconds else "n/a"
 
     several = [("Engines", f"{extra.get('engines_ready', 0.0):.0f} of {engines:.0f} ready")] if engines > 1 else []
+    each = stats.engine.get("engines", ())
+    if engines > 1 and isinstance(each, list | tuple):
+        several.append(("Each engine", fitted([engine_line(number, health) for number, health in
+                                               enumerate(each, start=1) if isinstance(health, dict)])))
     return several + [
         ("Engine batch time", f"{share(stats.busy_seconds)} of the time work waited (wall clock)"),
         ("Device busy", f"{share(device)} of the time work waited (the engine's own timing)"),
     ]
+
+
+def engine_line(number: int, health: dict[str, object]) -> str:
+    """One engine in a line: state, model, most images a batch, measured speed, warm sizes, free memory."""
+    extra = health.get("extra")
+    state = "down" if not health.get("ready") else "busy" if health.get("busy") else "idle"
+    parts = [f"{number}. {state}", str(health.get("model") or "?")]
+    if isinstance(extra, dict) and "max_batch_images" in extra:
+        parts.append(f"≤{float(extra['max_batch_images']):.0f} img")
+    speed, free, sizes = health.get("images_per_second"), health.get("free_memory_mb"), health.get("sizes")
+    parts.append(f"{speed:.2f} img/s" if isinstance(speed, float) else "speed n/a")
+    if sizes and isinstance(sizes, list | tuple):
+        parts.append(" ".join(f"{width}×{height}" for width, height in sizes))
+    if isinstance(free, float):
+        parts.append(f"{free / 1024:.1f} GiB free")
+    return " · ".join(parts)
+
+
+def fitted(lines: Sequence[str], limit: int = 1024) -> str:
+    """``lines`` joined, as many as fit in ``limit`` characters (an embed field's), then how many were left."""
+    shown: list[str] = []
+    for index, line in enumerate(lines):
+        more = f"… and {len(lines) - index} more"
+        if len("\n".join([*shown, line])) + (len(more) + 1 if index + 1 < len(lines) else 0) > limit:
+            return "\n".join([*shown, more])
+        shown.append(line)
+    return "\n".join(shown) or "none"
 
 
 def _pixels(pixels: int) -> str:

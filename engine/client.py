@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from engine.batching import plan_batches, refuse_invalid
@@ -38,6 +38,7 @@ from engine.protocol import (
     StartFailed,
     Step,
 )
+from engine.speed import SpeedMeter
 from engine.types import (
     RESTART_CAUSES,
     EngineHealth,
@@ -161,6 +162,8 @@ class _Stats:
     last_batch_seconds: float = 0.0
     busy_seconds: float = 0.0
     safety_seconds: float = 0.0
+    free_memory_bytes: int | None = None
+    speed: SpeedMeter = field(default_factory=SpeedMeter)
 
 
 class EngineProcess:
@@ -196,6 +199,7 @@ class EngineProcess:
         self._model = ""
         self._detail = "not started"
         self._batch_size = 0
+        self._sizes: tuple[tuple[int, int], ...] = ()
         self._safety_checker = ""
         self._stats = _Stats()
 
@@ -283,6 +287,9 @@ class EngineProcess:
             model=self._model,
             detail=self._detail,
             safety_checker=self._safety_checker,
+            sizes=self._sizes,
+            free_memory_mb=None if stats.free_memory_bytes is None else stats.free_memory_bytes / 2**20,
+            images_per_second=stats.speed.images_per_second,
             extra={
                 "batches": stats.batches,
                 "images": stats.images,
@@ -313,13 +320,14 @@ class EngineProcess:
             child.kill()
             raise
         match message:
-            case Ready(device=device, model=model, seconds=seconds, batch_size=batch_size, safety_checker=checker):
+            case Ready(device=device, model=model, seconds=seconds, batch_size=batch_size, safety_checker=checker,
+                       sizes=sizes, free_memory_bytes=free):
                 log.info(
                     "engine ready on %s with %s after %.1f s, %d images per UNet batch (pid %s)",
                     device, model, seconds, batch_size, child.process.pid,
                 )
                 self._device, self._model, self._detail, self._batch_size = device, model, "ready", batch_size
-                self._safety_checker = checker
+                self._safety_checker, self._sizes, self._stats.free_memory_bytes = checker, sizes, free
                 self._child = child
                 return child
             case StartFailed(reason=reason):
@@ -465,3 +473,5 @@ class EngineProcess:
         stats.last_batch_seconds = seconds
         stats.busy_seconds += done.busy_seconds
         stats.safety_seconds += done.safety_seconds
+        stats.free_memory_bytes = done.free_memory_bytes
+        stats.speed.record(sum(len(images) for images in done.images), seconds)

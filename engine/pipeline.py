@@ -316,6 +316,15 @@ class Pipeline:
             end.synchronize()
             self.busy_seconds += start.elapsed_time(end) / 1000
 
+    @property
+    def warm_sizes(self) -> tuple[tuple[int, int], ...]:
+        """``(width, height)`` of every shape warmed up so far."""
+        return tuple(sorted({(width, height) for (width, height, _), _ in self._warm}))
+
+    def free_memory_bytes(self) -> int | None:
+        """Free memory on the GPU now (CUDA); None on other devices."""
+        return torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
+
     def reset_peak_memory(self) -> None:
         """Start measuring peak GPU memory afresh (the CPU's peak resident memory cannot be reset)."""
         if self.device.type == "cuda":

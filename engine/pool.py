@@ -43,7 +43,8 @@ def local_engine(settings: EngineSettings, faults: EngineFaults | None = None) -
 def combined_health(healths: Sequence[EngineHealth]) -> EngineHealth:
     """Several engines' health as one: ready or busy if any is; counters summed, peaks the largest.
 
-    One engine's health comes back as it was, plus ``engines`` and ``engines_ready`` in ``extra``.
+    One engine's health comes back as it was, plus ``engines`` and ``engines_ready`` in ``extra``. Each
+    engine's own health is in ``engines``; speeds add up, sizes are every engine's.
     """
     extra: dict[str, float] = {}
     for health in healths:
@@ -66,6 +67,10 @@ def combined_health(healths: Sequence[EngineHealth]) -> EngineHealth:
         model=joined([health.model for health in healths], ", "),
         detail=joined([health.detail for health in healths], "; ") if healths else "no engines",
         extra=extra,
+        sizes=tuple(sorted({size for health in healths for size in health.sizes})),
+        images_per_second=sum(speeds) if (speeds := [health.images_per_second for health in healths
+                                                     if health.images_per_second is not None]) else None,
+        engines=tuple(healths),
     )
 
 

@@ -48,6 +48,10 @@ class Ready:
     """Images per UNet batch, as set or measured at start."""
     safety_checker: str = ""
     """The classifier that checks every image; empty: images are not checked."""
+    sizes: tuple[tuple[int, int], ...] = ()
+    """``(width, height)`` warmed up (compiled, when compiling)."""
+    free_memory_bytes: int | None = None
+    """Free device memory once warm (CUDA); None elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class BatchDone:
     """Time the batch kept the device busy generating (see ``Pipeline.busy_seconds``)."""
     safety_seconds: float = 0.0
     """Time the batch spent in the image safety check (see ``SafetyCheck.busy_seconds``)."""
+    free_memory_bytes: int | None = None
+    """Free device memory after the batch (CUDA); None elsewhere."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageOps
 from engine.batching import plan_batches, refuse_invalid
 from engine.config import EngineSettings
 from engine.pnginfo import encode_png, format_parameters
+from engine.speed import SpeedMeter
 from engine.types import (
     EngineHealth,
     GeneratedImage,
@@ -103,6 +104,7 @@ class SimulatedEngine:
         self.busy_seconds = 0.0
         self.batches = 0
         self.images_made = 0
+        self.speed = SpeedMeter()
 
     @classmethod
     def from_settings(
@@ -134,6 +136,7 @@ class SimulatedEngine:
             device="simulated",
             model=MODEL_LABEL,
             safety_checker=CHECKER_LABEL if self.safety_scores is not None else "",
+            images_per_second=self.speed.images_per_second,
             extra={
                 "busy_seconds": self.busy_seconds,
                 "max_batch_images": float(self.max_batch_images),
@@ -214,6 +217,7 @@ class SimulatedEngine:
                 await self._released.wait()
         draw = functools.partial(self._draw, live)
         images = await asyncio.to_thread(draw) if self.draw_in_thread else draw()
+        self.speed.record(sum(job.count for job in live), spent)
         for job in live:
             self.images_made += len(images[job.job_id])
             results[job.job_id] = JobResult(job.job_id, Outcome.DONE, images=images[job.job_id], seconds=spent)

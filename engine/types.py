@@ -181,6 +181,14 @@ class EngineHealth:
     extra: dict[str, float] = field(default_factory=dict)
     safety_checker: str = ""
     """The classifier that checks every image before it leaves the engine; empty: images are not checked."""
+    sizes: tuple[tuple[int, int], ...] = ()
+    """``(width, height)`` the engine has warm (compiled, when it compiles); empty: not known (any size runs)."""
+    free_memory_mb: float | None = None
+    """Free device memory as the engine last measured it (CUDA); None where not known."""
+    images_per_second: float | None = None
+    """Speed measured over the engine's recent batches; None before its first."""
+    engines: tuple[EngineHealth, ...] = ()
+    """A pool's health: each engine's own."""
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None] | None]

@@ -126,7 +126,7 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         return
     ready = Ready(
         str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size,
-        safety.name if safety else "",
+        safety.name if safety else "", pipeline.warm_sizes, pipeline.free_memory_bytes(),
     )  # fmt: skip
     conn.send(ready)
     with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as encoder:
@@ -244,7 +244,8 @@ class Server:
         busy = self.pipeline.busy_seconds - busy_before
         checking = self.checking_seconds - checking_before
         return BatchDone(
-            batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy, checking
+            batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy, checking,
+            self.pipeline.free_memory_bytes(),
         )
 
     @property

@@ -258,7 +258,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Tune quota
         embed.add_field(name="Queue", value=queue + (" · ⏸️ paused" if stats.paused else ""))
         embed.add_field(name="All servers", value=f"{stats.all_queued_jobs} jobs waiting")
         embed.add_field(name="Last hour", value=f"{stats.jobs_last_hour} jobs, {stats.images_last_hour} images")
-        for name, value in render.engine_time_fields(stats):
+        for name, value in render.engine_fields(stats):
             embed.add_field(name=name, value=value)
         average = "n/a" if stats.average_generation_seconds is None else f"{stats.average_generation_seconds:.1f} s"
         embed.add_field(name="Mean batch time per job (1 h)", value=average)

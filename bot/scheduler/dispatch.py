@@ -3,9 +3,9 @@
 Every engine has a lane: a loop that, when its engine is free, picks the next
 batch from the one fair queue (as late as possible, so the order across
 servers and members holds over the whole pool) and runs it. A batch whose
-shape another idle engine ran last is handed to that engine (it has the shape
-warm) and the lane picks again. With one engine this is one loop, one batch
-at a time.
+shape another idle engine ran last, or whose size only another idle engine
+has warm (compiled at start), is handed to that engine and the lane picks
+again. With one engine this is one loop, one batch at a time.
 
 The dispatcher journals every outcome before announcing it. Failures and
 cancellations refund the quota; an engine crash re-queues a job at the head of
@@ -26,9 +26,17 @@ from bot.scheduler.errors import NotYourJob, ServiceStopped
 from bot.scheduler.estimates import Estimates
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import JobState, JobView
-from engine.types import JobResult, Outcome, Progress
+from engine.types import GenerationParams, JobResult, Outcome, Progress
 
 log = logging.getLogger(__name__)
+
+
+def suits(lane: Lane, shape: GenerationParams) -> int:
+    """How well a lane's engine suits a batch of ``shape``: 2 it ran that shape last, 1 it has the size warm
+    (compiled, for a compiling engine), 0 neither."""
+    if lane.params == shape:
+        return 2
+    return int((shape.width, shape.height) in lane.engine.health().sizes)
 
 
 class Dispatcher:
@@ -158,18 +166,20 @@ class Dispatcher:
                 core.wake.set()
 
     def _take(self, lane: Lane) -> list[Job]:
-        """The batch this lane runs next: one handed to it, or the fairest; a batch of a shape another idle
-        engine ran last goes to that engine, and the lane picks again."""
+        """The batch this lane runs next: one handed to it, or the fairest; a batch that suits another idle
+        engine better (it ran that shape last, or has that size warm) goes to that engine, and the lane picks
+        again."""
         if lane.handed is not None:
             batch, lane.handed = lane.handed, None
             return batch
         while batch := self._next_batch(lane):
             shape = batch[0].request.params
-            warm = next((other for other in self.core.lanes if other.idle and other.handed is None
-                         and other.params == shape and other.engine in self.core.engine.engines), None)
-            if lane.params == shape or warm is None:
+            idle = [other for other in self.core.lanes if other.idle and other.handed is None
+                    and other.engine in self.core.engine.engines]
+            best = max(idle, key=lambda other: suits(other, shape), default=None)
+            if best is None or suits(lane, shape) >= suits(best, shape):
                 return batch
-            lane.running, warm.running, warm.handed = [], batch, batch
+            lane.running, best.running, best.handed = [], batch, batch
             self.core.wake.set()
         return []
 

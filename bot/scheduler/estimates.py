@@ -9,6 +9,12 @@ from bot.scheduler.core import COST_PER_IMAGE_STEP, HOUR, Core, Job
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import JobState, Placement, QueueSummary, SchedulerStats
 
+EXACT_PLACES = 10
+"""Queued jobs up to this place are told every move; a job further back is told when its place has moved by
+``PLACE_STEP`` of the place it was last told since (so a batch start tells a few dozen members, not the whole
+queue, and a long queue costs each batch a sort rather than an event per job)."""
+PLACE_STEP = 0.1
+
 
 class Estimates:
     """Reads the shared state and the measured throughput; the only write is the throughput's moving average."""
@@ -24,11 +30,16 @@ class Estimates:
         if job.id not in core.queue:
             return Placement(job.id, job.view.state, None, None, len(core.queue))
         ahead = core.queue.position(job.id)
-        figures = core.figures
+        return Placement(job.id, JobState.QUEUED, ahead + 1, self._eta(ahead, job, self.running_left()),
+                         len(core.queue))
+
+    def _eta(self, ahead: int, job: Job, running_left: float) -> float:
+        """Seconds until a queued job with ``ahead`` jobs before it is done, an engine being free in
+        ``running_left``."""
+        core = self.core
         mean_cost = core.queue.total_cost / len(core.queue)
         # The jobs ahead share every engine; this one runs on one.
-        eta = self.running_left() + (ahead * mean_cost / core.engine_count + job.view.cost) * figures.seconds_per_cost
-        return Placement(job.id, JobState.QUEUED, ahead + 1, eta, len(core.queue))
+        return running_left + (ahead * mean_cost / core.engine_count + job.view.cost) * core.figures.seconds_per_cost
 
     def running_left(self, job: Job | None = None) -> float:
         """Expected seconds until the batch running ``job`` is done; without a job, until an engine is free."""
@@ -52,13 +63,19 @@ class Estimates:
             self.core.figures.seconds_per_cost += alpha * (seconds / cost - self.core.figures.seconds_per_cost)
 
     def announce_positions(self) -> None:
-        """Tell each queued job's member its new position, where it changed."""
-        for position, entry in enumerate(self.core.queue.ordered(), start=1):
-            job = self.core.jobs[entry.job_id]
-            if job.announced_position != position:
-                job.announced_position = position
-                placement = self.placement(job)
-                self.core.publish(job, EventKind.POSITION, position=position, eta_seconds=placement.eta_seconds)
+        """Tell queued jobs' members their new position and ETA: within the first ``EXACT_PLACES`` at every
+        change, further back when it moved by ``PLACE_STEP`` of the place last told."""
+        core = self.core
+        running_left = self.running_left()
+        for position, entry in enumerate(core.queue.ordered(), start=1):
+            job = core.jobs[entry.job_id]
+            told = job.announced_position
+            if told == position or (told is not None and position > EXACT_PLACES
+                                    and abs(told - position) < told * PLACE_STEP):
+                continue
+            job.announced_position = position
+            eta = self._eta(position - 1, job, running_left)
+            core.publish(job, EventKind.POSITION, position=position, eta_seconds=eta)
 
     def trim_completions(self, now: float) -> None:
         completions = self.core.figures.completions

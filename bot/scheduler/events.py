@@ -21,7 +21,8 @@ class EventKind(enum.StrEnum):
     QUEUED = "queued"
     """Admitted (``position``, ``eta_seconds``), or recovered after a restart (``recovered``)."""
     POSITION = "position"
-    """The predicted position or ETA changed (announced when a batch starts)."""
+    """The predicted position changed (``position``, ``eta_seconds``), announced when a batch starts: at every
+    change within the first places, further back once it moved by a tenth (see ``Estimates.announce_positions``)."""
     STARTED = "started"
     """Handed to the engine (``attempt``)."""
     PROGRESS = "progress"

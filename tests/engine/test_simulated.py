@@ -47,6 +47,7 @@ async def test_time_is_steps_times_images_times_pixels(engine: SimulatedEngine, 
     assert [len(r.images) for r in results] == [2, 1]
     assert engine.busy_seconds == pytest.approx(8.0)
     assert engine.health().extra["batches"] == 2
+    assert engine.health().images_per_second == pytest.approx(3 / 8.0)  # its measured speed, images per second
 
 
 async def test_progress_every_step_for_every_job(engine: SimulatedEngine, clock: VirtualClock) -> None:

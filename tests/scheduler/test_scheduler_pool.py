@@ -5,6 +5,7 @@ joining or leaving touch only what they should."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from bot.scheduler.clock import VirtualClock
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import JobState
+from engine.simulated import SimulatedEngine
 from tests.scheduler.harness import GUILD, Harness, settings
 
 SECONDS = 1.0
@@ -49,7 +51,10 @@ async def test_jobs_spread_over_every_engine_and_run_side_by_side(tmp_path: Path
         assert (view.state, view.started_at) == (JobState.DONE, began)
         assert view.finished_at == pytest.approx(began + SECONDS)
     assert [engine.batches for engine in harness.engines] == [1, 1, 1]
-    assert harness.service.stats(GUILD).engine["extra"]["engines"] == 3
+    engine = harness.service.stats(GUILD).engine
+    assert engine["extra"]["engines"] == 3
+    assert [each["images_per_second"] for each in engine["engines"]] == [pytest.approx(1 / SECONDS)] * 3
+    assert engine["images_per_second"] == pytest.approx(3 / SECONDS)
     await harness.stop()
 
 
@@ -92,6 +97,16 @@ async def test_a_batch_goes_to_the_idle_engine_that_last_ran_its_shape(tmp_path:
     await harness.submit(5)
     await harness.drain()
     assert (small.images_made, large.images_made) == (2, 3)
+    await harness.stop()
+
+
+async def test_a_batch_goes_to_the_idle_engine_that_has_its_size_warm(tmp_path: Path, clock: VirtualClock) -> None:
+    harness = await open_harness(tmp_path / "dq.db", clock, engines=2)
+    cold, warm = harness.engines
+    warm.health = lambda: replace(SimulatedEngine.health(warm), sizes=((768, 768),))  # compiled for 768x768
+    await harness.submit(1, width=768, height=768)  # whichever engine wakes first, the warm one runs it
+    await harness.drain()
+    assert (cold.images_made, warm.images_made) == (0, 1)
     await harness.stop()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.scheduler.clock import VirtualClock
 from bot.scheduler.config import QuotaSettings, SchedulerSettings, TierSettings
 from bot.scheduler.errors import (
     Banned,
@@ -25,7 +26,7 @@ from bot.scheduler.errors import (
 )
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import DreamRequest, JobState, Member
-from tests.scheduler.harness import GENEROUS, GUILD, Harness
+from tests.scheduler.harness import GENEROUS, GUILD, Harness, settings
 
 
 async def rows(harness: Harness, sql: str, *params: object) -> list[tuple]:
@@ -454,3 +455,24 @@ async def test_stored_changes_that_no_longer_fit_are_skipped(harness: Harness) -
     assert harness.service.tier_limits(GUILD, "default")["burst"] == 5
     assert harness.service.quota_status(GUILD, Member(1)).limits.max_queued == GENEROUS.max_queued
     await harness.submit(1)
+
+
+async def test_a_batch_start_tells_the_first_places_every_move_and_the_rest_a_tenth_at_a_time(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    harness = Harness(tmp_path / "dq.db", clock, *settings(), max_batch_images=1)
+    await harness.start()
+    await harness.service.pause(actor_id=9)
+    jobs = [(await harness.submit(member)).job.job_id for member in range(1, 31)]
+    harness.collect()
+    await harness.service.resume(actor_id=9)
+    await clock.settle()  # the first job starts: everyone else moves up one place
+
+    def told() -> dict[int, int | None]:
+        return {event.job_id: event.position for event in harness.collect() if event.kind is EventKind.POSITION}
+
+    assert told() == {job: place for place, job in enumerate(jobs[1:11], start=1)}
+    await clock.advance(1.0)
+    await clock.advance(1.0)  # the third starts: the last job, told #30 at admission, is now #27
+    assert told()[jobs[-1]] == 27
+    await harness.stop()
