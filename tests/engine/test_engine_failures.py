@@ -4,9 +4,9 @@ out-of-memory in the engine process, a model that does not load.
 Nothing here depends on how fast the machine is: a job named in
 ``EngineFaults.hold_jobs`` stops after its first step until the client sends
 something, so its batch is still running when the test acts; the watchdog is
-driven by :class:`WatchdogClock`, so the engine is "silent too long" only when
-the test says so; and each test that kills, hangs or closes an engine has an
-engine of its own.
+driven by :class:`WatchdogClock` in every test, so the engine is "silent too
+long" only when the test says so; and each test that kills, hangs or closes
+an engine has an engine of its own.
 """
 
 from __future__ import annotations
@@ -139,9 +139,10 @@ async def test_an_engine_that_dies_while_idle_is_replaced_before_the_next_job(he
     assert held_engine.pid != idle_pid and held_engine.health().restarts == restarts + 1
 
 
-async def test_out_of_memory_in_the_engine_process_shrinks_the_batch(tiny_model: Path) -> None:
+async def test_out_of_memory_in_the_engine_process_shrinks_the_batch(tiny_model: Path, clock: WatchdogClock) -> None:
     settings = EngineSettings(model=str(tiny_model), device="cpu")
-    async with EngineProcess(settings, faults=EngineFaults(oom_above_images=1)) as engine:
+    # The watchdog on the test's clock: a starved machine's slow first batch is not "silent too long".
+    async with EngineProcess(settings, faults=EngineFaults(oom_above_images=1), silence=clock.silence) as engine:
         [result] = await engine.generate([job("big", 1, 2, 3, 4, params=QUICK)])
         [alone] = await engine.generate([job("alone", 3, params=QUICK)])
         assert result.outcome == Outcome.DONE and len(result.images) == 4
@@ -156,8 +157,9 @@ async def test_a_model_that_does_not_load_fails_the_start_clearly(tmp_path: Path
     await engine.close()
 
 
-async def test_closing_fails_the_running_batch_and_later_jobs_clearly(tiny_model: Path) -> None:
-    engine = EngineProcess(EngineSettings(model=str(tiny_model), device="cpu"), faults=EngineFaults(hold_jobs=HELD))
+async def test_closing_fails_the_running_batch_and_later_jobs_clearly(tiny_model: Path, clock: WatchdogClock) -> None:
+    engine = EngineProcess(EngineSettings(model=str(tiny_model), device="cpu"), faults=EngineFaults(hold_jobs=HELD),
+                           silence=clock.silence)
     await engine.start()
     closing: list[asyncio.Task[None]] = []
 
