@@ -38,6 +38,8 @@ class Limits:
     max_images: int = 9
     max_guidance: float = 30.0
     max_prompt_chars: int = 1500
+    models: tuple[str, ...] = ()
+    """Names of the models a request may pick besides the default (``GenerationParams.model`` empty)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class GenerationParams:
     steps: int = 25
     guidance: float = 7.0
     sampler: str = "dpmpp_2m_karras"
+    strength: float = 1.0
+    """How far img2img moves from the start image, 0-1 (1: all new noise); below 1 only with a start image."""
+    model: str = ""
+    """The configured model to use; empty: the engine's default. Jobs share a batch only on one model."""
+
+    @property
+    def denoise_steps(self) -> int:
+        """The denoising steps that actually run: img2img skips the first ``1 - strength`` of them."""
+        return max(1, int(self.steps * self.strength))
 
     def validate(self, limits: Limits) -> None:
         """Raise :class:`RequestError` naming the first option outside ``limits``."""
@@ -63,6 +74,11 @@ class GenerationParams:
             raise RequestError("guidance", f"must be between 0 and {limits.max_guidance:g}, got {self.guidance:g}")
         if self.sampler not in SAMPLERS:
             raise RequestError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not 0.0 < self.strength <= 1.0:
+            raise RequestError("strength", f"must be above 0 and at most 1, got {self.strength:g}")
+        if self.model and self.model not in limits.models:
+            offered = ", ".join(limits.models) or "only the default"
+            raise RequestError("model", f"must be one of the configured models ({offered}), got {self.model!r}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,8 @@ class JobRequest:
     seeds: tuple[int, ...]
     params: GenerationParams = GenerationParams()
     negative_prompt: str = ""
+    init_image: bytes | None = None
+    """The start image for img2img: PNG bytes of exactly ``params.width`` x ``params.height``; None: from noise."""
 
     @property
     def count(self) -> int:
@@ -82,8 +100,11 @@ class JobRequest:
 
     @property
     def cost(self) -> int:
-        """GPU cost in units of one 64x64-latent-pixel step: images x steps x pixels / 4096."""
-        return self.count * self.params.steps * (self.params.width * self.params.height // 4096)
+        """GPU cost in units of one 64x64-latent-pixel step: images x steps run x pixels / 4096.
+
+        img2img runs only ``strength`` of the steps, so a subtle variation costs less than a new image.
+        """
+        return self.count * self.params.denoise_steps * (self.params.width * self.params.height // 4096)
 
     def validate(self, limits: Limits) -> None:
         """Raise :class:`RequestError` naming the first invalid field."""
@@ -97,6 +118,8 @@ class JobRequest:
             if not 0 <= seed <= MAX_SEED:
                 raise RequestError("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
         self.params.validate(limits)
+        if self.init_image is None and self.params.strength < 1.0:
+            raise RequestError("strength", "needs a start image")
 
 
 class Outcome(enum.StrEnum):

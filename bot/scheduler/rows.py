@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -30,11 +31,7 @@ def job_row(view: JobView, key: str, tier: str) -> tuple[object, ...]:
 
 
 def encode_params(params: GenerationParams) -> str:
-    return json.dumps(
-        {"width": params.width, "height": params.height, "steps": params.steps, "guidance": params.guidance,
-         "sampler": params.sampler},
-        sort_keys=True,
-    )
+    return json.dumps(dataclasses.asdict(params), sort_keys=True)
 
 
 def job_view(row: aiosqlite.Row) -> JobView:
