@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bot.metrics import BotMetrics
 from bot.scheduler.models import JobView
 from engine.types import GeneratedImage, SafetyVerdict
-from moderation.audit import AuditLog
 from moderation.flags import FlaggedImage, FlagStore, ReviewItem
 
 Action = Literal["allow", "review", "block"]
@@ -104,27 +103,26 @@ def decide(images: Sequence[GeneratedImage], bands: Bands) -> ImageDecision | No
 
 
 class SafetyRecords:
-    """Where the safety check's decisions are recorded: withheld images counted against their member (the
-    metric and the audit log), spoilered grids put in the review queue."""
+    """Where the safety check's decisions are recorded: withheld images counted (the metric; their audit entry
+    is written with the member's warning, :func:`withheld_entry`), spoilered grids put in the review queue."""
 
-    def __init__(self, metrics: BotMetrics, audit: AuditLog, flags: FlagStore) -> None:
+    def __init__(self, metrics: BotMetrics, flags: FlagStore) -> None:
         self._metrics = metrics
-        self._audit = audit
         self._flags = flags
 
-    async def image_withheld(self, job: JobView, verdict: SafetyVerdict, bands: Bands) -> None:
-        """Count a job's images withheld from its channel: every withheld job comes through here once, whether
-        or not the moderators could be shown it (its member's warning is given beside it, by the caller)."""
+    def count_withheld(self, job: JobView) -> None:
+        """Count a job's images withheld from its channel (once per job: the caller knows a repeat)."""
         self._metrics.images_withheld.inc(len(job.seeds))
-        await self._audit.record(
-            job.guild_id, None, "image_withheld", member_id=job.member_id,
-            detail=f"job #{job.number}: {describe(verdict)}, withheld from {bands.block_at:g}",
-        )  # fmt: skip
 
     async def hold_for_review(self, job: JobView, message_id: int, verdict: SafetyVerdict) -> ReviewItem:
         """Put a job's posted, spoilered grid in its server's review queue (audited with the score)."""
         image = FlaggedImage(message_id, job.guild_id, job.member_id, job.prompt, job.job_id, job.channel_id)
         return await self._flags.hold_for_review(image, f"job #{job.number}: {describe(verdict)}")
+
+
+def withheld_entry(job: JobView, verdict: SafetyVerdict, bands: Bands) -> tuple[str, str]:
+    """The audit entry (action, detail) of a job's grid withheld from its channel."""
+    return "image_withheld", f"job #{job.number}: {describe(verdict)}, withheld from {bands.block_at:g}"
 
 
 def describe(verdict: SafetyVerdict) -> str:

@@ -116,12 +116,15 @@ class Moderating:
         return ReviewAction(item, ban, warning)
 
     async def warn(self, guild_id: int, member_id: int, reason: str, source: WarningSource, *,
-                   given_by: int | None = None, job_id: int | None = None) -> WarnOutcome:  # fmt: skip
+                   given_by: int | None = None, job_id: int | None = None,
+                   audit: tuple[str, str] | None = None) -> WarnOutcome:  # fmt: skip
         """Give a member a warning in the server (a blocked prompt, a withheld image, an actioned flag); at the
         server's count within its window it bans them for its ban time. ``outcome.banned`` says whether it did,
         ``outcome.notice()`` what to tell the member; the moderators' channel hears of a ban. A job's warning
-        (``job_id``) is given once, however often it is asked for."""
-        return await self.warnings.warn(guild_id, member_id, reason, source, given_by=given_by, job_id=job_id)
+        (``job_id``) is given once, however often it is asked for; ``audit`` (an action and its detail) is
+        recorded with it."""
+        return await self.warnings.warn(guild_id, member_id, reason, source, given_by=given_by, job_id=job_id,
+                                        audit=audit)
 
     async def ban(self, guild_id: int, moderator_id: int, member_id: int, hours: float | None,
                   reason: str) -> float | None:  # fmt: skip

@@ -21,7 +21,7 @@ import discord
 
 from bot import render
 from bot.flagging import alert_moderators
-from bot.image_policy import Bands, ImageDecision, decide, describe
+from bot.image_policy import Bands, ImageDecision, decide, describe, withheld_entry
 from bot.scheduler.models import JobView
 from bot.services import Services
 from bot.text import clip
@@ -58,11 +58,15 @@ class Screening:
 
         ``interaction`` is the job's, while its token lives; ``status_message_id`` its public status message.
         """
-        await self.services.image_safety.image_withheld(job, verdict, self.bands(job))
-        # Keyed by the job: a restart after this but before the record below delivers the job again, not a warning.
+        # The warning is keyed by the job, and the audit entry written with it: a restart before the record
+        # below delivers the job again, without a second warning, audit entry or moderators' post (the post
+        # is lost if the bot dies between the warning and it; the audit entry keeps the decision).
         warning = await self.services.moderating.warn(job.guild_id, job.member_id,
-                                                      f"image withheld (job #{job.number})", "image", job_id=job.job_id)
-        await self._show_moderators(job, verdict)
+                                                      f"image withheld (job #{job.number})", "image", job_id=job.job_id,
+                                                      audit=withheld_entry(job, verdict, self.bands(job)))  # fmt: skip
+        if not warning.warned.repeated:
+            self.services.image_safety.count_withheld(job)
+            await self._show_moderators(job, verdict)
         # Recorded before the member is told: a restart in between must not count and show it twice.
         await self.services.dreams.record_undeliverable(job.guild_id, job.job_id, WITHHELD_REASON)
         await self._tell_member(job, f"{WITHHELD.format(number=job.number)}\n{warning.notice()}", interaction,

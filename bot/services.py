@@ -122,7 +122,7 @@ class Services:
         """The operator's user ids: configured, else the application's owners (filled in at connect)."""
         self.config_path = config_path
         self.metrics = metrics or BotMetrics()
-        self.image_safety = SafetyRecords(self.metrics, self.audit, self.flags)
+        self.image_safety = SafetyRecords(self.metrics, self.flags)
         self.moderating = Moderating(dreams, flags, self.flag_reports, self.audit, prompt_log, self.warnings,
                                      self.metrics, self.server_settings, lambda: self.settings.moderation.flags)
         self.model = "simulated" if settings.engine.simulated else model_label(settings.engine.model or "")

@@ -118,14 +118,17 @@ class Warnings:
         return Escalation(server.warnings_to_ban, server.warning_window_hours, server.auto_ban_hours)
 
     async def warn(self, guild_id: int, member_id: int, reason: str, source: WarningSource, *,
-                   given_by: int | None = None, job_id: int | None = None) -> WarnOutcome:  # fmt: skip
+                   given_by: int | None = None, job_id: int | None = None,
+                   audit: tuple[str, str] | None = None) -> WarnOutcome:  # fmt: skip
         """Warn a member in a server; at the server's count within its window, ban them for its ban time (unless
         a ban is in force already) and tell the listeners. A job (``job_id``) warns once: asked again, its
-        warning is returned, and its ban carried out only if it is not in force (the bot stopped in between)."""
+        warning is returned (``outcome.warned.repeated``), and its ban carried out only if it is not in force (the
+        bot stopped in between). ``audit`` is recorded with the warning, once."""
         async with self._lock:
             already = self._dreams.ban_of(guild_id, member_id) is not None
             warned = await self.store.add(guild_id, member_id, reason, source, given_by=given_by, job_id=job_id,
-                                          rule=self.rule(guild_id), may_ban=not already, now=self._dreams.clock.now())
+                                          rule=self.rule(guild_id), may_ban=not already, now=self._dreams.clock.now(),
+                                          audit=audit)
             if warned.banned and not already:  # a repeated warning's ban may be in force: not banned, nor told, twice
                 await self._dreams.ban(AUTOMATIC, guild_id, member_id, until=warned.warning.banned_until,
                                        reason=f"{warning_count(warned.counted)} (the last: {reason})")  # fmt: skip

@@ -81,9 +81,11 @@ class WarningStore:
         self._db = db
 
     async def add(self, guild_id: int, member_id: int, reason: str, source: WarningSource, *, given_by: int | None,
-                  rule: Escalation, may_ban: bool, now: float, job_id: int | None = None) -> Warned:  # fmt: skip
+                  rule: Escalation, may_ban: bool, now: float, job_id: int | None = None,
+                  audit: tuple[str, str] | None = None) -> Warned:  # fmt: skip
         """Warn a member; when this reaches ``rule``'s count (and ``may_ban``: the member is not banned already),
-        record the automatic ban it brings. Both are audited. A warning for a ``job_id`` (and ``source``) that
+        record the automatic ban it brings. Both are audited, and ``audit`` (an action and its detail: what the
+        warning is for) beside them, in the same transaction. A warning for a ``job_id`` (and ``source``) that
         has one already is that one, added to nothing (``repeated``)."""
         async with self._db.transaction() as conn:
             if job_id is not None:
@@ -104,6 +106,8 @@ class WarningStore:
             )
             warning_id = cursor.lastrowid
             assert warning_id is not None
+            if audit is not None:
+                await write_audit(conn, guild_id, now, None, audit[0], None, member_id, audit[1])
             detail = f"warning #{warning_id}: {reason}"
             await write_audit(conn, guild_id, now, given_by, "warning", None, member_id, detail)
             counted = await _counting(conn, guild_id, member_id, now - rule.window_hours * HOUR_S)

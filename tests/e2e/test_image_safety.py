@@ -65,7 +65,7 @@ async def test_a_withheld_image_is_never_public_the_moderators_get_it_spoilered_
     assert not (await world.result(await world.dream(world.alice, prompt="a calm sea", count=1))).attachments[0].spoiler
 
 
-async def test_a_bot_stopped_before_a_withheld_job_was_recorded_warns_once_after_its_restart(
+async def test_a_bot_stopped_before_a_withheld_job_was_recorded_warns_audits_and_shows_it_once_after_its_restart(
     world: World, caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = await world.start(engine_client=checked_engine())
@@ -80,10 +80,15 @@ async def test_a_bot_stopped_before_a_withheld_job_was_recorded_warns_once_after
     await stopped.wait()
     app = await world.restart(engine_client=checked_engine())  # delivers the job again: withheld again
     caplog.clear()  # the stop was logged as an error, as expected: keep the no-unexpected-errors guard quiet
-    await world.fake.wait_until(lambda: len([m for m in world.fake.channel_messages(world.mods) if m.attachments]) == 2)
+    # The member is told by direct message now (the interaction died with the bot), once the job is recorded.
+    await world.fake.wait_message(has_text(WITHHELD), channel=world.fake.dm_channel(world.alice))
     job = await app.services.dreams.job_by_number(world.guild.id, 1)
+    assert job.undeliverable == "withheld by the image safety check"
     record = await app.services.warnings.record(world.guild.id, world.alice.id)
     assert [warning.job_id for warning in record.warnings] == [job.job_id]  # one warning, keyed by its job
+    entries = [entry for entry in await app.services.audit.entries(world.guild.id) if entry.action == "image_withheld"]
+    assert len(entries) == 1  # written with the warning, so not again
+    assert len([m for m in world.fake.channel_messages(world.mods) if m.attachments]) == 1  # shown once
     assert image_posts(world, world.dreams.id) == []
 
 
