@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.delivery import LEFT_NOT_QUEUED as NOT_QUEUED
 from tests.fakediscord import FakeDiscord
 
 FOOTER = re.compile(r"^Job #(\d+)$")
@@ -39,6 +40,8 @@ class Tally:
     """Answered privately (quota, queue full...): no job."""
     unanswered: int = 0
     """Sent while the bot was dying: nothing came back and no job was made."""
+    told_not_queued: int = 0
+    """Deferred publicly, never journaled, and answered by the next start: "restarted before it was queued"."""
     acknowledged_not_admitted: list[int] = field(default_factory=list)
     """Interactions the bot deferred publicly but never journaled: the member saw "thinking..." and nothing more."""
     admitted: int = 0
@@ -72,8 +75,8 @@ class Tally:
         """The counts, one per line, as the bench prints them."""
         return [
             f"interactions sent:            {self.interactions}"
-            f" (refused {self.refused}, unanswered {self.unanswered},"
-            f" acknowledged but never admitted {len(self.acknowledged_not_admitted)})",
+            f" (refused {self.refused}, unanswered {self.unanswered}, told not queued {self.told_not_queued},"
+            f" acknowledged but never answered {len(self.acknowledged_not_admitted)})",
             f"admitted jobs:                {self.admitted}  by state: {self.states}",
             f"delivered exactly once:       {self.delivered_once}",
             f"posted twice or more:         {len(self.posted_twice)}{_few(self.posted_twice)}"
@@ -146,6 +149,8 @@ def _count_interactions(fake: FakeDiscord, keys: set[str], tally: Tally) -> None
             tally.unanswered += 1
         elif any(event.ephemeral for event in interaction.events):
             tally.refused += 1
+        elif any(NOT_QUEUED in (event.content or "") for event in interaction.events):
+            tally.told_not_queued += 1
         else:
             tally.acknowledged_not_admitted.append(interaction.id)
 

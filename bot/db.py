@@ -91,10 +91,13 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run a ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on error."""
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
+                # Also when BEGIN itself was cancelled: it runs on the connection's thread all the same, and
+                # left open it fails every later transaction ("cannot start a transaction within a transaction").
+                # Queued behind it, the rollback undoes it (and is a no-op if nothing began).
                 await self.conn.rollback()
                 raise
             else:

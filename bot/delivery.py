@@ -23,16 +23,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import discord
 
 from bot import render
 from bot.end_notices import EndNotices
+from bot.open_replies import OpenReply
 from bot.replies import placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
 from bot.scheduler.models import Admission, JobState, JobView
 from bot.screening import Screening
+from bot.server import server_id
 from bot.services import Services
 from bot.status_edits import Reply
 from bot.views import status_view
@@ -43,6 +46,10 @@ REQUEUED = "The image engine had a problem; your job is back at the front of the
 ENDED = {JobState.FAILED: EventKind.FAILED, JobState.CANCELLED: EventKind.CANCELLED,
          JobState.INTERRUPTED: EventKind.INTERRUPTED}  # fmt: skip
 """The event that tells a member how a job ended without images, by the job's final state."""
+LEFT_QUEUED = ("⚠️ The bot restarted while taking this request. Job #{number} is safe in the queue: its progress "
+               "and images will be posted in this channel.")  # fmt: skip
+LEFT_NOT_QUEUED = ("⚠️ The bot restarted before this request was queued. Nothing was charged to your quota; "
+                   "please send it again.")  # fmt: skip
 
 
 class Delivery(EndNotices):
@@ -94,6 +101,8 @@ class Delivery(EndNotices):
 
     async def _run(self) -> None:
         await self.bot.wait_until_ready()
+        for left in await self.services.open_replies.take(time.time()):
+            self._spawn(self._answer_left(left))
         for job in await self.services.dreams.undelivered():
             if job.state is JobState.DONE:
                 self._spawn(self._redeliver(job))
@@ -117,6 +126,12 @@ class Delivery(EndNotices):
 
     # what the cogs call
 
+    def admitting(self, interaction: discord.Interaction) -> AbstractAsyncContextManager[None]:
+        """Keep the interaction's public placeholder on record while its job is admitted: a bot that stops in
+        between answers it at its next start. Call :meth:`queued` inside the block, straight after the submit."""
+        return self.services.open_replies.holding(OpenReply(
+            server_id(interaction), interaction.id, interaction.application_id, interaction.token, time.time()))
+
     def queued(self, interaction: discord.Interaction, admission: Admission, note: str = "") -> None:
         """Show a just-admitted job on the interaction's reply and keep it updated from now on.
 
@@ -129,6 +144,16 @@ class Delivery(EndNotices):
         placeholder_used(interaction)
         reply.attached.set()
         self._show(reply, render.queued_embed(job, admission.placement, time.time(), note), status_view(job))
+
+    async def _answer_left(self, left: OpenReply) -> None:
+        """Answer a placeholder the last run left: its job is safe, or it was never queued."""
+        job = await self.services.dreams.job_by_key(left.guild_id, str(left.interaction_id))
+        text = LEFT_NOT_QUEUED if job is None else LEFT_QUEUED.format(number=job.number)
+        webhook = discord.Webhook.partial(left.application_id, left.token, client=self.bot)
+        try:  # "@original": the interaction's own reply, which has no message id of its own yet
+            await webhook.edit_message("@original", content=text, embeds=[], view=None)  # type: ignore[arg-type]
+        except discord.HTTPException as exc:  # answered with a refusal, which deleted it, or the token died
+            log.info("could not answer the placeholder of interaction %s: %s", left.interaction_id, exc)
 
     # events
 

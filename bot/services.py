@@ -21,6 +21,7 @@ from bot.guild_settings import GuildSettingsStore, ServerSettings
 from bot.image_policy import SafetyRecords
 from bot.metrics import BotMetrics
 from bot.moderating import Moderating
+from bot.open_replies import OpenReplies
 from bot.refusal import Refusal
 from bot.retention import Retention
 from bot.scheduler.models import (
@@ -116,6 +117,7 @@ class Services:
         self.guild_settings = guild_settings
         self.warnings = Warnings(WarningStore(db), dreams, self.server_settings)
         self.forgetting = Forgetting(db, dreams)
+        self.open_replies = OpenReplies(db)
         self.retention = Retention(db, prompt_log, guild_settings, filters,
                                    left_guild_days=settings.discord.left_guild_retention_days)  # fmt: skip
         self.operator_ids: frozenset[int] = frozenset(settings.discord.owner_ids)

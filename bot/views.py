@@ -74,9 +74,10 @@ class RerollButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
         bot: Any = interaction.client
         guild_id = server_id(interaction)
         await defer(interaction, public=True)
-        admission = await bot.services.reroll(guild_id, self.job_id, member_of(interaction.user), str(interaction.id),
-                                              age_restricted=is_nsfw(interaction.channel))  # fmt: skip
-        bot.delivery.queued(interaction, admission)
+        async with bot.delivery.admitting(interaction):
+            admission = await bot.services.reroll(guild_id, self.job_id, member_of(interaction.user),
+                                                  str(interaction.id), age_restricted=is_nsfw(interaction.channel))
+            bot.delivery.queued(interaction, admission)
 
 
 class FlagButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], template=r"dq:flag:(?P<job>\d+)"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -45,6 +46,23 @@ async def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
                 raise RuntimeError("boom")
         async with db.conn.execute("SELECT count(*) FROM jobs") as cur:
             assert (await cur.fetchone())[0] == 0
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_none_open(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "dq.db") as db:
+
+        async def begin_only() -> None:
+            async with db.transaction():
+                raise AssertionError("cancelled before the block")
+
+        task = asyncio.create_task(begin_only())
+        await asyncio.sleep(0)  # the task is now waiting for BEGIN, which the connection's thread runs regardless
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.transaction() as conn:  # "cannot start a transaction within a transaction" before the fix
+            await conn.execute("INSERT INTO guilds (guild_id, joined_at) VALUES (1, 0)")
+        assert not db.conn.in_transaction
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -129,8 +129,9 @@ class Dream(commands.Cog):
         )
         # defer, one service call, render
         await defer(interaction, public=True)
-        admission = await self.services.dream(request, age_restricted=is_nsfw(interaction.channel))
-        self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
+        async with self.bot.delivery.admitting(interaction):  # type: ignore[attr-defined]
+            admission = await self.services.dream(request, age_restricted=is_nsfw(interaction.channel))
+            self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
 
     def _fit_prompt(self, prompt: str) -> tuple[str, str]:
         """The prompt within the token limit, and a note when it was cut; refuses instead when so configured."""

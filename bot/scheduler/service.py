@@ -160,6 +160,11 @@ class DreamService:
         job = self._core.active(guild_id, row["id"])
         return job.view if job is not None else read_view(row)
 
+    async def job_by_key(self, guild_id: int, key: str) -> JobView | None:
+        """The server's job admitted for ``key`` (its request's idempotency key); None if none was."""
+        row = await self.journal.job_by_key(guild_id, key)
+        return None if row is None else await self.job(guild_id, row["id"])
+
     def active_jobs(self, guild_id: int, member_id: int | None = None) -> list[JobView]:
         """The server's jobs queued or running (of one member, or everyone's), oldest first."""
         return [job.view for job in sorted(self._core.jobs.values(), key=lambda job: job.id)

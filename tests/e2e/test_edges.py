@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -144,3 +145,49 @@ async def test_an_unexpected_error_gives_an_error_id_and_logs_the_traceback(
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert error_id in record.getMessage() and "database on fire" in caplog.text
     caplog.clear()  # expected: keep the no-unexpected-errors guard quiet
+
+
+async def stop_during_admission(world: World, *, admitted: bool) -> Any:
+    """Send a ``/dream`` whose admission the bot never finishes (``admitted``: it stops just after the journal
+    write), as a bot killed in between would leave it; return the interaction once the bot is stopped."""
+    app = world.app
+    assert app is not None
+    submit, reached, stuck = app.services.dream, asyncio.Event(), []
+
+    async def never_finishes(request: Any, **options: Any) -> Any:
+        if admitted:
+            await submit(request, **options)
+        stuck.append(asyncio.current_task())
+        reached.set()
+        await asyncio.Event().wait()
+
+    app.services.dream = never_finishes
+    ix = await world.dream(world.alice, prompt="caught by a restart", count=1)
+    await reached.wait()
+    await world.stop()
+    stuck[0].cancel()  # what a kill leaves: no code of that run answers it
+    return ix
+
+
+async def test_a_request_caught_by_a_restart_before_its_job_was_admitted_is_answered_at_the_next_start(
+    world: World,
+) -> None:
+    await world.start()
+    ix = await stop_during_admission(world, admitted=False)
+    app = await world.start()
+    told = await ix.wait_message(has_text("restarted before this request was queued"), include_channel=False)
+    assert "Nothing was charged" in told.content and not told.ephemeral
+    assert await app.services.dreams.job_by_key(world.guild.id, str(ix.id)) is None
+
+
+async def test_a_request_caught_by_a_restart_after_its_job_was_admitted_says_so_and_is_delivered(
+    world: World,
+) -> None:
+    await world.start()
+    ix = await stop_during_admission(world, admitted=True)
+    await world.start()
+    await ix.wait_message(has_text("Job #1 is safe in the queue"), include_channel=False)
+    grid = await world.fake.wait_message(
+        lambda m: bool(m.attachments) and m.embeds[0]["description"] == "caught by a restart", channel=world.dreams
+    )
+    assert grid.mentions.users == {world.alice.id}
