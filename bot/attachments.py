@@ -1,5 +1,5 @@
 """Start images for img2img: a member's attachment checked, decoded and fitted to a size the engine makes, and a
-stored image enlarged for *Upscale 2×*.
+stored image brought to its job's size (enlarged, for *Upscale 2×*).
 
 A file is refused before it is fetched when it declares too many bytes, and
 before it is decoded when its header declares too many pixels (Pillow reads
@@ -120,9 +120,12 @@ def fitted_size(width: int, height: int, bounds: Bounds) -> tuple[int, int]:
     return side(width * scale, bounds.max_width), side(height * scale, bounds.max_height)
 
 
-def enlarged(png: bytes, width: int, height: int) -> bytes:
-    """``png`` resized to ``width`` x ``height`` (Lanczos), as PNG: the start of *Upscale 2×*. CPU-bound."""
+def resized(png: bytes, width: int, height: int) -> bytes:
+    """``png`` at ``width`` x ``height`` (enlarged with Lanczos for *Upscale 2×*; as it is when it is that size
+    already), as PNG. CPU-bound."""
     with Image.open(io.BytesIO(png)) as opened:
+        if opened.size == (width, height):
+            return png
         image = opened.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, format="PNG")

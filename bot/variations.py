@@ -12,7 +12,7 @@ import asyncio
 import enum
 from dataclasses import dataclass, replace
 
-from bot.attachments import enlarged
+from bot.attachments import resized
 from bot.refusal import Refusal
 from bot.scheduler.models import Admission, DreamRequest, JobState, JobView, Member
 from bot.services import Services, random_seeds
@@ -97,11 +97,9 @@ class Variations:
             raise Refusal(f"{control.label} of a {job.params.width}×{job.params.height} image would be "
                           f"{plan.params.width}×{plan.params.height}; the largest this bot makes is "
                           f"{limits.max_width}×{limits.max_height}.")  # fmt: skip
-        if control is Control.UPSCALE:  # the same seed: the refinement keeps to the image's own noise
-            start = await asyncio.to_thread(enlarged, image.png, plan.params.width, plan.params.height)
-            seeds: tuple[int, ...] = (image.seed,)
-        else:
-            start, seeds = image.png, random_seeds(plan.count)
+        # An upscale keeps the image's seed: the refinement keeps to the image's own noise.
+        seeds = (image.seed,) if control is Control.UPSCALE else random_seeds(plan.count)
+        start = await asyncio.to_thread(resized, image.png, plan.params.width, plan.params.height)
         request = DreamRequest(
             member=member, guild_id=guild_id, prompt=job.prompt if prompt is None else prompt, seeds=seeds,
             idempotency_key=key, params=plan.params,

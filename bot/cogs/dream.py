@@ -44,6 +44,7 @@ class Dream(commands.Cog):
 
     def _build(self, limits: Limits) -> app_commands.Command:
         default_sampler = self.services.settings.engine.default_sampler
+        image_strength = self.services.settings.controls.image_strength
 
         @app_commands.command(name="dream", description="Turn a prompt into images")
         @app_commands.guild_only()
@@ -58,7 +59,7 @@ class Dream(commands.Cog):
             height=f"Height in pixels, a multiple of 8 ({limits.min_size}-{limits.max_height})",
             sampler=f"The sampler (default: {SAMPLER_LABELS[default_sampler]})",
             image="Your own start image (PNG, JPEG or WebP): the picture is drawn from it",
-            strength="With an image: how far from it, 0-1 (0.7 if not given; 1 keeps only its shape of noise)",
+            strength=f"With an image: how far to move from it, 0-1 (default {image_strength:g}; 1 redraws it all)",
         )
         @app_commands.choices(
             sampler=[app_commands.Choice(name=SAMPLER_LABELS[name], value=name) for name in SAMPLERS]
