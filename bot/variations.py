@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from bot.attachments import resized
+from bot.guild_settings import ServerSettings
 from bot.refusal import Refusal
 from bot.scheduler.models import Admission, DreamRequest, JobState, JobView, Member
 from bot.services import Services, random_seeds
@@ -42,6 +43,15 @@ class Plan:
     def cost(self) -> int:
         """GPU work, in the fair queue's units (see :attr:`engine.types.JobRequest.cost`)."""
         return JobRequest("plan", "plan", (0,) * self.count, self.params).cost
+
+
+def controls_costs(server: ServerSettings) -> str:
+    """What each control costs in the server, against a new grid like the image's."""
+    return (f"Charged to whoever clicks. **Vary (subtle)**: a grid as large as the image's, at "
+            f"{server.vary_subtle_strength:.0%} of its GPU work. **Vary (strong)** and **Remix**: the same at "
+            f"{server.vary_strong_strength:.0%}. **Upscale 2×**: 1 image of your quota, 4× its pixels at "
+            f"{server.upscale_strength:.0%} of the steps ({4 * server.upscale_strength:.1f}× the GPU work of "
+            "one image).")  # fmt: skip
 
 
 class Variations:

@@ -104,6 +104,10 @@ async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: W
     start = Image.open(io.BytesIO(await start_image(world, job) or b""))
     assert start.size == (512, 384)
     assert daily_left(world, world.bob) == before - 1
+    quota = await world.fake.slash(world.bob, world.dreams, "quota")
+    shown = str((await quota.wait_message(lambda m: m.ephemeral)).embeds[0])
+    assert "**Vary (subtle)**: a grid as large as the image's, at 35% of its GPU work" in shown
+    assert "**Upscale 2×**: 1 image of your quota, 4× its pixels at 30% of the steps (1.2× the GPU work" in shown
 
     too_big = await world.result(await world.dream(world.alice, prompt="a wide castle", count=1, width=1024,
                                                    height=64))  # fmt: skip
