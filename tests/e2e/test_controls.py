@@ -12,6 +12,8 @@ from PIL import Image
 
 from bot.attachments import resized
 from bot.scheduler.models import JobView, Member
+from engine.simulated import SimulatedEngine
+from engine.types import JobRequest, JobResult, ProgressCallback
 from tests.e2e.conftest import World, has_text
 from tests.fakediscord import FakeMember
 from tests.fakediscord.errors import InvalidInteraction
@@ -26,6 +28,18 @@ def picture(size: tuple[int, int], fmt: str = "PNG") -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
+
+
+class RecordingEngine(SimulatedEngine):
+    """The simulated engine drawing images at their full size, keeping every request it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(seconds_per_step=0.01, image_max_side=None, draw_in_thread=True)
+        self.requests: dict[str, JobRequest] = {}
+
+    async def generate(self, jobs: Any, on_progress: ProgressCallback | None = None) -> list[JobResult]:
+        self.requests.update((job.job_id, job) for job in jobs)
+        return await super().generate(jobs, on_progress)
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -89,7 +103,8 @@ async def test_vary_subtle_and_strong_from_an_image_posted_alone(world: World) -
 
 
 async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: World) -> None:
-    await world.start()
+    engine = RecordingEngine()
+    await world.start(engine_client=engine)
     grid = await world.result(await world.dream(world.alice, prompt="a castle", count=1, width=256, height=192))
     assert [button["label"] for button in grid.buttons] == ["Re-roll", "Flag", "Delete", *CONTROLS]
     before = daily_left(world, world.bob)
@@ -97,12 +112,14 @@ async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: W
     click = await world.fake.click(world.bob, grid, label="Upscale 2×")
     upscaled = await world.result(click)
     assert replies_to(upscaled, grid)
-    assert len(upscaled.attachments) == 1 and "512×384" in str(upscaled.embeds[0])
+    [attachment] = upscaled.attachments
+    assert attachment.image().size == (512, 384)
     job = await newest_job(world, world.bob)
     assert (job.params.width, job.params.height, job.params.strength) == (512, 384, 0.3)
     assert job.cost == 1 * int(4 * 0.3) * (512 * 384 // 4096)
-    start = Image.open(io.BytesIO(await start_image(world, job) or b""))
-    assert start.size == (512, 384)
+    asked = engine.requests[str(job.job_id)]
+    assert asked.init_image == await start_image(world, job) and asked.params == job.params
+    assert Image.open(io.BytesIO(asked.init_image or b"")).size == (512, 384)
     assert daily_left(world, world.bob) == before - 1
     quota = await world.fake.slash(world.bob, world.dreams, "quota")
     shown = str((await quota.wait_message(lambda m: m.ephemeral)).embeds[0])
@@ -162,6 +179,10 @@ async def test_dream_from_the_members_own_image(world: World, name: str, fmt: st
     job = await newest_job(world, world.alice)
     assert (job.params.width, job.params.height, job.params.strength) == (256, 128, 0.25)
 
+    assert world.app is not None  # forgetting the member deletes their pictures
+    await world.app.services.forgetting.member(world.guild.id, world.alice.id, None)
+    assert await start_image(world, job) is None
+
 
 async def test_bad_start_images_are_refused_saying_what_is_wrong(world: World) -> None:
     app = await world.start()
@@ -203,14 +224,14 @@ async def test_every_control_works_after_a_restart_and_a_queued_start_image_surv
     waiting = await world.fake.click(world.bob, grid, label="Vary (subtle)")
     await waiting.wait_message(has_text("Queued"))
     queued = await newest_job(world, world.bob)
-    await world.restart()
+    engine = RecordingEngine()
+    await world.restart(engine_client=engine)
 
-    assert world.app is not None
-    [job] = [job for job in world.app.services.dreams._core.jobs.values() if job.id == queued.job_id]
-    assert job.request.init_image == await start_image(world, queued) and job.request.init_image
     resume = await world.fake.slash(world.admin, world.dreams, "admin", "resume")
     await resume.wait_message(lambda m: m.ephemeral)
     await world.fake.wait_message(lambda m: bool(m.attachments) and "Seeds" in str(m.embeds), channel=world.dreams)
+    stored = await start_image(world, queued)
+    assert stored and engine.requests[str(queued.job_id)].init_image == stored
 
     for label in CONTROLS[:3]:
         click = await world.fake.click(world.carol, grid, label=label)
@@ -222,6 +243,10 @@ async def test_every_control_works_after_a_restart_and_a_queued_start_image_surv
 async def test_a_control_on_an_image_no_longer_kept_says_for_how_long_images_are_kept(world: World) -> None:
     app = await world.start()
     grid = await world.result(await world.dream(world.alice, prompt="a red fox", count=1, width=256, height=256))
+    await world.result(await world.fake.click(world.bob, grid, label="Vary (subtle)"))
+    varied = await newest_job(world, world.bob)
+    assert await start_image(world, varied) is not None
     await app.services.dreams.journal.prune_images(before=app.services.dreams.clock.now() + 1)
+    assert await start_image(world, varied) is None  # pruned with the images
     refused = await world.fake.click(world.bob, grid, label="Vary (strong)")
     assert "no longer kept: images are kept for 24 hours after they are posted" in await private(refused)
