@@ -82,7 +82,8 @@ class Variations:
         return "Costs (charged to whoever clicks): " + " · ".join(parts) + "."
 
     async def source(self, guild_id: int, job_id: int, index: int) -> tuple[JobView, GeneratedImage]:
-        """The server's done job and its image ``index``; refuses when the images are no longer kept."""
+        """The server's done job and its image ``index``; refuses when the images are no longer kept, or hidden for
+        review (flagged enough, or by the safety check) or acted on by the moderators."""
         dreams = self.services.dreams
         job = await dreams.job(guild_id, job_id)
         images = await dreams.images(guild_id, job_id) if job.state is JobState.DONE else ()
@@ -92,6 +93,12 @@ class Variations:
                           "after they are posted. Re-roll the job to make new ones.")  # fmt: skip
         if index >= len(images):
             raise Refusal(f"Job #{job.number} has {len(images)} images.")
+        review = None if job.result_message_id is None else await self.services.flags.item_for_message(
+            guild_id, job.result_message_id)  # fmt: skip
+        if review is not None and (review.state == "actioned" or (review.state == "open" and review.hidden)):
+            raise Refusal(f"The images of job #{job.number} were "
+                          + (f"{review.resolution} by the moderators." if review.resolution else
+                             "hidden for the moderators to review; try again once they have cleared them."))
         return job, images[index]
 
     async def make(self, guild_id: int, job_id: int, index: int, control: Control, member: Member, key: str, *,

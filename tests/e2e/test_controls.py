@@ -250,3 +250,19 @@ async def test_a_control_on_an_image_no_longer_kept_says_for_how_long_images_are
     assert await start_image(world, varied) is None  # pruned with the images
     refused = await world.fake.click(world.bob, grid, label="Vary (strong)")
     assert "no longer kept: images are kept for 24 hours after they are posted" in await private(refused)
+
+
+async def test_an_image_hidden_for_review_is_not_varied_until_the_moderators_clear_it(world: World) -> None:
+    await world.start(moderation={"flags": {"alert_score": 1, "hide_score": 1}})
+    grid = await world.result(await world.dream(world.alice, prompt="a duck", count=1, width=256, height=256))
+    flag = await world.fake.click(world.bob, grid, label="Flag")
+    modal = await flag.wait_modal()
+    reason, note = [label["component"]["custom_id"] for label in modal["components"]]
+    await (await world.fake.submit_modal(flag, {reason: ["sexual"], note: ""})).wait_message(lambda m: m.ephemeral)
+
+    refused = await world.fake.click(world.carol, grid, label="Vary (strong)")
+    assert "were hidden for the moderators to review" in await private(refused)
+    alert = await world.fake.wait_message(channel=world.mods)
+    dismiss = await world.fake.click(world.moderator, alert, label="Dismiss")
+    await dismiss.wait_message(lambda m: m.ephemeral)
+    await world.result(await world.fake.click(world.carol, grid, label="Vary (strong)"))
