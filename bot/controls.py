@@ -14,6 +14,7 @@ import discord
 
 from bot.access import check_served, member_of
 from bot.errors import Guarded, report
+from bot.prompt_tokens import fit_prompt
 from bot.refusal import Refusal
 from bot.replies import defer
 from bot.screening import is_nsfw
@@ -50,13 +51,14 @@ async def submit(interaction: discord.Interaction, job_id: int, index: int, cont
     """Defer publicly, submit the control's job as the clicker's, and show it as ``/dream`` does."""
     bot: Any = interaction.client
     guild_id = server_id(interaction)
+    prompt, cut = (None, "") if prompt is None else fit_prompt(prompt, bot.services.settings.discord)
     await defer(interaction, public=True)
     admission, source = await Variations(bot.services).make(
         guild_id, job_id, index, control, member_of(interaction.user), str(interaction.id),
         age_restricted=is_nsfw(interaction.channel), strength=strength, prompt=prompt, negative=negative,
     )
     what = control.label if prompt is None else "Remix"
-    bot.delivery.queued(interaction, admission, f"{what} of image {index + 1} of job #{source.number}.")
+    bot.delivery.queued(interaction, admission, f"{what} of image {index + 1} of job #{source.number}. {cut}".strip())
 
 
 class VarySubtleButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],

@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.access import member_of
 from bot.attachments import Bounds, check_size, read_start_image
-from bot.prompt_tokens import measure
+from bot.prompt_tokens import fit_prompt
 from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
@@ -156,16 +156,7 @@ class Dream(commands.Cog):
 
     def _fit_prompt(self, prompt: str) -> tuple[str, str]:
         """The prompt within the token limit, and a note when it was cut; refuses instead when so configured."""
-        settings = self.services.settings.discord
-        length = measure(prompt, settings.max_prompt_tokens)
-        if length.fits:
-            return prompt, ""
-        if settings.long_prompt == "refuse":
-            raise Refusal(
-                f"Your prompt is at least {length.tokens} tokens long; Stable Diffusion reads only "
-                f"{length.limit}. Shorten it and try again."
-            )
-        return length.kept, f"Your prompt was cut to its first {length.limit} tokens (it had at least {length.tokens})."
+        return fit_prompt(prompt, self.services.settings.discord)
 
     # autocomplete: what the member's tier allows
 

@@ -149,6 +149,8 @@ async def test_remix_opens_the_prompt_and_filters_the_edit(world: World) -> None
     assert "Matched in your negative prompt: “white power” (hate)" in await private(blocked)
     bad = await world.fake.submit_modal(click, {prompt: "a lighthouse", negative: "", strength: "lots"})
     assert "**strength**: must be a number above 0 and at most 1" in await private(bad)
+    long = await world.fake.submit_modal(click, {prompt: "a lighthouse " * 60, negative: "", strength: "0.5"})
+    assert "Your prompt is at least 120 tokens long" in await private(long)
 
     remixed = await world.fake.submit_modal(click, {prompt: "a lighthouse in snow", negative: "", strength: "0.5"})
     result = await world.result(remixed)
