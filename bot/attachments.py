@@ -69,7 +69,8 @@ async def read_start_image(attachment: discord.Attachment, settings: ControlSett
     try:
         data = await attachment.read()
     except discord.HTTPException as exc:
-        raise Refusal(f"**image**: `{attachment.filename}` could not be downloaded ({exc.status}); try again.") from None
+        raise Refusal(f"**image**: `{attachment.filename}` could not be downloaded ({exc.status}); "
+                      "try again.") from None
     check_size(attachment.filename, len(data), settings)  # in case the declared size was wrong
     return await asyncio.to_thread(fit_start_image, data, attachment.filename, settings.max_image_pixels, bounds, size)
 

@@ -47,7 +47,8 @@ class ImageControl(Guarded):
 
 
 async def submit(interaction: discord.Interaction, job_id: int, index: int, control: Control, *,
-                 strength: float | None = None, prompt: str | None = None, negative: str | None = None) -> None:  # fmt: skip
+                 strength: float | None = None, prompt: str | None = None,
+                 negative: str | None = None) -> None:  # fmt: skip
     """Defer publicly, submit the control's job as the clicker's, and show it as ``/dream`` does."""
     bot: Any = interaction.client
     guild_id = server_id(interaction)
@@ -131,7 +132,8 @@ class RemixForm(discord.ui.Modal, title="Remix this image"):
         try:
             strength = float(self.strength.value)
         except ValueError:
-            raise Refusal(f"**strength**: must be a number above 0 and at most 1, got {self.strength.value!r}.") from None
+            raise Refusal(f"**strength**: must be a number above 0 and at most 1, "
+                          f"got {self.strength.value!r}.") from None
         await submit(interaction, self.job_id, self.index, Control.VARY_STRONG, strength=strength,
                      prompt=self.prompt.value, negative=self.negative.value)  # fmt: skip
 
