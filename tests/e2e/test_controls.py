@@ -268,3 +268,20 @@ async def test_an_image_hidden_for_review_is_not_varied_until_the_moderators_cle
     dismiss = await world.fake.click(world.moderator, alert, label="Dismiss")
     await dismiss.wait_message(lambda m: m.ephemeral)
     await world.result(await world.fake.click(world.carol, grid, label="Vary (strong)"))
+
+
+async def test_a_servers_admins_set_its_strengths(world: World) -> None:
+    await world.start()
+    settings = ("admin", "settings", "set")
+    bad = await world.fake.slash(world.admin, world.dreams, *settings, key="vary_subtle_strength", value=0)
+    assert "`vary_subtle_strength` must be more than 0 and at most 1; 0 is out of range." in await private(bad)
+    good = await world.fake.slash(world.admin, world.dreams, *settings, key="vary_subtle_strength", value=0.5)
+    assert "`vary_subtle_strength` is now 0.5 here." in await private(good)
+    offered = await world.fake.autocomplete(world.admin, world.dreams, "admin", "settings", "set", focused="key",
+                                            key="strength")  # fmt: skip
+    assert [choice["value"] for choice in await offered.wait_choices()] == [
+        "vary_subtle_strength", "vary_strong_strength", "upscale_strength"]
+
+    grid = await world.result(await world.dream(world.alice, prompt="a red fox", count=1, width=256, height=256))
+    await world.result(await world.fake.click(world.bob, grid, label="Vary (subtle)"))
+    assert (await newest_job(world, world.bob)).params.strength == 0.5
