@@ -52,10 +52,16 @@ class Forgotten:
 
 
 async def blank_job_prompts(conn: aiosqlite.Connection, guild_id: int, member_id: int | None) -> int:
-    """Blank the prompts of the server's ended jobs, one member's (or everyone's, for ``None``); return how many.
+    """Blank the prompts of the server's ended jobs, one member's (or everyone's, for ``None``), and delete their
+    start images (a member's own picture among them); return how many prompts were blanked.
 
     The jobs table is the scheduler's; this one statement is all that forgetting does to it.
     """
+    await conn.execute(
+        "DELETE FROM job_inputs WHERE guild_id = ?1 AND job_id IN (SELECT id FROM jobs WHERE guild_id = ?1"
+        f" AND (?2 IS NULL OR member_id = ?2) AND state IN ({', '.join('?' * len(ENDED_STATES))}))",
+        (guild_id, member_id, *ENDED_STATES),
+    )
     cursor = await conn.execute(
         "UPDATE jobs SET prompt = '', negative_prompt = '' WHERE guild_id = ?1 AND (?2 IS NULL OR member_id = ?2)"
         f" AND state IN ({', '.join('?' * len(ENDED_STATES))}) AND (prompt != '' OR negative_prompt != '')",

@@ -24,7 +24,7 @@ from moderation.audit import write_audit
 from moderation.config import check_categories
 from moderation.warning_settings import MAX_WARNING_HOURS, WARNINGS_TO_BAN_RANGE, check_hours, check_warnings_to_ban
 
-Kind = Literal["roles", "channels", "channel", "score", "categories", "count", "hours", "fraction"]
+Kind = Literal["roles", "channels", "channel", "score", "categories", "count", "hours", "fraction", "strength"]
 SCORE_RANGE = (0.5, 100.0)
 """The allowed range of a server's flag thresholds."""
 NUMBER_KINDS: dict[str, str] = {
@@ -32,6 +32,7 @@ NUMBER_KINDS: dict[str, str] = {
     "count": f"a whole number from {WARNINGS_TO_BAN_RANGE[0]} to {WARNINGS_TO_BAN_RANGE[1]}",
     "hours": f"more than 0 and at most {MAX_WARNING_HOURS:g} hours",
     "fraction": "0 to 1",
+    "strength": "more than 0 and at most 1",
 }
 """The kinds of setting given as a number, and the range each allows."""
 SETTING_KINDS: dict[str, Kind] = {
@@ -50,6 +51,9 @@ SETTING_KINDS: dict[str, Kind] = {
     "image_block_at": "fraction",
     "nsfw_image_allow_below": "fraction",
     "nsfw_image_block_at": "fraction",
+    "vary_subtle_strength": "strength",
+    "vary_strong_strength": "strength",
+    "upscale_strength": "strength",
 }
 """The keys a server's admins may set, and what each takes."""
 LIST_KINDS: frozenset[Kind] = frozenset({"roles", "channels", "categories"})
@@ -96,6 +100,10 @@ class ServerSettings:
     nsfw_image_allow_below: float | None
     nsfw_image_block_at: float | None
     """The image safety check's bands (see :mod:`bot.image_policy`); the NSFW ones None: as other channels."""
+    vary_subtle_strength: float
+    vary_strong_strength: float
+    upscale_strength: float
+    """The img2img strengths of the result controls (see :mod:`bot.control_settings`)."""
     tier_roles: dict[str, tuple[int, ...]]
     """The server's own roles that give each tier (besides the config's role ids), by tier name."""
     overridden: frozenset[str]
@@ -130,6 +138,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "image_block_at": images.block_at,
         "nsfw_image_allow_below": images.nsfw_allow_below,
         "nsfw_image_block_at": images.nsfw_block_at,
+        **{key: getattr(settings.controls, key) for key in SETTING_KINDS if SETTING_KINDS[key] == "strength"},
     }
 
 
@@ -249,8 +258,10 @@ class GuildSettingsStore:
                 return check(value)
             except ValueError as exc:
                 raise Refusal(f"`{key}` {exc}; {value:g} is out of range.") from None
+        if SETTING_KINDS[key] == "strength" and not 0 < value <= 1:
+            raise Refusal(f"`{key}` must be {NUMBER_KINDS['strength']}; {value:g} is out of range.")
         if SETTING_KINDS[key] != "score":
-            return value
+            return float(value) if SETTING_KINDS[key] == "strength" else value
         low, high = SCORE_RANGE
         if not low <= value <= high:
             raise Refusal(f"`{key}` must be {low:g} to {high:g}; {value:g} is out of range.")

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.refusal import Refusal
+from bot.settings import DiscordSettings
+
 # CLIP's pattern, with Python's classes for \p{L} and \p{N}: contractions, letters, one digit, punctuation.
 _PIECE = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+", re.IGNORECASE)
 
@@ -38,3 +41,16 @@ def measure(prompt: str, limit: int) -> PromptLength:
     if len(pieces) <= limit:
         return PromptLength(len(pieces), limit, prompt)
     return PromptLength(len(pieces), limit, prompt[: pieces[limit - 1].end()].rstrip())
+
+
+def fit_prompt(prompt: str, settings: DiscordSettings) -> tuple[str, str]:
+    """The prompt within the token limit, and a note when it was cut; refuses instead when so configured."""
+    length = measure(prompt, settings.max_prompt_tokens)
+    if length.fits:
+        return prompt, ""
+    if settings.long_prompt == "refuse":
+        raise Refusal(
+            f"Your prompt is at least {length.tokens} tokens long; Stable Diffusion reads only "
+            f"{length.limit}. Shorten it and try again."
+        )
+    return length.kept, f"Your prompt was cut to its first {length.limit} tokens (it had at least {length.tokens})."

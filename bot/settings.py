@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError, field_validator
 
+from bot.control_settings import ControlSettings
 from bot.image_policy import ImagePolicySettings
 from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from engine.config import EngineSettings
@@ -120,6 +121,7 @@ class Settings(Section):
     quotas: QuotaSettings = QuotaSettings()
     moderation: ModerationSettings = ModerationSettings()
     image_policy: ImagePolicySettings = ImagePolicySettings()
+    controls: ControlSettings = ControlSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     token: SecretStr | None = Field(default=None, exclude=True, repr=False)

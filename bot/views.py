@@ -15,14 +15,16 @@ import discord
 
 from bot import render
 from bot.access import member_of, moderates_here
+from bot.controls import CONTROLS, control_items, control_view
 from bot.errors import Guarded
+from bot.flagging import FlagForm
 from bot.image_policy import decide
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
-from bot.flagging import FlagForm
 from bot.scheduler.models import JobState, JobView
 from bot.screening import is_nsfw
 from bot.server import server_id
+from bot.variations import Variations
 
 
 class JobButton(Guarded):
@@ -108,7 +110,7 @@ class DeleteButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
 
 
 class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r"dq:image:(?P<job>\d+):(?P<index>\d)"):
-    """Post one image of the grid alone, at full size."""
+    """Post one image of the grid alone, at full size, with its controls and what each costs."""
 
     def __init__(self, job_id: int, index: int) -> None:
         super().__init__(
@@ -135,8 +137,9 @@ class ImageButton(Guarded, discord.ui.DynamicItem[discord.ui.Button], template=r
         bands = services.server_settings(guild_id).image_bands(is_nsfw(interaction.channel))
         await interaction.followup.send(
             f"Image {self.index + 1} of job #{job.number} by <@{job.member_id}> · seed `{image.seed}`"
-            + (f"\n{upload.note}" if upload.note else ""),
+            + (f"\n{upload.note}" if upload.note else "") + f"\n{Variations(services).costs(job)}",
             file=upload.file(spoiler=decide((image,), bands) is not None),  # as the safety check shows its grid
+            view=control_view(job.job_id, self.index),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -147,8 +150,9 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     FlagButton,
     DeleteButton,
     ImageButton,
+    *CONTROLS,
 )
-"""Every dynamic item of this module (the review module adds its own)."""
+"""Every dynamic item of this module and the image controls (the review module adds its own)."""
 
 
 def status_view(job: JobView) -> discord.ui.View:
@@ -159,7 +163,8 @@ def status_view(job: JobView) -> discord.ui.View:
 
 
 def result_view(job: JobView) -> discord.ui.View:
-    """The buttons under a finished grid: re-roll, flag, delete, then one per image."""
+    """The buttons under a finished grid: re-roll, flag, delete, then one per image (or, for one image, its
+    controls)."""
     view = discord.ui.View(timeout=None)
     for item in (RerollButton(job.job_id), FlagButton(job.job_id), DeleteButton(job.job_id)):
         view.add_item(item)
@@ -168,6 +173,9 @@ def result_view(job: JobView) -> discord.ui.View:
             button = ImageButton(job.job_id, index)
             button.item.row = 1 + index // 5
             view.add_item(button)
+    else:
+        for item in control_items(job.job_id, 0, row=1):
+            view.add_item(item)
     return view
 
 

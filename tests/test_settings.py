@@ -151,3 +151,13 @@ def test_the_operator_and_the_retention_wait_for_a_restart() -> None:
     assert [key for key in changed if is_live(key)] == ["discord.operator_contact"]
     reloaded = with_live(running, edited).discord
     assert (reloaded.owner_ids, reloaded.left_guild_retention_days, reloaded.operator_contact) == ((1,), 30, "ops")
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("vary_subtle_strength", 0, "greater than 0"),
+    ("upscale_strength", 1.5, "less than or equal to 1"),
+    ("max_image_bytes", 200 * 2**20, "less than or equal to 104857600"),
+])  # fmt: skip
+def test_a_bad_controls_key_is_named_with_its_path(key: str, value: float, expected: str) -> None:
+    with pytest.raises(ConfigError, match=rf"controls\.{key}: Input should be {expected}"):
+        parse_settings({"controls": {key: value}}, env={})

@@ -5,12 +5,15 @@ built when the cog loads (this module keeps its annotations evaluated, which
 ``app_commands`` reads). Autocomplete suggests what the member's tier allows.
 """
 
+from dataclasses import replace
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.access import member_of
-from bot.prompt_tokens import measure
+from bot.attachments import Bounds, check_size, read_start_image
+from bot.prompt_tokens import fit_prompt
 from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
@@ -41,6 +44,7 @@ class Dream(commands.Cog):
 
     def _build(self, limits: Limits) -> app_commands.Command:
         default_sampler = self.services.settings.engine.default_sampler
+        image_strength = self.services.settings.controls.image_strength
 
         @app_commands.command(name="dream", description="Turn a prompt into images")
         @app_commands.guild_only()
@@ -54,6 +58,8 @@ class Dream(commands.Cog):
             width=f"Width in pixels, a multiple of 8 ({limits.min_size}-{limits.max_width})",
             height=f"Height in pixels, a multiple of 8 ({limits.min_size}-{limits.max_height})",
             sampler=f"The sampler (default: {SAMPLER_LABELS[default_sampler]})",
+            image="Your own start image (PNG, JPEG or WebP): the picture is drawn from it",
+            strength=f"With an image: how far to move from it, 0-1 (default {image_strength:g}; 1 redraws it all)",
         )
         @app_commands.choices(
             sampler=[app_commands.Choice(name=SAMPLER_LABELS[name], value=name) for name in SAMPLERS]
@@ -69,8 +75,11 @@ class Dream(commands.Cog):
             width: app_commands.Range[int, limits.min_size, limits.max_width] | None = None,
             height: app_commands.Range[int, limits.min_size, limits.max_height] | None = None,
             sampler: str | None = None,
+            image: discord.Attachment | None = None,
+            strength: app_commands.Range[float, 0.0, 1.0] | None = None,
         ) -> None:
-            await self.dream(interaction, prompt, negative, count, steps, guidance, seed, width, height, sampler)
+            await self.dream(interaction, prompt, negative, count, steps, guidance, seed, width, height, sampler,
+                             image, strength)  # fmt: skip
 
         for name, suggest in (
             ("count", self._counts), ("steps", self._steps), ("width", self._widths), ("height", self._heights)
@@ -90,6 +99,8 @@ class Dream(commands.Cog):
         width: int | None,
         height: int | None,
         sampler: str | None,
+        image: discord.Attachment | None = None,
+        strength: float | None = None,
     ) -> None:
         """Check the options here (refusals are instant and private), then defer, submit, and show the place."""
         # validate
@@ -112,11 +123,15 @@ class Dream(commands.Cog):
             steps=defaults.steps if steps is None else steps,
             guidance=defaults.guidance if guidance is None else guidance,
             sampler=settings.engine.default_sampler if sampler is None else sampler,
+            strength=(settings.controls.image_strength if image else 1.0) if strength is None else strength,
         )
         prompt, note = self._fit_prompt(prompt)
         seeds = random_seeds(count) if seed is None else tuple((seed + i) % (MAX_SEED + 1) for i in range(count))
         # Discord's client enforces the option ranges, but not multiples of 8, nor what a modified client sends.
-        JobRequest("new", prompt, seeds, params, negative).validate(self.services.engine.limits)
+        # An attached image is read after the defer (a download can outlast Discord's wait): b"" holds its place.
+        JobRequest("new", prompt, seeds, params, negative, b"" if image else None).validate(self.services.engine.limits)
+        if image is not None:
+            check_size(image.filename, image.size, settings.controls)
         request = DreamRequest(
             member=member,
             guild_id=guild_id,
@@ -130,21 +145,19 @@ class Dream(commands.Cog):
         # defer, one service call, render
         await defer(interaction, public=True)
         async with self.bot.delivery.admitting(interaction):  # type: ignore[attr-defined]
+            if image is not None:  # fitted to the size asked for, else to the nearest allowed size of its own shape
+                bounds = Bounds.of(self.services.engine.limits,
+                                   self.services.dreams.quota_status(guild_id, member).limits.max_pixels)  # fmt: skip
+                start = await read_start_image(image, settings.controls, bounds,
+                                               None if width is None or height is None else (width, height))  # fmt: skip
+                request = replace(request, params=replace(params, width=start.width, height=start.height),
+                                  init_image=start.png)  # fmt: skip
             admission = await self.services.dream(request, age_restricted=is_nsfw(interaction.channel))
             self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
 
     def _fit_prompt(self, prompt: str) -> tuple[str, str]:
         """The prompt within the token limit, and a note when it was cut; refuses instead when so configured."""
-        settings = self.services.settings.discord
-        length = measure(prompt, settings.max_prompt_tokens)
-        if length.fits:
-            return prompt, ""
-        if settings.long_prompt == "refuse":
-            raise Refusal(
-                f"Your prompt is at least {length.tokens} tokens long; Stable Diffusion reads only "
-                f"{length.limit}. Shorten it and try again."
-            )
-        return length.kept, f"Your prompt was cut to its first {length.limit} tokens (it had at least {length.tokens})."
+        return fit_prompt(prompt, self.services.settings.discord)
 
     # autocomplete: what the member's tier allows
 

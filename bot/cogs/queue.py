@@ -14,6 +14,7 @@ from bot.access import member_of
 from bot.replies import defer, whisper
 from bot.server import server_id
 from bot.text import clip
+from bot.variations import controls_costs
 
 
 class Queue(commands.Cog):
@@ -76,7 +77,10 @@ class Queue(commands.Cog):
         guild_id = server_id(interaction)
         await defer(interaction)
         status = self.services.dreams.quota_status(guild_id, member_of(interaction.user))
-        await whisper(interaction, embed=render.quota_embed(status, time.time()))
+        embed = render.quota_embed(status, time.time())
+        embed.add_field(name="Image controls", value=controls_costs(self.services.server_settings(guild_id)),
+                        inline=False)  # fmt: skip
+        await whisper(interaction, embed=embed)
 
 
 async def setup(bot: commands.Bot) -> None:

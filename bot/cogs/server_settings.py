@@ -56,7 +56,9 @@ def own_role_id(interaction: discord.Interaction, role: discord.Role) -> int:
 def chosen(interaction: discord.Interaction, key: str, role: discord.Role | None,
            channel: discord.TextChannel | None, value: float | None, categories: str | None) -> Any:  # fmt: skip
     """The value the admin gave for ``key``, checked to be of this server; refuse a missing or foreign one."""
-    kind = SETTING_KINDS[key]
+    kind = SETTING_KINDS.get(key)
+    if kind is None:  # offered as the admin types, so any text can come
+        raise Refusal(f"`{key}` is not a server setting; those are: {', '.join(SETTING_KINDS)}.")
     guild = interaction.guild
     assert guild is not None  # served servers only
     if kind in NUMBER_KINDS:
@@ -100,7 +102,7 @@ class ServerSettingsGroup(app_commands.Group):
               f"{WARNINGS_TO_BAN_RANGE[0]}-{WARNINGS_TO_BAN_RANGE[1]}, hours more than 0, image_ bands 0-1",
         categories="For filter_off, nsfw_prompt_categories: category names, comma-separated",
     )  # fmt: skip
-    @app_commands.choices(key=KEY_CHOICES, action=ACTIONS)
+    @app_commands.choices(action=ACTIONS)
     async def set_value(self, interaction: discord.Interaction, key: str, action: str = "set",
                         role: discord.Role | None = None, channel: discord.TextChannel | None = None,
                         value: float | None = None, categories: str | None = None) -> None:  # fmt: skip
@@ -123,7 +125,8 @@ class ServerSettingsGroup(app_commands.Group):
 
     async def _keys(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """The settings whose key contains what the admin typed (offered as they type, not listed in the command:
-        with a second list of every key, ``/admin`` would pass Discord's 4,000 characters a command)."""
+        a list of every key would take ``/admin`` past Discord's 4,000 characters a command)."""
         return [choice for choice in KEY_CHOICES if current.lower() in choice.value][:25]
 
     reset.autocomplete("key")(_keys)
+    set_value.autocomplete("key")(_keys)

@@ -63,7 +63,7 @@ class Admitter:
         else:
             job = self._admit_or_refuse(request)
             admitted = self._admitting[key] = asyncio.get_running_loop().create_future()
-            durable = self.core.journal.admit(job.view, key, job.tier)
+            durable = self.core.journal.admit(job.view, key, job.tier, job.request.init_image)
             # A callback, not code after an await: it runs even if the caller is cancelled while waiting,
             # and a durable job must reach the queue.
             durable.add_done_callback(lambda outcome: self._on_durable(job, outcome, admitted))
@@ -106,7 +106,7 @@ class Admitter:
         who = (request.guild_id, member.id)
         job_request = JobRequest(
             job_id=str(self._next_id), prompt=request.prompt, seeds=tuple(request.seeds), params=request.params,
-            negative_prompt=request.negative_prompt,
+            negative_prompt=request.negative_prompt, init_image=request.init_image,
         )
         try:
             job_request.validate(core.engine.limits)

@@ -53,7 +53,7 @@ class Journal:
     def __init__(self, db: Database, quota_row: QuotaRow) -> None:
         self.db = db
         self._quota_row = quota_row
-        self._pending: list[tuple[JobView, tuple[object, ...], asyncio.Future[bool]]] = []
+        self._pending: list[tuple[JobView, tuple[object, ...], bytes | None, asyncio.Future[bool]]] = []
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._in_flight = 0
@@ -116,11 +116,12 @@ class Journal:
 
     # admission (group commit)
 
-    def admit(self, view: JobView, key: str, tier: str) -> asyncio.Future[bool]:
-        """Queue a new job for the next group commit. The future is True once it is durable, False if
-        its idempotency key was already in the table (nothing written), or raises if the commit failed."""
+    def admit(self, view: JobView, key: str, tier: str, init_image: bytes | None = None) -> asyncio.Future[bool]:
+        """Queue a new job (with its start image, if any) for the next group commit. The future is True once it is
+        durable, False if its idempotency key was already in the table (nothing written), or raises if the commit
+        failed."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((view, job_row(view, key, tier), future))
+        self._pending.append((view, job_row(view, key, tier), init_image, future))
         self._has_pending.set()
         self._update_idle()
         return future
@@ -132,28 +133,28 @@ class Journal:
             self._has_pending.clear()
             self._in_flight += 1  # in flight from here until every waiter has its answer
             try:
-                conflicts = await self._write_admissions([(view, row) for view, row, _ in batch])
+                conflicts = await self._write_admissions([(view, row, image) for view, row, image, _ in batch])
             except Exception as exc:
                 log.exception("could not journal %d admissions", len(batch))
-                for _, _, future in batch:
+                for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for view, _, future in batch:
+                for view, _, _, future in batch:
                     if not future.done():
                         future.set_result(view.job_id not in conflicts)
             finally:
                 self._in_flight -= 1
                 self._update_idle()
 
-    async def _write_admissions(self, jobs: list[tuple[JobView, tuple[object, ...]]]) -> set[int]:
+    async def _write_admissions(self, jobs: list[tuple[JobView, tuple[object, ...], bytes | None]]) -> set[int]:
         async with self.transaction() as conn:
-            cursor = await conn.executemany(_INSERT_JOB, [row for _, row in jobs])
+            cursor = await conn.executemany(_INSERT_JOB, [row for _, row, _ in jobs])
             conflicts: set[int] = set()
             if cursor.rowcount != len(jobs):
                 # Some keys were already in the table (older than the in-memory window): find which rows
                 # this transaction did not write.
-                ids = [view.job_id for view, _ in jobs]
+                ids = [view.job_id for view, _, _ in jobs]
                 written: set[int] = set()
                 for start in range(0, len(ids), 500):
                     chunk = ids[start:start + 500]
@@ -161,7 +162,12 @@ class Journal:
                     async with conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk) as found:
                         written.update(row[0] for row in await found.fetchall())
                 conflicts = set(ids) - written
-            await self._upsert_quotas(conn, ((view.guild_id, view.member_id) for view, _ in jobs))
+            await conn.executemany(
+                "INSERT INTO job_inputs (guild_id, job_id, png) VALUES (?, ?, ?)",
+                [(view.guild_id, view.job_id, image) for view, _, image in jobs
+                 if image is not None and view.job_id not in conflicts],
+            )  # fmt: skip
+            await self._upsert_quotas(conn, ((view.guild_id, view.member_id) for view, _, _ in jobs))
         return conflicts
 
     # job life
@@ -214,8 +220,14 @@ class Journal:
         return missing
 
     async def prune_images(self, before: float) -> None:
-        """Forget the images of jobs delivered before ``before``, or finished before it and undeliverable."""
+        """Forget the images of jobs delivered before ``before``, or finished before it and undeliverable, and the
+        start images of jobs that ended before it."""
         async with self.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM jobs WHERE finished_at < ?"
+                " AND state NOT IN ('queued', 'running'))",
+                (before,),
+            )
             await conn.execute(
                 "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs WHERE delivered_at < ?1"
                 " OR (undeliverable IS NOT NULL AND finished_at < ?1))",
@@ -254,6 +266,11 @@ class Journal:
                            None if row["label"] is None else SafetyVerdict(row["label"], row["score"], row["model"]))
             for row in rows
         )  # fmt: skip
+
+    async def init_image(self, guild_id: int, job_id: int) -> bytes | None:
+        """The server's job's stored start image; None for a job from noise (or once pruned)."""
+        rows = await self.fetchall("SELECT png FROM job_inputs WHERE guild_id = ? AND job_id = ?", (guild_id, job_id))
+        return bytes(rows[0]["png"]) if rows else None
 
     async def member_jobs(self, guild_id: int, member_id: int, limit: int) -> list[aiosqlite.Row]:
         """A member's newest jobs in the server first."""

@@ -34,6 +34,8 @@ class DreamRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     negative_prompt: str = ""
     channel_id: int | None = None
+    init_image: bytes | None = field(default=None, repr=False)
+    """The start image of an img2img job (PNG of exactly the params' size); None: from noise."""
 
 
 class JobState(enum.StrEnum):

@@ -152,14 +152,17 @@ def _restore_policy(core: Core, recovered: Recovered) -> None:
 
 
 async def _recover_jobs(core: Core, estimates: Estimates, rows: list[aiosqlite.Row], now: float) -> None:
-    """Re-queue jobs that were queued, report running ones interrupted, fail rows that cannot be read."""
+    """Re-queue jobs that were queued (with their start images), report running ones interrupted, fail rows that
+    cannot be read."""
     resumed: list[Job] = []
     given_up: list[Ending] = []
     for row in rows:
         tier = row["tier"] or core.policy.settings.default_tier
         try:
             view = job_view(row)
-            request = JobRequest(str(view.job_id), view.prompt, view.seeds, view.params, view.negative_prompt)
+            init_image = await core.journal.init_image(view.guild_id, view.job_id)
+            request = JobRequest(str(view.job_id), view.prompt, view.seeds, view.params, view.negative_prompt,
+                                 init_image)  # fmt: skip
             request.validate(core.engine.limits)
         except (ValueError, TypeError, KeyError) as exc:
             log.error("job %s cannot be read back from the journal (%s); failing it", row["id"], exc)

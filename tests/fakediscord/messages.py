@@ -177,7 +177,8 @@ def make_attachment(filename: str, data: bytes, url_prefix: str, description: st
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     width = height = None
     if content_type.startswith("image/"):
-        with contextlib.suppress(OSError):  # not a decodable image: Discord leaves the size out
+        # not a decodable image (or one Pillow will not open): Discord leaves the size out
+        with contextlib.suppress(OSError, Image.DecompressionBombError):
             width, height = Image.open(io.BytesIO(data)).size  # reads the header only
     return Attachment(
         id=attachment_id,
