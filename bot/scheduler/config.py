@@ -115,6 +115,11 @@ class QuotaSettings(BaseModel):
     daily_reset_hour_utc: int = Field(default=0, ge=0, le=23)
     multiplier: float = Field(default=1.0, ge=0.01, le=100)
     """Scales every tier's burst, rate and daily budget (admins change it live to open the tap gradually)."""
+    relax_weight: float = Field(default=0.1, ge=0.01, le=1)
+    """Relax mode (free of the quota) queues at this fraction of the member's tier weight; each server may set its
+    own (``/admin settings``)."""
+    relax_max_jobs: int = Field(default=2, ge=0, le=100)
+    """Relax jobs a member may have waiting or running at once (0: no relax mode); each server may set its own."""
 
     @model_validator(mode="after")
     def _check_tiers(self) -> QuotaSettings:

@@ -1,0 +1,2 @@
+-- Reserved: this number belongs to another change.
+SELECT 1;
