@@ -187,6 +187,21 @@ def check_multiplier(value: float) -> float:
     return _check_number("multiplier", value, *_field_range(QuotaSettings, "multiplier"), integer=False)
 
 
+RELAX_TERMS = ("relax_weight", "relax_max_jobs")
+"""The relax-mode terms a server's admins may set for their server (the config's ``quotas`` gives the defaults)."""
+
+
+def check_relax_term(name: str, value: float) -> float | int:
+    """Return a valid relax term (``relax_max_jobs`` a whole number), or raise :class:`InvalidLimit` naming the
+    allowed range."""
+    return _check_number(name, value, *_field_range(QuotaSettings, name), integer=name == "relax_max_jobs")
+
+
+def relax_term_range(name: str) -> str:
+    """A relax term's allowed range, as admins are told it."""
+    return " to ".join(_number(bound) for bound in _field_range(QuotaSettings, name))
+
+
 SERVER_WEIGHT_RANGE = (0.01, 100.0)
 """The operator's weight of a server (its share of the GPU against the others'; 1 by default): above zero."""
 
