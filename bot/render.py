@@ -175,7 +175,8 @@ def modes_text(relax: RelaxTerms, relax_jobs: int) -> str:
     if not relax.max_jobs:
         return f"{fast}\n**relax** is off in this server."
     return (f"{fast}\n**relax**: free, never charged; it queues at {relax.weight:g}× your share of the GPU, so it "
-            f"waits while others are busy, and you may have {relax.max_jobs} relax jobs queued at once "
+            f"waits while others are busy, and you may have {relax.max_jobs} relax job{'s' * (relax.max_jobs > 1)} "
+            "queued at once "
             f"({relax_jobs} now).")  # fmt: skip
 
 
