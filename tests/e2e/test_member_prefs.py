@@ -85,6 +85,9 @@ async def test_relax_is_free_queued_at_a_low_weight_and_capped(world: World) -> 
     capped = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="relax_max_jobs",
                                     value=1)  # fmt: skip
     assert "`relax_max_jobs` is now 1 here." in await private(capped)
+    too_heavy = await world.fake.slash(world.admin, world.dreams, "admin", "settings", "set", key="relax_weight",
+                                       value=2)  # fmt: skip
+    assert "relax_weight: 2 is out of range; allowed range is 0.01 to 1" in await private(too_heavy)
     relaxed = await world.result(await world.dream(world.alice, prompt="a cat", mode="relax", count=4))
     assert field(relaxed, "Mode") == "relax (free)"
     quota = await private(await world.fake.slash(world.alice, world.dreams, "quota"))
