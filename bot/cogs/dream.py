@@ -99,15 +99,15 @@ class Dream(commands.Cog):
         """Check the options here (refusals are instant and private), then defer, submit, and show the place."""
         # validate
         guild_id = server_id(interaction)
-        services = self.services
         guild = interaction.guild
         # The config's channels belong to particular servers: each restricts only its own server.
-        allowed = [channel for channel in services.server_settings(interaction.guild_id).dream_channel_ids
+        allowed = [channel for channel in self.services.server_settings(interaction.guild_id).dream_channel_ids
                    if guild is not None and guild.get_channel(channel) is not None]  # fmt: skip
         if allowed and interaction.channel_id not in allowed:
             channels = ", ".join(f"<#{channel}>" for channel in allowed)
             raise Refusal(f"`/dream` is not used in this channel; try {channels}.")
         member = member_of(interaction.user)
+        services = self.services
         tier = services.dreams.quota_status(guild_id, member).limits
         context = Context(services.engine.limits, tier.max_pixels, min(DEFAULT_COUNT, tier.max_images),
                           services.settings.engine.default_sampler)  # fmt: skip
@@ -117,7 +117,7 @@ class Dream(commands.Cog):
         count = resolved.count
         seeds = random_seeds(count) if seed is None else tuple((seed + i) % (MAX_SEED + 1) for i in range(count))
         # Discord's client enforces the option ranges, but not multiples of 8, nor what a modified client sends.
-        JobRequest("new", prompt, seeds, resolved.params, resolved.negative).validate(services.engine.limits)
+        JobRequest("new", prompt, seeds, resolved.params, resolved.negative).validate(self.services.engine.limits)
         request = DreamRequest(
             member=member,
             guild_id=guild_id,
@@ -132,7 +132,7 @@ class Dream(commands.Cog):
         )
         # defer, one service call, render
         await defer(interaction, public=True)
-        admission = await services.dream(request, age_restricted=is_nsfw(interaction.channel))
+        admission = await self.services.dream(request, age_restricted=is_nsfw(interaction.channel))
         self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
 
     def _fit_prompt(self, prompt: str) -> tuple[str, str]:
