@@ -101,6 +101,7 @@ class App:
                 max_batch_images=settings.engine.max_batch_images,
                 clock=clock,
                 tier_roles=guild_settings.tier_roles,
+                relax_terms=lambda guild_id: guild_settings.effective(guild_id).relax,
             )
             with long_lived():  # the config's filter, and what start-up made so far, stay until the bot stops
                 base_filter = await asyncio.to_thread(PromptFilter.from_settings, settings.moderation)

@@ -13,14 +13,14 @@ from discord.ext import commands
 
 from bot import errors, review, views, warning_notices
 from bot.access import ServedTree
-from bot.cogs import admin, dream, flag, mod, queue
+from bot.cogs import admin, dream, flag, member_settings, mod, queue, styles
 from bot.command_sync import sync_commands
 from bot.delivery import Delivery
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-COGS = (dream, queue, flag, mod, admin)
+COGS = (dream, queue, member_settings, styles, flag, mod, admin)
 """Imported once, not loaded as extensions: an extension's module is compiled and run again at every start."""
 
 

@@ -1,7 +1,7 @@
 """Forgetting a member: in one server (``/admin forget``) or everywhere (``dreamqueue forget``), audited.
 
-Their blocked prompts, their flagged images and the flags they gave are
-deleted; their finished jobs keep their counts (quotas are charged from them)
+Their blocked prompts, their flagged images, the flags they gave and their
+``/settings`` are deleted; their finished jobs keep their counts (quotas are charged from them)
 but lose their prompts. Each server's deletion is recorded in that server's
 audit log in the same transaction.
 
@@ -77,6 +77,11 @@ async def _job_guilds(conn: aiosqlite.Connection, member_id: int) -> set[int]:
         return {guild_id for (guild_id,) in await cursor.fetchall()}
 
 
+async def _preference_guilds(conn: aiosqlite.Connection, member_id: int) -> set[int]:
+    async with conn.execute("SELECT guild_id FROM member_preferences WHERE member_id = ?", (member_id,)) as cursor:
+        return {guild_id for (guild_id,) in await cursor.fetchall()}
+
+
 async def _active_jobs(conn: aiosqlite.Connection, guild_id: int, member_id: int) -> int:
     async with conn.execute(
         "SELECT count(*) FROM jobs WHERE guild_id = ? AND member_id = ? AND state IN ('queued', 'running')",
@@ -106,7 +111,8 @@ class Forgetting:
     async def everywhere(self, member_id: int, actor_id: int | None = None) -> list[Forgotten]:
         """Forget a member in every server that holds data about them (the operator's request), server by server."""
         async with self._db.transaction() as conn:
-            guilds = await member_guilds(conn, member_id) | await _job_guilds(conn, member_id)
+            guilds = (await member_guilds(conn, member_id) | await _job_guilds(conn, member_id)
+                      | await _preference_guilds(conn, member_id))  # fmt: skip
         return [await self.member(guild_id, member_id, actor_id) for guild_id in sorted(guilds)]
 
     async def _forget(self, conn: aiosqlite.Connection, guild_id: int, member_id: int, actor_id: int | None,
@@ -117,6 +123,7 @@ class Forgetting:
             " AND item_id NOT IN (SELECT id FROM moderation_items WHERE guild_id = ?1)",
             (guild_id,),
         )
+        await conn.execute("DELETE FROM member_preferences WHERE guild_id = ? AND member_id = ?", (guild_id, member_id))
         forgotten = Forgotten(guild_id, moderation, await blank_job_prompts(conn, guild_id, member_id), cancelled,
                               await _active_jobs(conn, guild_id, member_id))  # fmt: skip
         await write_audit(conn, guild_id, now, actor_id, "forgot_member", None, member_id, forgotten.describe())

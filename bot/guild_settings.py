@@ -12,67 +12,23 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import aiosqlite
 
 from bot.db import Database
 from bot.image_policy import Bands, band_problem
 from bot.refusal import Refusal
+from bot.scheduler.config import check_relax_term
+from bot.scheduler.modes import RelaxTerms
+from bot.setting_kinds import LIST_KINDS, NUMBER_KINDS, SCORE_RANGE, SETTING_KINDS, shown
 from bot.settings import Settings
 from moderation.audit import write_audit
 from moderation.config import check_categories
-from moderation.warning_settings import MAX_WARNING_HOURS, WARNINGS_TO_BAN_RANGE, check_hours, check_warnings_to_ban
+from moderation.warning_settings import check_hours, check_warnings_to_ban
 
-Kind = Literal["roles", "channels", "channel", "score", "categories", "count", "hours", "fraction", "strength"]
-SCORE_RANGE = (0.5, 100.0)
-"""The allowed range of a server's flag thresholds."""
-NUMBER_KINDS: dict[str, str] = {
-    "score": f"{SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}",
-    "count": f"a whole number from {WARNINGS_TO_BAN_RANGE[0]} to {WARNINGS_TO_BAN_RANGE[1]}",
-    "hours": f"more than 0 and at most {MAX_WARNING_HOURS:g} hours",
-    "fraction": "0 to 1",
-    "strength": "more than 0 and at most 1",
-}
-"""The kinds of setting given as a number, and the range each allows."""
-SETTING_KINDS: dict[str, Kind] = {
-    "dream_channel_ids": "channels",
-    "moderators_channel_id": "channel",
-    "moderator_role_ids": "roles",
-    "admin_role_ids": "roles",
-    "alert_score": "score",
-    "hide_score": "score",
-    "filter_off": "categories",
-    "nsfw_prompt_categories": "categories",
-    "warnings_to_ban": "count",
-    "warning_window_hours": "hours",
-    "auto_ban_hours": "hours",
-    "image_allow_below": "fraction",
-    "image_block_at": "fraction",
-    "nsfw_image_allow_below": "fraction",
-    "nsfw_image_block_at": "fraction",
-    "vary_subtle_strength": "strength",
-    "vary_strong_strength": "strength",
-    "upscale_strength": "strength",
-}
-"""The keys a server's admins may set, and what each takes."""
-LIST_KINDS: frozenset[Kind] = frozenset({"roles", "channels", "categories"})
-"""The kinds whose value is a list, which admins may add to or remove from."""
 TIER_ROLES = "tier_roles"
 """The ``guild_settings`` key of a server's own tier roles: tier name to the ids of its roles that give it."""
-
-
-def shown(kind: Kind, value: Any) -> str:
-    """A setting's value as Discord shows it: role and channel mentions, numbers, "none"."""
-    if kind == "fraction" and value is None:
-        return "as in other channels"
-    if kind in NUMBER_KINDS:
-        return f"{value:g}"
-    if kind == "categories":
-        return ", ".join(value) or "none"
-    values = value if isinstance(value, tuple) else (() if value is None else (value,))
-    mention = "<@&{}>" if kind == "roles" else "<#{}>"
-    return ", ".join(mention.format(item) for item in values) or "none"
 
 
 @dataclass(frozen=True)
@@ -104,6 +60,9 @@ class ServerSettings:
     vary_strong_strength: float
     upscale_strength: float
     """The img2img strengths of the result controls (see :mod:`bot.control_settings`)."""
+    relax_weight: float
+    relax_max_jobs: int
+    """Relax mode's terms (see :mod:`bot.scheduler.modes`)."""
     tier_roles: dict[str, tuple[int, ...]]
     """The server's own roles that give each tier (besides the config's role ids), by tier name."""
     overridden: frozenset[str]
@@ -112,6 +71,10 @@ class ServerSettings:
     def values(self) -> dict[str, Any]:
         """Every settable key and its value, in :data:`SETTING_KINDS` order."""
         return {key: getattr(self, key) for key in SETTING_KINDS}
+
+    @property
+    def relax(self) -> RelaxTerms:
+        return RelaxTerms(self.relax_weight, self.relax_max_jobs)
 
     def image_bands(self, nsfw: bool) -> Bands:
         """The image safety check's bands in an ordinary or an age-restricted (NSFW) channel."""
@@ -139,6 +102,8 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "nsfw_image_allow_below": images.nsfw_allow_below,
         "nsfw_image_block_at": images.nsfw_block_at,
         **{key: getattr(settings.controls, key) for key in SETTING_KINDS if SETTING_KINDS[key] == "strength"},
+        "relax_weight": settings.quotas.relax_weight,
+        "relax_max_jobs": settings.quotas.relax_max_jobs,
     }
 
 
@@ -252,6 +217,8 @@ class GuildSettingsStore:
                 raise Refusal(f"`{key}` {exc}.") from None
         if SETTING_KINDS[key] == "fraction":
             return self._checked_band(guild_id, key, value)
+        if SETTING_KINDS[key] == "relax":
+            return check_relax_term(key, value)
         if SETTING_KINDS[key] in ("count", "hours"):
             check = check_warnings_to_ban if SETTING_KINDS[key] == "count" else check_hours
             try:

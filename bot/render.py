@@ -16,6 +16,7 @@ import discord
 from PIL import Image
 
 from bot.scheduler.models import JobView, Placement, QuotaStatus, SchedulerStats
+from bot.scheduler.modes import RELAX, RelaxTerms
 from bot.text import clip
 from engine.grid import make_grid
 from engine.pnginfo import SAMPLER_LABELS, format_parameters
@@ -126,6 +127,10 @@ def result_embed(job: JobView, upload: Upload, seconds: float | None, author: st
     embed.add_field(name="Guidance", value=f"{params.guidance:g}")
     embed.add_field(name="Sampler", value=SAMPLER_LABELS.get(params.sampler, params.sampler))
     embed.add_field(name="Size", value=f"{params.width}×{params.height}")
+    if job.style:
+        embed.add_field(name="Style", value=job.style)
+    if job.mode == RELAX:
+        embed.add_field(name="Mode", value="relax (free)")
     if seconds is not None:
         embed.add_field(name="Time", value=f"{seconds:.1f} s")
     notes = "\n".join(text for text in (note, upload.note) if text)
@@ -156,11 +161,23 @@ def quota_embed(status: QuotaStatus, now: float) -> discord.Embed:
         inline=False,
     )
     embed.add_field(name="In the queue", value=f"{status.queued_jobs} of {limits.max_queued} jobs")
+    embed.add_field(name="Modes", value=modes_text(status.relax, status.relax_jobs), inline=False)
     if status.banned:
         until = "until lifted" if status.banned_until is None else f"until {relative(status.banned_until)}"
         embed.add_field(name="Banned", value=f"You may not generate images {until}.", inline=False)
         embed.colour = RED
     return embed
+
+
+def modes_text(relax: RelaxTerms, relax_jobs: int) -> str:
+    """What ``/dream mode:`` costs: fast from the quota, relax nothing, on the server's terms."""
+    fast = "**fast** (the default): each image is charged to your quota, refunded if the job does not finish."
+    if not relax.max_jobs:
+        return f"{fast}\n**relax** is off in this server."
+    return (f"{fast}\n**relax**: free, never charged; it queues at {relax.weight:g}× your share of the GPU, so it "
+            f"waits while others are busy, and you may have {relax.max_jobs} relax job{'s' * (relax.max_jobs > 1)} "
+            "queued at once "
+            f"({relax_jobs} now).")  # fmt: skip
 
 
 def engine_fields(stats: SchedulerStats) -> list[tuple[str, str]]:

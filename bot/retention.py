@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 3600.0
 """How often the purge runs."""
-BOT_TABLES = ("review_alerts", "filter_rule_changes", "guild_settings")
+BOT_TABLES = ("review_alerts", "filter_rule_changes", "guild_settings", "member_preferences", "server_styles")
 """The Discord layer's tables keyed by server."""
 
 

@@ -22,6 +22,7 @@ from bot.image_policy import SafetyRecords
 from bot.metrics import BotMetrics
 from bot.moderating import Moderating
 from bot.open_replies import OpenReplies
+from bot.preferences import PreferenceStore
 from bot.refusal import Refusal
 from bot.retention import Retention
 from bot.scheduler.models import (
@@ -36,6 +37,7 @@ from bot.scheduler.models import (
 )
 from bot.scheduler.service import DreamService
 from bot.settings import ConfigError, Settings, changed_keys, is_live, load_settings, with_live
+from bot.styles import StyleStore
 from bot.text import clip
 from bot.warnings import Warnings, WarnOutcome
 from engine.pnginfo import model_label
@@ -118,6 +120,8 @@ class Services:
         self.warnings = Warnings(WarningStore(db), dreams, self.server_settings)
         self.forgetting = Forgetting(db, dreams)
         self.open_replies = OpenReplies(db)
+        self.preferences = PreferenceStore(db)
+        self.styles = StyleStore(db, settings.styles)
         self.retention = Retention(db, prompt_log, guild_settings, filters,
                                    left_guild_days=settings.discord.left_guild_retention_days)  # fmt: skip
         self.operator_ids: frozenset[int] = frozenset(settings.discord.owner_ids)
@@ -183,6 +187,8 @@ class Services:
             params=job.params,
             negative_prompt=job.negative_prompt,
             channel_id=job.channel_id,
+            mode=job.mode,
+            style=job.style,
         )
         return await self.dream(request, age_restricted=age_restricted)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, Valid
 from bot.control_settings import ControlSettings
 from bot.image_policy import ImagePolicySettings
 from bot.scheduler.config import QuotaSettings, SchedulerSettings
+from bot.styles import StyleSettings, check_style_names
 from engine.config import EngineSettings
 from moderation.config import ModerationSettings
 
@@ -124,8 +125,15 @@ class Settings(Section):
     controls: ControlSettings = ControlSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    styles: dict[str, StyleSettings] = Field(default_factory=dict)
+    """Styles every server's members may use in ``/dream style:``, by name (each server adds its own)."""
     token: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """The bot token, from ``DISCORD_TOKEN``; never read from the file."""
+
+    @field_validator("styles")
+    @classmethod
+    def _style_names(cls, styles: dict[str, StyleSettings]) -> dict[str, StyleSettings]:
+        return check_style_names(styles)
 
 
 def _yaml_path(loc: tuple[int | str, ...]) -> str:

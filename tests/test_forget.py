@@ -11,6 +11,8 @@ import yaml
 
 from bot.cli import main
 from bot.db import Database
+from bot.preferences import PreferenceStore
+from engine.types import Limits
 from moderation import FlaggedImage, FlagSettings, FlagStore, ModerationSettings, PromptFilter
 from moderation.prompt_log import BlockedPromptLog
 
@@ -86,3 +88,23 @@ def test_cli_forget_leaves_queued_jobs_it_cannot_cancel_and_says_so(
         assert conn.execute(f"SELECT state, prompt FROM jobs WHERE member_id = {USER} ORDER BY id").fetchall() == [
             ("done", ""), ("done", ""), ("queued", "waiting")
         ]
+
+
+def test_cli_forget_deletes_a_users_settings_in_servers_where_they_have_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_path = tmp_path / "dq.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database": {"path": str(db_path)}}))
+
+    async def seed_preferences() -> None:
+        async with await Database.open(db_path) as db:
+            store = PreferenceStore(db)
+            for member in (USER, OTHER):
+                await store.change(5, member, {"steps": 30, "aspect": "16:9"}, Limits())
+
+    asyncio.run(seed_preferences())
+    assert main(["forget", str(USER), "--config", str(config)]) == 0
+    assert "forgot user 7 in 1 server(s)" in capsys.readouterr().out
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT guild_id, member_id FROM member_preferences").fetchall() == [(5, OTHER)]

@@ -19,11 +19,11 @@ from discord.ext import commands
 from bot import render
 from bot.access import member_of, require_for_command
 from bot.cogs.server_settings import ServerSettingsGroup, own_role_id
-from bot.guild_settings import shown
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.scheduler.config import LIMIT_NAMES, limit_range
 from bot.server import server_id
+from bot.setting_kinds import shown
 from bot.text import clip
 from moderation.filter import Verdict
 

@@ -12,14 +12,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import member_of
+from bot.aspect import ASPECTS
 from bot.attachments import Bounds, check_size, read_start_image
+from bot.dream_options import DEFAULT_MODEL, Asked, Context, resolve
 from bot.prompt_tokens import fit_prompt
 from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
+from bot.scheduler.modes import MODES
 from bot.screening import is_nsfw
 from bot.server import server_id
 from bot.services import Services, random_seeds
+from bot.styles import NO_STYLE
 from engine.pnginfo import SAMPLER_LABELS
 from engine.types import MAX_SEED, SAMPLERS, GenerationParams, JobRequest, Limits
 
@@ -58,16 +62,22 @@ class Dream(commands.Cog):
             width=f"Width in pixels, a multiple of 8 ({limits.min_size}-{limits.max_width})",
             height=f"Height in pixels, a multiple of 8 ({limits.min_size}-{limits.max_height})",
             sampler=f"The sampler (default: {SAMPLER_LABELS[default_sampler]})",
+            aspect="Width to height, sized for the model (instead of width and height)",
+            style="A named style applied to your prompt (none: no style)",
+            mode="fast: charged to your quota; relax: free, slower (see /quota)",
+            model="The model to draw with",
             image="Your own start image (PNG, JPEG or WebP): the picture is drawn from it",
             strength=f"With an image: how far to move from it, 0-1 (default {image_strength:g}; 1 redraws it all)",
         )
         @app_commands.choices(
-            sampler=[app_commands.Choice(name=SAMPLER_LABELS[name], value=name) for name in SAMPLERS]
+            sampler=[app_commands.Choice(name=SAMPLER_LABELS[name], value=name) for name in SAMPLERS],
+            aspect=[app_commands.Choice(name=name, value=name) for name in ASPECTS],
+            mode=[app_commands.Choice(name=name, value=name) for name in MODES],
         )
         async def dream(
             interaction: discord.Interaction,
             prompt: app_commands.Range[str, 1, limits.max_prompt_chars],
-            negative: app_commands.Range[str, 1, limits.max_prompt_chars] = "",
+            negative: app_commands.Range[str, 1, limits.max_prompt_chars] | None = None,
             count: app_commands.Range[int, 1, limits.max_images] | None = None,
             steps: app_commands.Range[int, 1, limits.max_steps] | None = None,
             guidance: app_commands.Range[float, 0.0, limits.max_guidance] | None = None,
@@ -75,37 +85,29 @@ class Dream(commands.Cog):
             width: app_commands.Range[int, limits.min_size, limits.max_width] | None = None,
             height: app_commands.Range[int, limits.min_size, limits.max_height] | None = None,
             sampler: str | None = None,
+            aspect: str | None = None,
+            style: str | None = None,
+            mode: str | None = None,
+            model: str | None = None,
             image: discord.Attachment | None = None,
             strength: app_commands.Range[float, 0.0, 1.0] | None = None,
         ) -> None:
-            await self.dream(interaction, prompt, negative, count, steps, guidance, seed, width, height, sampler,
-                             image, strength)  # fmt: skip
+            asked = Asked(prompt, negative, count, steps, guidance, width, height, sampler, aspect, style,
+                          mode, model)  # type: ignore[arg-type]  # fmt: skip
+            await self.dream(interaction, asked, seed, image, strength)
 
         for name, suggest in (
-            ("count", self._counts), ("steps", self._steps), ("width", self._widths), ("height", self._heights)
+            ("count", self._counts), ("steps", self._steps), ("width", self._widths), ("height", self._heights),
+            ("style", self._styles), ("model", self._models),
         ):
             dream.autocomplete(name)(suggest)
         return dream
 
-    async def dream(
-        self,
-        interaction: discord.Interaction,
-        prompt: str,
-        negative: str,
-        count: int | None,
-        steps: int | None,
-        guidance: float | None,
-        seed: int | None,
-        width: int | None,
-        height: int | None,
-        sampler: str | None,
-        image: discord.Attachment | None = None,
-        strength: float | None = None,
-    ) -> None:
+    async def dream(self, interaction: discord.Interaction, asked: Asked, seed: int | None,
+                    image: discord.Attachment | None = None, strength: float | None = None) -> None:  # fmt: skip
         """Check the options here (refusals are instant and private), then defer, submit, and show the place."""
         # validate
         guild_id = server_id(interaction)
-        settings = self.services.settings
         guild = interaction.guild
         # The config's channels belong to particular servers: each restricts only its own server.
         allowed = [channel for channel in self.services.server_settings(interaction.guild_id).dream_channel_ids
@@ -114,24 +116,24 @@ class Dream(commands.Cog):
             channels = ", ".join(f"<#{channel}>" for channel in allowed)
             raise Refusal(f"`/dream` is not used in this channel; try {channels}.")
         member = member_of(interaction.user)
-        if count is None:
-            count = min(DEFAULT_COUNT, self.services.dreams.quota_status(guild_id, member).limits.max_images)
-        defaults = GenerationParams()
-        params = GenerationParams(
-            width=defaults.width if width is None else width,
-            height=defaults.height if height is None else height,
-            steps=defaults.steps if steps is None else steps,
-            guidance=defaults.guidance if guidance is None else guidance,
-            sampler=settings.engine.default_sampler if sampler is None else sampler,
-            strength=(settings.controls.image_strength if image else 1.0) if strength is None else strength,
-        )
-        prompt, note = self._fit_prompt(prompt)
+        services = self.services
+        tier = services.dreams.quota_status(guild_id, member).limits
+        context = Context(services.engine.limits, tier.max_pixels, min(DEFAULT_COUNT, tier.max_images),
+                          services.settings.engine.default_sampler)  # fmt: skip
+        resolved = resolve(asked, await services.preferences.get(guild_id, member.id),
+                           await services.styles.styles(guild_id), context)  # fmt: skip
+        prompt, note = self._fit_prompt(resolved.prompt)
+        count = resolved.count
+        controls = services.settings.controls
+        params = replace(resolved.params,
+                         strength=(controls.image_strength if image else 1.0) if strength is None else strength)
         seeds = random_seeds(count) if seed is None else tuple((seed + i) % (MAX_SEED + 1) for i in range(count))
         # Discord's client enforces the option ranges, but not multiples of 8, nor what a modified client sends.
         # An attached image is read after the defer (a download can outlast Discord's wait): b"" holds its place.
-        JobRequest("new", prompt, seeds, params, negative, b"" if image else None).validate(self.services.engine.limits)
+        JobRequest("new", prompt, seeds, params, resolved.negative,
+                   b"" if image else None).validate(services.engine.limits)  # fmt: skip
         if image is not None:
-            check_size(image.filename, image.size, settings.controls)
+            check_size(image.filename, image.size, controls)
         request = DreamRequest(
             member=member,
             guild_id=guild_id,
@@ -139,20 +141,21 @@ class Dream(commands.Cog):
             seeds=seeds,
             idempotency_key=str(interaction.id),
             params=params,
-            negative_prompt=negative,
+            negative_prompt=resolved.negative,
             channel_id=interaction.channel_id,
+            mode=resolved.mode,
+            style=resolved.style,
         )
         # defer, one service call, render
         await defer(interaction, public=True)
         async with self.bot.delivery.admitting(interaction):  # type: ignore[attr-defined]
             if image is not None:  # fitted to the size asked for, else to the nearest allowed size of its own shape
-                bounds = Bounds.of(self.services.engine.limits,
-                                   self.services.dreams.quota_status(guild_id, member).limits.max_pixels)  # fmt: skip
-                start = await read_start_image(image, settings.controls, bounds,
-                                               None if width is None or height is None else (width, height))  # fmt: skip
+                asked_size = None if asked.width is None or asked.height is None else (asked.width, asked.height)
+                start = await read_start_image(image, controls, Bounds.of(services.engine.limits, tier.max_pixels),
+                                               asked_size)  # fmt: skip
                 request = replace(request, params=replace(params, width=start.width, height=start.height),
                                   init_image=start.png)  # fmt: skip
-            admission = await self.services.dream(request, age_restricted=is_nsfw(interaction.channel))
+            admission = await services.dream(request, age_restricted=is_nsfw(interaction.channel))
             self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
 
     def _fit_prompt(self, prompt: str) -> tuple[str, str]:
@@ -190,6 +193,16 @@ class Dream(commands.Cog):
         top = min(limits.max_width, limits.max_height)
         sides = sorted({s for s in (limits.min_size, *SIDE_SUGGESTIONS) if s <= top and s * other <= max_pixels})
         return [app_commands.Choice(name=f"{s} px", value=s) for s in sides][:25]
+
+    async def _styles(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The config's styles and this server's whose name holds what is typed, and "none"."""
+        names = [NO_STYLE, *await self.services.styles.styles(server_id(interaction))]
+        return [app_commands.Choice(name=name, value=name) for name in names if current.lower() in name][:25]
+
+    async def _models(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The engine's default model and the configured others (only "default" when there are none)."""
+        names = (DEFAULT_MODEL, *self.services.engine.limits.models)
+        return [app_commands.Choice(name=name, value=name) for name in names if current.lower() in name.lower()][:25]
 
 async def setup(bot: commands.Bot) -> None:
     await bot.add_cog(Dream(bot))

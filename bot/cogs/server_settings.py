@@ -16,9 +16,10 @@ from discord import app_commands
 
 from bot import render
 from bot.access import require_admin
-from bot.guild_settings import NUMBER_KINDS, SCORE_RANGE, SETTING_KINDS, ServerSettings, shown
+from bot.guild_settings import ServerSettings
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
+from bot.setting_kinds import NUMBER_KINDS, SCORE_RANGE, SETTING_KINDS, shown
 from moderation.warning_settings import WARNINGS_TO_BAN_RANGE
 
 KEY_CHOICES = [app_commands.Choice(name=f"{key} ({kind})", value=key) for key, kind in SETTING_KINDS.items()]

@@ -21,6 +21,7 @@ from bot.scheduler.errors import (
     OverTierLimit,
     Paused,
     QueueFull,
+    RelaxQueueFull,
     ServerQueueFull,
     ServiceStopped,
 )
@@ -28,6 +29,7 @@ from bot.scheduler.estimates import Estimates
 from bot.scheduler.events import EventKind
 from bot.scheduler.fairqueue import QueuedJob
 from bot.scheduler.models import Admission, DreamRequest, EffectiveLimits, JobState, JobView, Placement
+from bot.scheduler.modes import RELAX
 from engine.types import JobRequest, RequestError
 
 
@@ -122,13 +124,17 @@ class Admitter:
         _check_shape(job_request, limits)
         if core.active_by_member[who] >= limits.max_queued:
             raise MemberQueueFull(limits.max_queued)
+        relax = request.mode == RELAX
+        if relax and core.relax_jobs(who) >= core.relax_terms(request.guild_id).max_jobs:
+            raise RelaxQueueFull(core.relax_terms(request.guild_id).max_jobs)
         # The server's own cap first: when both are reached, that is the one its members can wait out.
         if core.active_by_server[request.guild_id] >= core.settings.max_queued_jobs_per_server:
             raise ServerQueueFull(core.settings.max_queued_jobs_per_server, self.estimates.minutes_until_room())
         if len(core.jobs) >= core.settings.max_queued_jobs:
             raise QueueFull(core.settings.max_queued_jobs, self.estimates.minutes_until_room())
         job_id = self._next_id
-        core.quotas.charge(who, job_id, job_request.count, limits, now)
+        if not relax:  # relax is free: nothing charged, so nothing is refunded when it ends
+            core.quotas.charge(who, job_id, job_request.count, limits, now)
         self._next_id += 1
         # Numbers are handed out here, like ids, so concurrent admissions never share one; a failed commit
         # leaves a gap, which members never see reused.
@@ -137,7 +143,7 @@ class Admitter:
             job_id=job_id, number=number, member_id=member.id, guild_id=request.guild_id,
             channel_id=request.channel_id, state=JobState.QUEUED, prompt=request.prompt,
             negative_prompt=request.negative_prompt, params=request.params, seeds=job_request.seeds,
-            cost=job_request.cost, created_at=now,
+            cost=job_request.cost, created_at=now, mode=request.mode, style=request.style,
         )
         job = Job(
             view=view, key=request.idempotency_key, tier=tier, request=job_request,

@@ -115,6 +115,11 @@ class QuotaSettings(BaseModel):
     daily_reset_hour_utc: int = Field(default=0, ge=0, le=23)
     multiplier: float = Field(default=1.0, ge=0.01, le=100)
     """Scales every tier's burst, rate and daily budget (admins change it live to open the tap gradually)."""
+    relax_weight: float = Field(default=0.1, ge=0.01, le=1)
+    """Relax mode (free of the quota) queues at this fraction of the member's tier weight; each server may set its
+    own (``/admin settings``)."""
+    relax_max_jobs: int = Field(default=2, ge=0, le=100)
+    """Relax jobs a member may have waiting or running at once (0: no relax mode); each server may set its own."""
 
     @model_validator(mode="after")
     def _check_tiers(self) -> QuotaSettings:
@@ -180,6 +185,21 @@ class SchedulerSettings(BaseModel):
 def check_multiplier(value: float) -> float:
     """Return a valid global multiplier, or raise :class:`InvalidLimit` naming the allowed range."""
     return _check_number("multiplier", value, *_field_range(QuotaSettings, "multiplier"), integer=False)
+
+
+RELAX_TERMS = ("relax_weight", "relax_max_jobs")
+"""The relax-mode terms a server's admins may set for their server (the config's ``quotas`` gives the defaults)."""
+
+
+def check_relax_term(name: str, value: float) -> float | int:
+    """Return a valid relax term (``relax_max_jobs`` a whole number), or raise :class:`InvalidLimit` naming the
+    allowed range."""
+    return _check_number(name, value, *_field_range(QuotaSettings, name), integer=name == "relax_max_jobs")
+
+
+def relax_term_range(name: str) -> str:
+    """A relax term's allowed range, as admins are told it."""
+    return " to ".join(_number(bound) for bound in _field_range(QuotaSettings, name))
 
 
 SERVER_WEIGHT_RANGE = (0.01, 100.0)

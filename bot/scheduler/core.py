@@ -24,6 +24,7 @@ from bot.scheduler.admin_tables import AdminTables
 from bot.scheduler.journal import Journal
 from bot.scheduler.rows import read_view
 from bot.scheduler.models import AuditEntry, JobState, JobView
+from bot.scheduler.modes import RELAX, RelaxTermsOf, queue_weight
 from bot.scheduler.policy import Policy, ServerTierRoles
 from bot.scheduler.quotas import QuotaBook, Who
 from engine.pool import EnginePool, as_pool
@@ -113,8 +114,10 @@ class Core:
 
     def __init__(self, db: Database, engine: EngineClient | EnginePool, scheduler: SchedulerSettings,
                  quotas: QuotaSettings, max_batch_images: int, clock: Clock,
-                 tier_roles: ServerTierRoles) -> None:  # fmt: skip
+                 tier_roles: ServerTierRoles, relax_terms: RelaxTermsOf) -> None:  # fmt: skip
         self.settings = scheduler
+        self.relax_terms = relax_terms
+        """Each server's terms for relax jobs (its admins' settings)."""
         self.engine = as_pool(engine)
         """Every engine, as a pool (of one by default): what admission validates against and stats report."""
         self.clock = clock
@@ -165,9 +168,14 @@ class Core:
         self.active_by_member[job.who] += 1
         self.active_by_server[job.guild_id] += 1
 
+    def relax_jobs(self, who: Who) -> int:
+        """The member's relax jobs admitted and not ended in the server."""
+        return sum(1 for job in self.jobs.values() if job.who == who and job.view.mode == RELAX)
+
     def push(self, job: Job, *, front: bool = False) -> None:
-        """Queue a job under its member's tier weight and its server's weight."""
-        weight = self.policy.limits(job.who, job.tier).weight
+        """Queue a job under its member's tier weight (a fraction of it for relax jobs) and its server's weight."""
+        weight = queue_weight(job.view.mode, self.policy.limits(job.who, job.tier).weight,
+                              self.relax_terms(job.guild_id))  # fmt: skip
         self.queue.push(job.entry, weight, self.policy.server_weight(job.guild_id), front=front)
 
     def forget(self, job: Job, *, refund: bool) -> None:

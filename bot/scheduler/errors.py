@@ -64,6 +64,17 @@ class MemberQueueFull(DreamError):
         self.limit = limit
 
 
+class RelaxQueueFull(DreamError):
+    """The member already has as many relax jobs waiting or running as the server allows."""
+
+    def __init__(self, limit: int) -> None:
+        jobs = f"{limit} relax job{'s' if limit != 1 else ''}"
+        text = (f"You already have {jobs} in the queue, this server's limit; wait for one to finish, or use "
+                "`mode: fast`.") if limit else "This server has no relax mode; use `mode: fast`."
+        super().__init__(text)
+        self.limit = limit
+
+
 def _minutes(minutes: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 

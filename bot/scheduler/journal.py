@@ -36,8 +36,8 @@ QuotaRow = Callable[[Who], QuotaState]
 
 _INSERT_JOB = """
     INSERT INTO jobs (id, number, idempotency_key, member_id, guild_id, channel_id, prompt, negative_prompt,
-                      params, seeds, cost, tier, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      params, seeds, cost, tier, created_at, mode, style)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (idempotency_key) DO NOTHING
 """
 _UPSERT_QUOTA = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from bot.scheduler.modes import Mode, RelaxTerms
 from engine.types import GeneratedImage, GenerationParams
 
 
@@ -36,6 +37,10 @@ class DreamRequest:
     channel_id: int | None = None
     init_image: bytes | None = field(default=None, repr=False)
     """The start image of an img2img job (PNG of exactly the params' size); None: from noise."""
+    mode: Mode = "fast"
+    """fast: charged to the quota; relax: free, at a low weight (see :mod:`bot.scheduler.modes`)."""
+    style: str = ""
+    """The style already applied to ``prompt`` and ``negative_prompt``, kept to be shown with the result."""
 
 
 class JobState(enum.StrEnum):
@@ -82,6 +87,9 @@ class JobView:
     """Why a done job's result could not be posted (it will not be tried again)."""
     images: tuple[GeneratedImage, ...] = ()
     """A done job's images, where they were loaded to be posted (see ``DreamService.undelivered``); else empty."""
+    mode: Mode = "fast"
+    style: str = ""
+    """The style applied to the prompt; empty for none."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,10 @@ class QuotaStatus:
     queued_jobs: int
     banned_until: float | None = None
     banned: bool = False
+    relax: RelaxTerms = field(default_factory=RelaxTerms)
+    """The server's terms for relax jobs."""
+    relax_jobs: int = 0
+    """The member's relax jobs waiting or running."""
 
 
 @dataclass(frozen=True)

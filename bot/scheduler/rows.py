@@ -9,6 +9,7 @@ import logging
 import aiosqlite
 
 from bot.scheduler.models import JobState, JobView
+from bot.scheduler.modes import MODES
 from bot.scheduler.quotas import Charge, QuotaState
 from engine.types import GenerationParams
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 JOB_COLUMNS = """
     id, number, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
-    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable
+    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable, mode, style
 """
 """The columns :func:`job_view` reads."""
 
@@ -26,7 +27,7 @@ def job_row(view: JobView, key: str, tier: str) -> tuple[object, ...]:
     return (
         view.job_id, view.number, key, view.member_id, view.guild_id, view.channel_id, view.prompt,
         view.negative_prompt, encode_params(view.params), json.dumps(list(view.seeds)), view.cost, tier,
-        view.created_at,
+        view.created_at, view.mode, view.style,
     )
 
 
@@ -40,13 +41,16 @@ def job_view(row: aiosqlite.Row) -> JobView:
     seeds = json.loads(row["seeds"])
     if not isinstance(seeds, list) or not all(isinstance(seed, int) for seed in seeds):
         raise ValueError(f"seeds is not a list of integers: {row['seeds']!r}")
+    if row["mode"] not in MODES:
+        raise ValueError(f"mode is not one of {', '.join(MODES)}: {row['mode']!r}")
     return JobView(
         job_id=row["id"], number=row["number"], member_id=row["member_id"], guild_id=row["guild_id"],
         channel_id=row["channel_id"],
         state=JobState(row["state"]), prompt=row["prompt"], negative_prompt=row["negative_prompt"], params=params,
         seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
         started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-        result_message_id=row["result_message_id"], undeliverable=row["undeliverable"],
+        result_message_id=row["result_message_id"], undeliverable=row["undeliverable"], mode=row["mode"],
+        style=row["style"],
     )
 
 

@@ -41,6 +41,7 @@ from bot.scheduler.models import (
     QuotaStatus,
     SchedulerStats,
 )
+from bot.scheduler.modes import RelaxTerms, RelaxTermsOf
 from bot.scheduler.policy import ServerTierRoles
 from bot.scheduler.recovery import recover
 from bot.scheduler.rows import read_view
@@ -58,7 +59,8 @@ class DreamService:
     Construct, :meth:`subscribe` (to hear restart events too), then
     :meth:`start`; :meth:`close` on shutdown. The engine's own lifecycle
     (``start``/``close``) belongs to the caller. ``tier_roles`` gives each
-    server's own tier roles (its admins' choice), on top of the config's.
+    server's own tier roles (its admins' choice), on top of the config's; ``relax_terms`` each server's terms
+    for relax jobs (default: the config's ``quotas.relax_weight`` and ``relax_max_jobs``).
     """
 
     def __init__(
@@ -71,9 +73,13 @@ class DreamService:
         max_batch_images: int = 8,
         clock: Clock | None = None,
         tier_roles: ServerTierRoles | None = None,
+        relax_terms: RelaxTermsOf | None = None,
     ) -> None:
-        self._core = core = Core(db, engine, scheduler or SchedulerSettings(), quotas or QuotaSettings(),
-                                 max_batch_images, clock or SystemClock(), tier_roles or _no_server_tier_roles)
+        quotas = quotas or QuotaSettings()
+        default_terms = RelaxTerms(quotas.relax_weight, quotas.relax_max_jobs)
+        self._core = core = Core(db, engine, scheduler or SchedulerSettings(), quotas, max_batch_images,
+                                 clock or SystemClock(), tier_roles or _no_server_tier_roles,
+                                 relax_terms or (lambda guild_id: default_terms))  # fmt: skip
         self.clock = core.clock
         self.journal = core.journal
         self.deliveries = Deliveries(core.journal)
@@ -144,6 +150,7 @@ class DreamService:
             burst_full_at=allowance.burst_full_at, daily_left=allowance.daily_left,
             daily_resets_at=allowance.daily_resets_at, queued_jobs=core.active_by_member[who],
             banned=ban is not None, banned_until=None if ban is None else ban.until,
+            relax=core.relax_terms(guild_id), relax_jobs=core.relax_jobs(who),
         )
 
     # jobs

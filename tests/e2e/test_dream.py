@@ -35,7 +35,8 @@ async def test_commands_sync_to_the_guild_once(world: World) -> None:
     fake = world.fake
     names = sorted((c["name"], c["type"]) for c in fake.synced_commands(world.guild))
     assert names == [
-        ("Flag image", 3), ("admin", 1), ("cancel", 1), ("dream", 1), ("mod", 1), ("queue", 1), ("quota", 1)
+        ("Flag image", 3), ("admin", 1), ("cancel", 1), ("dream", 1), ("mod", 1), ("queue", 1), ("quota", 1),
+        ("settings", 1), ("styles", 1),
     ]
     assert fake.synced_commands() == []  # nothing global: members never see a command twice
     syncs = len(fake.commands.syncs)

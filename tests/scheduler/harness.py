@@ -10,6 +10,7 @@ from bot.scheduler.clock import VirtualClock
 from bot.scheduler.config import QuotaSettings, SchedulerSettings, TierSettings
 from bot.scheduler.events import EventKind, JobEvent
 from bot.scheduler.models import Admission, DreamRequest, Member
+from bot.scheduler.modes import RelaxTermsOf
 from bot.scheduler.service import DreamService
 from engine.pool import EnginePool
 from engine.simulated import SimulatedEngine
@@ -28,6 +29,7 @@ class Harness:
     def __init__(
         self, path: Path, clock: VirtualClock, scheduler: SchedulerSettings, quotas: QuotaSettings,
         *, max_batch_images: int = 8, seconds_per_step: float = 0.1, engines: int = 1,
+        relax_terms: RelaxTermsOf | None = None,
     ) -> None:
         self.path = path
         self.clock = clock
@@ -36,6 +38,7 @@ class Harness:
         self.max_batch_images = max_batch_images
         self.seconds_per_step = seconds_per_step
         self.engine_count = engines
+        self.relax_terms = relax_terms
         self.events: list[JobEvent] = []
         self.keys = 0
 
@@ -48,7 +51,7 @@ class Harness:
             await engine.start()
         self.service = DreamService(
             self.db, self.pool or self.engine, scheduler=self.scheduler, quotas=self.quotas,
-            max_batch_images=self.max_batch_images, clock=self.clock,
+            max_batch_images=self.max_batch_images, clock=self.clock, relax_terms=self.relax_terms,
         )
         self.clock.settle_hook = self.service.journal.wait_idle
         self.subscription = self.service.subscribe()
