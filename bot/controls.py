@@ -26,11 +26,12 @@ MAX_TEXT_INPUT = 4000
 
 
 class ImageControl(Guarded):
-    """A button about one image of a job: ``dq:<action>:<job id>:<index>``."""
+    """A button about one image of a job: ``dq:<action>:<job id>:<index>``; a click submits its ``control``."""
 
     action: str
     label: str
     emoji: str
+    control: Control
 
     def __init__(self, job_id: int, index: int) -> None:
         super().__init__(  # type: ignore[call-arg]
@@ -44,6 +45,9 @@ class ImageControl(Guarded):
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> ImageControl:
         return cls(int(match["job"]), int(match["index"]))
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        await submit(interaction, self.job_id, self.index, self.control)
 
 
 async def submit(interaction: discord.Interaction, job_id: int, index: int, control: Control, *,
@@ -69,9 +73,7 @@ class VarySubtleButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],
     """New seeds from this image at the server's subtle strength: the same picture, details changed."""
 
     action, label, emoji = "vary_subtle", Control.VARY_SUBTLE.label, "🌱"
-
-    async def run(self, interaction: discord.Interaction) -> None:
-        await submit(interaction, self.job_id, self.index, Control.VARY_SUBTLE)
+    control = Control.VARY_SUBTLE
 
 
 class VaryStrongButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],
@@ -79,9 +81,7 @@ class VaryStrongButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],
     """New seeds from this image at the server's strong strength: its layout and colours, redrawn."""
 
     action, label, emoji = "vary_strong", Control.VARY_STRONG.label, "🌪️"
-
-    async def run(self, interaction: discord.Interaction) -> None:
-        await submit(interaction, self.job_id, self.index, Control.VARY_STRONG)
+    control = Control.VARY_STRONG
 
 
 class UpscaleButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],
@@ -89,9 +89,7 @@ class UpscaleButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],
     """This image at twice the size, refined at the server's upscale strength."""
 
     action, label, emoji = "upscale", Control.UPSCALE.label, "⬆️"
-
-    async def run(self, interaction: discord.Interaction) -> None:
-        await submit(interaction, self.job_id, self.index, Control.UPSCALE)
+    control = Control.UPSCALE
 
 
 class RemixButton(ImageControl, discord.ui.DynamicItem[discord.ui.Button],
