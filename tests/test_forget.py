@@ -19,6 +19,13 @@ from moderation.prompt_log import BlockedPromptLog
 USER, OTHER = 7, 8
 
 
+def configured(tmp_path: Path) -> tuple[Path, Path]:
+    """A database path, and a config file that names it."""
+    db_path, config = tmp_path / "dq.db", tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database": {"path": str(db_path)}}))
+    return db_path, config
+
+
 async def seed(db_path: Path) -> None:
     """Blocked prompts, flagged images, flags and jobs of two users in two servers."""
     verdict = PromptFilter.from_settings(ModerationSettings()).check("nude")
@@ -40,9 +47,7 @@ async def seed(db_path: Path) -> None:
 def test_cli_forget_deletes_a_users_data_everywhere_and_keeps_everyone_elses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db_path = tmp_path / "dq.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"database": {"path": str(db_path)}}))
+    db_path, config = configured(tmp_path)
     asyncio.run(seed(db_path))
 
     assert main(["forget", str(USER), "--config", str(config)]) == 0
@@ -72,9 +77,7 @@ def test_cli_forget_without_a_database_says_so(tmp_path: Path, capsys: pytest.Ca
 def test_cli_forget_leaves_queued_jobs_it_cannot_cancel_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db_path = tmp_path / "dq.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"database": {"path": str(db_path)}}))
+    db_path, config = configured(tmp_path)
     asyncio.run(seed(db_path))
     with sqlite3.connect(db_path) as conn:
         conn.execute("INSERT INTO jobs (member_id, guild_id, number, prompt, params, seeds, cost, state, created_at)"
@@ -93,9 +96,7 @@ def test_cli_forget_leaves_queued_jobs_it_cannot_cancel_and_says_so(
 def test_cli_forget_deletes_a_users_settings_in_servers_where_they_have_nothing_else(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db_path = tmp_path / "dq.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"database": {"path": str(db_path)}}))
+    db_path, config = configured(tmp_path)
 
     async def seed_preferences() -> None:
         async with await Database.open(db_path) as db:
