@@ -16,6 +16,7 @@ from bot.attachments import resized
 from bot.guild_settings import ServerSettings
 from bot.refusal import Refusal
 from bot.scheduler.models import Admission, DreamRequest, JobState, JobView, Member
+from bot.scheduler.quotas import images_charged
 from bot.services import Services, random_seeds
 from engine.types import GeneratedImage, GenerationParams, JobRequest
 
@@ -38,20 +39,29 @@ class Plan:
 
     params: GenerationParams
     count: int
+    scale: int = 1
+    """Its images' pixels against the image's (4: twice the size)."""
 
     @property
     def cost(self) -> int:
         """GPU work, in the fair queue's units (see :attr:`engine.types.JobRequest.cost`)."""
         return JobRequest("plan", "plan", (0,) * self.count, self.params).cost
 
+    @property
+    def charge(self) -> int:
+        """Images taken from the clicker's quota: the GPU work against new images of the image's size."""
+        return images_charged(self.count, self.params.strength, self.scale)
+
 
 def controls_costs(server: ServerSettings) -> str:
     """What each control costs in the server, against a new grid like the image's."""
-    return (f"Charged to whoever clicks. **Vary (subtle)**: a grid as large as the image's, at "
-            f"{server.vary_subtle_strength:.0%} of its GPU work. **Vary (strong)** and **Remix**: the same at "
-            f"{server.vary_strong_strength:.0%}. **Upscale 2×**: 1 image of your quota, 4× its pixels at "
-            f"{server.upscale_strength:.0%} of the steps ({4 * server.upscale_strength:.1f}× the GPU work of "
-            "one image).")  # fmt: skip
+    return (f"Charged to whoever clicks, by GPU work. **Vary (subtle)**: a grid as large as the image's, at "
+            f"{server.vary_subtle_strength:.0%} of its GPU work and of its images' quota (4 images: "
+            f"{images_charged(4, server.vary_subtle_strength)}). **Vary (strong)** and **Remix**: the same at "
+            f"{server.vary_strong_strength:.0%} (4 images: {images_charged(4, server.vary_strong_strength)}). "
+            f"**Upscale 2×**: one image, 4× its pixels at {server.upscale_strength:.0%} of the steps "
+            f"({4 * server.upscale_strength:.1f}× one image's GPU work: "
+            f"{images_charged(1, server.upscale_strength, 4)} of your quota).")  # fmt: skip
 
 
 class Variations:
@@ -67,7 +77,7 @@ class Variations:
         if control is Control.UPSCALE:
             params = replace(job.params, width=job.params.width * 2, height=job.params.height * 2,
                              strength=server.upscale_strength)  # fmt: skip
-            return Plan(params, 1)
+            return Plan(params, 1, scale=4)
         chosen = getattr(server, f"{control}_strength") if strength is None else strength
         return Plan(replace(job.params, strength=chosen), len(job.seeds))
 
@@ -77,8 +87,8 @@ class Variations:
         parts = []
         for control in Control:
             plan = self.plan(job, control)
-            parts.append(f"{control.label}: {plan.count} image{'s' * (plan.count > 1)}, "
-                         f"{plan.cost / new:.0%} of the GPU work of the original grid")  # fmt: skip
+            parts.append(f"{control.label}: {plan.count} image{'s' * (plan.count > 1)} for {plan.charge} of your "
+                         f"quota, {plan.cost / new:.0%} of the GPU work of the original grid")  # fmt: skip
         return "Costs (charged to whoever clicks): " + " · ".join(parts) + "."
 
     async def source(self, guild_id: int, job_id: int, index: int) -> tuple[JobView, GeneratedImage]:
@@ -121,6 +131,6 @@ class Variations:
             member=member, guild_id=guild_id, prompt=job.prompt if prompt is None else prompt, seeds=seeds,
             idempotency_key=key, params=plan.params,
             negative_prompt=job.negative_prompt if negative is None else negative, channel_id=job.channel_id,
-            init_image=start,
+            init_image=start, charge=plan.charge,
         )
         return await self.services.dream(request, age_restricted=age_restricted), job

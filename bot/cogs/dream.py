@@ -20,6 +20,7 @@ from bot.refusal import Refusal
 from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
 from bot.scheduler.modes import MODES
+from bot.scheduler.quotas import images_charged
 from bot.screening import is_nsfw
 from bot.server import server_id
 from bot.services import Services, random_seeds
@@ -154,7 +155,7 @@ class Dream(commands.Cog):
                 start = await read_start_image(image, controls, Bounds.of(services.engine.limits, tier.max_pixels),
                                                asked_size)  # fmt: skip
                 request = replace(request, params=replace(params, width=start.width, height=start.height),
-                                  init_image=start.png)  # fmt: skip
+                                  init_image=start.png, charge=images_charged(count, params.strength))  # fmt: skip
             admission = await services.dream(request, age_restricted=is_nsfw(interaction.channel))
             self.bot.delivery.queued(interaction, admission, note)  # type: ignore[attr-defined]
 

@@ -134,7 +134,8 @@ class Admitter:
             raise QueueFull(core.settings.max_queued_jobs, self.estimates.minutes_until_room())
         job_id = self._next_id
         if not relax:  # relax is free: nothing charged, so nothing is refunded when it ends
-            core.quotas.charge(who, job_id, job_request.count, limits, now)
+            charge = job_request.count if request.charge is None else request.charge
+            core.quotas.charge(who, job_id, charge, limits, now)
         self._next_id += 1
         # Numbers are handed out here, like ids, so concurrent admissions never share one; a failed commit
         # leaves a gap, which members never see reused.

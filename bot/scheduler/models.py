@@ -35,6 +35,8 @@ class DreamRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     negative_prompt: str = ""
     channel_id: int | None = None
+    charge: int | None = None
+    """Images taken from the quota (:func:`~bot.scheduler.quotas.images_charged`); None: one an image."""
     init_image: bytes | None = field(default=None, repr=False)
     """The start image of an img2img job (PNG of exactly the params' size); None: from noise."""
     mode: Mode = "fast"

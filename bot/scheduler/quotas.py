@@ -81,6 +81,14 @@ class Allowance:
     daily_resets_at: float
 
 
+def images_charged(count: int, strength: float = 1.0, scale: float = 1.0) -> int:
+    """Images a job takes from the quota: one an image from noise; from a start image, its real GPU work against
+    as many new images of the start image's size (``strength`` of the steps run, ``scale`` times the pixels:
+    4 for a 2x upscale), rounded up, at least 1."""
+    # The small slack keeps float noise (0.35 * 4 = 1.4000000000000001) from rounding up a whole image.
+    return max(1, math.ceil(count * strength * scale - 1e-9))
+
+
 class QuotaBook:
     """Every member's quota state, charged, settled and refunded in memory (the caller persists ``state``)."""
 

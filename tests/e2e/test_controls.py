@@ -83,7 +83,8 @@ async def test_vary_subtle_and_strong_from_an_image_posted_alone(world: World) -
                                                 height=256))  # fmt: skip
     alone = await (await world.fake.click(world.alice, grid, label="2")).wait_message(lambda m: bool(m.attachments))
     assert [button["label"] for button in alone.buttons] == CONTROLS
-    assert "Costs (charged to whoever clicks): Vary (subtle): 2 images, 25% of the GPU work" in alone.content
+    assert "Costs (charged to whoever clicks): Vary (subtle): 2 images for 1 of your quota, 25% of the GPU work" \
+        in alone.content
     original = await newest_job(world, world.alice)
     [source] = [image for image in await world.app.services.dreams.images(world.guild.id, original.job_id)
                 if image.seed == 8]  # fmt: skip
@@ -99,7 +100,7 @@ async def test_vary_subtle_and_strong_from_an_image_posted_alone(world: World) -
         assert len(job.seeds) == 2 and set(job.seeds).isdisjoint({7, 8})
         assert await start_image(world, job) == resized(source.png, 256, 256)  # the image, at its job's size
         assert job.cost == 2 * int(4 * strength) * (256 * 256 // 4096)
-    assert daily_left(world, world.bob) == before - 4
+    assert daily_left(world, world.bob) == before - 1 - 2  # their GPU work: 2 x 0.3 and 2 x 0.8, rounded up
 
 
 async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: World) -> None:
@@ -120,11 +121,13 @@ async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: W
     asked = engine.requests[str(job.job_id)]
     assert asked.init_image == await start_image(world, job) and asked.params == job.params
     assert Image.open(io.BytesIO(asked.init_image or b"")).size == (512, 384)
-    assert daily_left(world, world.bob) == before - 1
+    assert daily_left(world, world.bob) == before - 2  # 4x the pixels x 0.3 = 1.2 images' GPU work, rounded up
     quota = await world.fake.slash(world.bob, world.dreams, "quota")
     shown = str((await quota.wait_message(lambda m: m.ephemeral)).embeds[0])
-    assert "**Vary (subtle)**: a grid as large as the image's, at 35% of its GPU work" in shown
-    assert "**Upscale 2×**: 1 image of your quota, 4× its pixels at 30% of the steps (1.2× the GPU work" in shown
+    assert "**Vary (subtle)**: a grid as large as the image's, at 35% of its GPU work and of its images' quota" \
+        " (4 images: 2)" in shown
+    assert "**Upscale 2×**: one image, 4× its pixels at 30% of the steps (1.2× one image's GPU work: 2 of your" \
+        " quota)" in shown
 
     too_big = await world.result(await world.dream(world.alice, prompt="a wide castle", count=1, width=1024,
                                                    height=64))  # fmt: skip
@@ -175,11 +178,13 @@ async def test_dream_from_the_members_own_image(world: World, name: str, fmt: st
     start = Image.open(io.BytesIO(await start_image(world, job) or b""))
     assert start.format == "PNG" and start.size == fitted and start.mode == "RGB"
 
-    ix = await world.dream(world.alice, prompt="a watercolour", count=1, image=(name, picture(size, fmt)),
+    before = daily_left(world, world.alice)
+    ix = await world.dream(world.alice, prompt="a watercolour", count=3, image=(name, picture(size, fmt)),
                            strength=0.25, width=256, height=128)  # fmt: skip
     await world.result(ix)
     job = await newest_job(world, world.alice)
     assert (job.params.width, job.params.height, job.params.strength) == (256, 128, 0.25)
+    assert daily_left(world, world.alice) == before - 1  # 3 images x 0.25 of the steps, rounded up
 
     assert world.app is not None  # forgetting the member deletes their pictures
     await world.app.services.forgetting.member(world.guild.id, world.alice.id, None)

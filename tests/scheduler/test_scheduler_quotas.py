@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bot.scheduler.errors import QuotaExceeded
 from bot.scheduler.models import EffectiveLimits
-from bot.scheduler.quotas import DAY_SECONDS, QuotaBook
+from bot.scheduler.quotas import DAY_SECONDS, QuotaBook, images_charged
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -151,3 +151,17 @@ def test_quotas_are_never_exceeded_and_refunds_are_exact(
             assert window <= burst + rate * (end - start) / 3600 + 1e-6
     for day in {book.day_of(at) for at, _ in kept}:
         assert sum(n for at, n in kept if book.day_of(at) == day) <= daily
+
+
+@pytest.mark.parametrize(("count", "strength", "scale", "charged"), [
+    (4, 1.0, 1, 4),  # from noise: one an image
+    (4, 0.35, 1, 2),  # a subtle variation: 1.4 images' work
+    (4, 0.7, 1, 3),
+    (1, 0.3, 4, 2),  # an upscale: 4x the pixels at 0.3 of the steps, 1.2 images' work
+    (2, 0.5, 1, 1),  # exactly one image's work: no float noise rounds it up
+    (1, 0.01, 1, 1),  # never free
+])  # fmt: skip
+def test_a_job_from_a_start_image_is_charged_its_gpu_work_in_images(
+    count: int, strength: float, scale: int, charged: int
+) -> None:
+    assert images_charged(count, strength, scale) == charged
