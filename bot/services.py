@@ -37,7 +37,7 @@ from bot.scheduler.models import (
 )
 from bot.scheduler.service import DreamService
 from bot.settings import ConfigError, Settings, changed_keys, is_live, load_settings, with_live
-from bot.styles import StyleStore
+from bot.styles import PLACEHOLDER, Style, StyleStore
 from bot.text import clip
 from bot.warnings import Warnings, WarnOutcome
 from engine.pnginfo import model_label
@@ -242,6 +242,16 @@ class Services:
     async def test_prompt(self, guild_id: int, prompt: str, negative: str = "") -> list[Verdict]:
         """What the server's filter says about a prompt and (when there is one) a negative prompt, in that order."""
         return await asyncio.to_thread((await self.filters.get(guild_id)).check_request, prompt, negative)
+
+    async def add_style(self, guild_id: int, name: str, prompt: str, negative: str, actor_id: int) -> Style:
+        """Add a style of the server's own, if its template and negative pass the server's prompt filter (as in
+        an ordinary channel): a style the filter blocks would block, and warn, everyone who chose it."""
+        for verdict in await self.test_prompt(guild_id, prompt.replace(PLACEHOLDER, " "), negative):
+            if not verdict.allowed:
+                raise Refusal(f"**{'negative' if verdict.part == 'negative' else 'prompt'}**: the server's filter "
+                              f"blocks it ({verdict.category}: `{verdict.matched}`), so this style would block "
+                              "every `/dream` that uses it.")  # fmt: skip
+        return await self.styles.add(guild_id, name, prompt, negative, actor_id)
 
     async def reload_config(self) -> Reloaded:
         """Re-read the config file: apply the live settings (see :func:`bot.settings.is_live`) and rebuild the

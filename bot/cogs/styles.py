@@ -58,7 +58,7 @@ class Styles(commands.GroupCog, group_name="styles", group_description="Named st
         guild_id = server_id(interaction)
         require_admin(interaction)
         await defer(interaction)
-        style = await self.services.styles.add(guild_id, name, prompt, negative, interaction.user.id)
+        style = await self.services.add_style(guild_id, name, prompt, negative, interaction.user.id)
         await whisper(interaction, f"Style `{style.name}` added: `/dream style:{style.name}` draws "
                                    f"`{clip(style.prompt, 200)}`.")  # fmt: skip
 

@@ -59,6 +59,15 @@ async def test_config_and_server_styles_are_applied_before_the_filter_and_shown_
     choices = await (await world.fake.autocomplete(world.alice, world.dreams, "dream", focused="style", prompt="x",
                                                    style="")).wait_choices()  # fmt: skip
     assert [choice["value"] for choice in choices] == ["none", "oil", "risque", "ink"]
+    # A style the filter blocks would block everyone who chose it; a negative prompt is checked as /dream checks it.
+    lewd = await world.fake.slash(world.admin, world.dreams, "styles", "add", name="lewd", prompt="{prompt}, nude")
+    assert "**prompt**: the server's filter blocks it (sexual: `nude`)" in await private(lewd)
+    mail = await world.fake.slash(world.admin, world.dreams, "styles", "add", name="mail", prompt="{prompt}, x",
+                                  negative="mail me at jo@example.com")  # fmt: skip
+    assert "**negative**: the server's filter blocks it (" in await private(mail)
+    kept_out = await world.fake.slash(world.admin, world.dreams, "styles", "add", name="clean", prompt="{prompt}, x",
+                                      negative="nude")  # fmt: skip
+    assert "Style `clean` added" in await private(kept_out)
 
     oil = await world.result(await world.dream(world.alice, prompt="a harbour", negative="people", style="oil", count=1))
     assert oil.embeds[0]["description"] == "a harbour, oil painting" and field(oil, "Style") == "oil"
@@ -77,7 +86,7 @@ async def test_config_and_server_styles_are_applied_before_the_filter_and_shown_
     gone = await world.dream(world.alice, prompt="a fox", count=1)
     assert "It is your `/settings` default" in await private(gone)
     actions = [entry.action for entry in await world.app.services.audit.entries(world.guild.id)]
-    assert actions.count("style_added") == 1 and actions.count("style_removed") == 1
+    assert actions.count("style_added") == 2 and actions.count("style_removed") == 1  # ink and clean
 
 
 async def test_relax_is_free_queued_at_a_low_weight_and_capped(world: World) -> None:
