@@ -38,7 +38,9 @@ class ModelError(ValueError):
     """A configured model is of a kind the engine cannot run; the message names its config key."""
 
 
-def load_pipe(source: str, settings: EngineSettings, dtype: torch.dtype, key: str = "engine.model") -> DiffusionPipeline:
+def load_pipe(
+    source: str, settings: EngineSettings, dtype: torch.dtype, key: str = "engine.model"
+) -> DiffusionPipeline:
     """Load ``source`` (a folder or hub id) with the pipeline class its ``model_index.json`` names.
 
     SD 1.x and 2.x are ``StableDiffusionPipeline``, SDXL ``StableDiffusionXLPipeline``;

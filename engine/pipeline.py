@@ -121,7 +121,9 @@ class Pipeline:
         self._compiled_batches: dict[Shape, list[int]] = {}
 
     @classmethod
-    def load(cls, settings: EngineSettings, *, compile_backend: str = "inductor", key: str = "engine.model") -> Pipeline:
+    def load(
+        cls, settings: EngineSettings, *, compile_backend: str = "inductor", key: str = "engine.model"
+    ) -> Pipeline:
         """Load ``settings.model`` (a local folder or a Hugging Face id) with the engine's options applied.
 
         The pipeline class is the one the model's ``model_index.json`` names (:func:`engine.models.load_pipe`;

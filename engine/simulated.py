@@ -29,7 +29,7 @@ from engine.batching import plan_batches, refuse_invalid
 from engine.config import EngineSettings
 from engine.pnginfo import encode_png, format_parameters
 from engine.speed import SpeedMeter
-from engine.start_images import REFUSED, decode
+from engine.start_images import REFUSED, UNREADABLE, decode
 from engine.types import (
     EngineHealth,
     GeneratedImage,
@@ -182,9 +182,10 @@ class SimulatedEngine:
 
     async def _generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None) -> dict[str, JobResult]:
         valid, results = refuse_invalid(jobs, self.limits)
-        for job in [job for job in valid if self._start_refused(job)]:
-            valid.remove(job)
-            results[job.job_id] = JobResult(job.job_id, Outcome.FAILED, error=REFUSED)
+        if any(job.init_image is not None for job in valid):  # decoding is not for the event loop
+            for job_id, reason in (await asyncio.to_thread(self._refused_starts, valid)).items():
+                results[job_id] = JobResult(job_id, Outcome.FAILED, error=reason)
+            valid = [job for job in valid if job.job_id not in results]
         self._busy = True
         try:
             for group in plan_batches(valid, self.max_batch_images):
@@ -251,7 +252,18 @@ class SimulatedEngine:
             return None
         return SafetyVerdict.from_score(self.safety_scores(job, seed), CHECKER_LABEL)
 
-    def _start_refused(self, job: JobRequest) -> bool:
-        """Whether the safety check flags the job's start image (never, for a job without one)."""
-        verdict = self._verdict(job, START_IMAGE) if job.init_image is not None else None
-        return verdict is not None and verdict.label == "flagged"
+    def _refused_starts(self, jobs: Sequence[JobRequest]) -> dict[str, str]:
+        """The jobs whose start image cannot be read or is flagged, with the reason, as the engine says it."""
+        refused = {}
+        for job in jobs:
+            if job.init_image is None:
+                continue
+            try:
+                decode(job.init_image, job.params.width, job.params.height)
+            except ValueError:
+                refused[job.job_id] = UNREADABLE
+                continue
+            verdict = self._verdict(job, START_IMAGE)
+            if verdict is not None and verdict.label == "flagged":
+                refused[job.job_id] = REFUSED
+        return refused

@@ -64,7 +64,11 @@ def write_tiny_sdxl(dest: Path) -> Path:
             tokenizer_2=tokenizer_2,
             unet=UNet2DConditionModel(**TINY_SDXL_UNET),
             scheduler=EulerDiscreteScheduler(
-                **{key: value for key, value in SCHEDULER_CONFIG.items() if key not in ("set_alpha_to_one", "skip_prk_steps")}
+                **{
+                    key: value
+                    for key, value in SCHEDULER_CONFIG.items()
+                    if key not in ("set_alpha_to_one", "skip_prk_steps")
+                }
             ),
             add_watermarker=False,
         )

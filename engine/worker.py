@@ -187,7 +187,11 @@ class Server:
         if failed is not None:
             return BatchFailed(batch.batch_id, failed)
         # Start images are decoded and checked first: a refused one fails its job alone, before any step.
-        starts = start_images.prepare(batch.jobs, self.safety.check if self.safety is not None else None)
+        try:
+            starts = start_images.prepare(batch.jobs, self.safety.check if self.safety is not None else None)
+        except Exception:
+            log.exception("checking the start images of batch %d failed", batch.batch_id)
+            return BatchFailed(batch.batch_id, INTERNAL_ERROR)
         specs = [
             ImageSpec(job.prompt, job.negative_prompt, seed, starts.pictures.get(job.job_id))
             for job in batch.jobs if job.job_id not in starts.refused for seed in job.seeds

@@ -125,6 +125,9 @@ def test_upscale_and_tiling_settings() -> None:
         JobRequest("a", "a cat", (1,), GenerationParams(1024, 1024, strength=0.3), init_image=start).validate(limits)
     with pytest.raises(RequestError, match=r"init_image: must be a 64x64 PNG, got not a PNG"):
         JobRequest("a", "a cat", (1,), GenerationParams(64, 64), init_image=b"GIF89a").validate(limits)
-    for bad, problem in (({"vae_tiling_above": 100}, "vae_tiling_above"), ({"max_upscale_side": 1500}, "multiple of 8")):
+    for bad, problem in (
+        ({"vae_tiling_above": 100}, "vae_tiling_above"),
+        ({"max_upscale_side": 1500}, "multiple of 8"),
+    ):
         with pytest.raises(ConfigError, match=problem):
             parse_settings({"engine": bad}, env={})

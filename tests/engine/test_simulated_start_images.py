@@ -11,7 +11,7 @@ from PIL import Image
 from bot.scheduler.clock import VirtualClock
 from engine.pnginfo import encode_png, read_parameters
 from engine.simulated import START_IMAGE, SimulatedEngine
-from engine.start_images import REFUSED
+from engine.start_images import REFUSED, UNREADABLE
 from engine.types import GenerationParams, JobRequest, Limits, Outcome, Progress
 
 RED = encode_png(Image.new("RGB", (64, 64), (255, 0, 0)), "")
@@ -63,14 +63,15 @@ async def test_a_model_must_be_configured_and_is_written_into_the_png(clock: Vir
     assert unknown.outcome == Outcome.FAILED and (unknown.error or "").startswith("model: must be one of")
 
 
-async def test_a_flagged_start_image_fails_only_its_job(clock: VirtualClock) -> None:
+async def test_a_flagged_or_unreadable_start_image_fails_only_its_job(clock: VirtualClock) -> None:
     def scores(request: JobRequest, seed: int) -> float:
         return 0.9 if seed == START_IMAGE and request.init_image == RED else 0.1
 
     engine = SimulatedEngine(sleep=clock.sleep, safety_scores=scores)
     await engine.start()
-    red, blue, plain = await clock.run(engine.generate([job("r", RED, strength=0.5), job("b", BLUE, strength=0.5),
-                                                        job("p")]))  # fmt: skip
+    jobs = [job("r", RED, strength=0.5), job("b", BLUE, strength=0.5), job("p"), job("x", RED[:40], strength=0.5)]
+    red, blue, plain, broken = await clock.run(engine.generate(jobs))
     assert (red.outcome, red.error, red.retryable, red.images) == (Outcome.FAILED, REFUSED, False, ())
+    assert (broken.outcome, broken.error) == (Outcome.FAILED, UNREADABLE)  # a PNG header without its pixels
     assert blue.outcome == plain.outcome == Outcome.DONE
     assert blue.images[0].safety is not None and blue.images[0].safety.label == "ok"
