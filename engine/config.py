@@ -81,7 +81,7 @@ class EngineSettings(BaseModel):
     """A local diffusers folder or a Hugging Face id (downloaded on the first start, unless downloads are off)."""
     models: dict[str, str] = {}
     """Other models a request may choose, by name: each a folder or a Hugging Face id (SD 1.x, 2.x or SDXL, as
-    ``model``). One model is loaded at a time; a batch for another swaps it in."""
+    ``model``; a hub id is downloaded at start). One model is loaded at a time; a batch for another swaps it in."""
     local_files_only: bool = False
     """Never reach the network for weights: the model must be a folder, or already in ``cache_dir``."""
     cache_dir: Path | None = Path("models/hub")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-from engine.config import EngineSettings
+from engine.config import EngineSettings, is_local
 
 if TYPE_CHECKING:
     from engine.pipeline import Pipeline
@@ -53,6 +53,25 @@ def load_pipe(
         raise ModelError(f"{key}: {source} is a {kind or 'unknown'} model; supported: {', '.join(PIPELINES)}")
     pipeline_class, extra = PIPELINES[kind]
     return pipeline_class.from_pretrained(source, dtype=dtype, **options, **extra)
+
+
+def fetch_all(settings: EngineSettings) -> None:
+    """Download every model of ``engine.models`` named by a Hugging Face id, at start, so a swap only loads from
+    disk (well within ``watchdog_timeout_s``); with downloads off, check each is in the cache.
+
+    Raises :class:`ModelError` naming the model's key when one cannot be had.
+    """
+    for name, source in settings.models.items():
+        if is_local(source):
+            continue  # the settings checked the folder
+        log.info("fetching model %s (%s) into %s, if it is not there yet", name, source, settings.cache_dir)
+        try:
+            DiffusionPipeline.download(source, cache_dir=settings.cache_dir, local_files_only=settings.local_files_only)
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            raise ModelError(
+                f"engine.models.{name}: could not fetch {source} ({type(exc).__name__}: {lines[0] if lines else ''})"
+            ) from exc
 
 
 def needs_vae_upcast(pipe: DiffusionPipeline) -> bool:

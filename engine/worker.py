@@ -100,12 +100,14 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
     pipeline = None
     try:
         # torch is imported here, in the engine process only
+        from engine.models import ModelError, fetch_all
         from engine.optimize import OptionError
         from engine.pipeline import Pipeline
         from engine.safety import SafetyCheck, SafetyCheckError
 
         announce(settings)
         pipeline = Pipeline.load(settings)
+        fetch_all(settings)
         safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
         log.info("warming up: the first batch of each size%s", ", compiled" if settings.compile else "")
         pipeline.warm_up(settings)
@@ -115,7 +117,7 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         else:
             safety.warm_up()
     except Exception as exc:
-        if isinstance(exc, OptionError | SafetyCheckError):
+        if isinstance(exc, OptionError | SafetyCheckError | ModelError):
             reason = str(exc)
         elif pipeline is None:  # the model itself could not be had: one line says why, no traceback
             log.debug("could not load the model", exc_info=True)

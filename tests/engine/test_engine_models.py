@@ -13,7 +13,7 @@ from PIL import Image
 
 from bot.settings import ConfigError, parse_settings
 from engine.config import EngineSettings
-from engine.models import ModelError
+from engine.models import ModelError, fetch_all
 from engine.pipeline import ImageSpec, Pipeline
 from engine.pnginfo import encode_png, read_parameters
 from engine.protocol import BatchDone, BatchFailed, EngineFaults, RunBatch
@@ -131,3 +131,9 @@ def test_upscale_and_tiling_settings() -> None:
     ):
         with pytest.raises(ConfigError, match=problem):
             parse_settings({"engine": bad}, env={})
+
+
+def test_a_hub_model_that_cannot_be_had_fails_the_start_naming_its_key(tmp_path: Path) -> None:
+    settings = EngineSettings(models={"xl": "owner/not-fetched"}, local_files_only=True, cache_dir=tmp_path)
+    with pytest.raises(ModelError, match=r"^engine\.models\.xl: could not fetch owner/not-fetched \("):
+        fetch_all(settings)
