@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = commands.add_parser("make-tiny-model", help="write a tiny random Stable Diffusion pipeline (tests, demos)")
     tiny.add_argument("dest", type=Path)
+    tiny.add_argument("--arch", choices=("sd", "sdxl"), default="sd", help="Stable Diffusion 1.x (default) or SDXL")
 
     backup = commands.add_parser("backup", parents=[common], help="copy the live database with SQLite's online backup")
     backup.add_argument("dest", type=Path)
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "make-tiny-model":
-            return _make_tiny_model(args.dest)
+            return _make_tiny_model(args.dest, args.arch)
         settings = load_settings(args.config)
         logging.getLogger().setLevel(settings.logging.level)
         if args.command == "run":
@@ -101,11 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _make_tiny_model(dest: Path) -> int:
-    from engine.tiny import write_tiny_model  # imports torch: only for this command
+def _make_tiny_model(dest: Path, arch: str = "sd") -> int:
+    # Imports torch: only for this command.
+    if arch == "sdxl":
+        from engine.tiny_sdxl import write_tiny_sdxl as write
+    else:
+        from engine.tiny import write_tiny_model as write
 
-    write_tiny_model(dest)
-    print(f"wrote a tiny random Stable Diffusion pipeline to {dest}")
+    write(dest)
+    print(f"wrote a tiny random {'SDXL' if arch == 'sdxl' else 'Stable Diffusion'} pipeline to {dest}")
     print(f"use it: set engine.model: {dest.resolve()} in config.yaml, or pass --model {dest} to generate")
     return 0
 

@@ -457,9 +457,12 @@ class EngineProcess:
 
     def _finished(self, jobs: list[JobRequest], done: BatchDone, seconds: float) -> dict[str, JobResult]:
         results = {}
-        for job, images in zip(jobs, done.images, strict=True):
+        refused = done.refused or (None,) * len(jobs)
+        for job, images, reason in zip(jobs, done.images, refused, strict=True):
             if job.job_id in self._cancelled:
                 results[job.job_id] = JobResult(job.job_id, Outcome.CANCELLED, error=CANCELLED, seconds=seconds)
+            elif reason is not None:
+                results[job.job_id] = JobResult(job.job_id, Outcome.FAILED, error=reason, seconds=seconds)
             else:
                 results[job.job_id] = JobResult(job.job_id, Outcome.DONE, images=images, seconds=seconds)
         return results

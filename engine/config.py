@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 
 from engine.types import SAMPLERS, Limits
 
-
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """The maintained Stable Diffusion 1.5 repository on the Hugging Face hub (about 5 GB in fp16 and fp32 parts)."""
 
@@ -23,6 +22,9 @@ def is_local(name: str) -> bool:
     """Whether ``name`` names a folder rather than a Hugging Face id (``owner/name``)."""
     return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
 
+
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+"""A name of ``engine.models``: what members pick, short and plain."""
 
 RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 """A Ray cluster's address: ``host:port`` of its head, or ``ray://host:port`` of its Ray Client server."""
@@ -77,6 +79,9 @@ class EngineSettings(BaseModel):
 
     model: str | None = DEFAULT_MODEL
     """A local diffusers folder or a Hugging Face id (downloaded on the first start, unless downloads are off)."""
+    models: dict[str, str] = {}
+    """Other models a request may choose, by name: each a folder or a Hugging Face id (SD 1.x, 2.x or SDXL, as
+    ``model``; a hub id is downloaded at start). One model is loaded at a time; a batch for another swaps it in."""
     local_files_only: bool = False
     """Never reach the network for weights: the model must be a folder, or already in ``cache_dir``."""
     cache_dir: Path | None = Path("models/hub")
@@ -94,6 +99,9 @@ class EngineSettings(BaseModel):
     max_images: int = Field(default=9, ge=1, le=9)
     max_guidance: PositiveFloat = 30.0
     max_prompt_chars: PositiveInt = 1500
+    max_upscale_side: PositiveInt = 2048
+    """Largest width or height of a job with a start image (an upscale is img2img at twice the size), never
+    less than ``max_width`` and ``max_height``."""
     default_sampler: str = "dpmpp_2m_karras"
     start_timeout_s: PositiveFloat = 900.0
     """How long loading and warming the model may take before the start counts as failed."""
@@ -134,12 +142,15 @@ class EngineSettings(BaseModel):
     vae_tiling: bool = False
     """Decode images larger than the VAE's tile (512 px for SD 1.x) tile by tile: less memory, but the tiles'
     seams are blended, so large images change slightly. Images up to the tile size are not affected."""
+    vae_tiling_above: int = Field(default=768 * 768, ge=64 * 64)
+    """Images of more pixels than this (e.g. upscales) go through the VAE tile by tile even without
+    ``vae_tiling``, so a large image's VAE passes fit in memory."""
 
     @model_validator(mode="after")
     def _check(self) -> EngineSettings:
         if self.default_sampler not in SAMPLERS:
             raise ValueError(f"default_sampler must be one of {', '.join(SAMPLERS)}")
-        for name in ("min_size", "max_width", "max_height"):
+        for name in ("min_size", "max_width", "max_height", "max_upscale_side"):
             if getattr(self, name) % 8:
                 raise ValueError(f"{name} must be a multiple of 8")
         for width, height in self.warm_up_sizes:
@@ -179,6 +190,19 @@ class EngineSettings(BaseModel):
             )
         return name
 
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: dict[str, str]) -> dict[str, str]:
+        for name, source in models.items():
+            if not MODEL_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: a model's name is 1-32 lowercase letters, digits, '-', '_' or '.'")
+            if is_local(source):
+                if not (Path(source).expanduser() / "model_index.json").is_file():
+                    raise ValueError(f"{name}: no diffusers model folder (with a model_index.json) at {source}")
+            elif source.count("/") != 1 or not all(source.split("/")):
+                raise ValueError(f"{name}: {source!r} is neither a model folder nor a Hugging Face id (owner/name)")
+        return models
+
     @field_validator("backend")
     @classmethod
     def _ray_installed(cls, backend: str) -> str:
@@ -213,4 +237,6 @@ class EngineSettings(BaseModel):
             max_images=self.max_images,
             max_guidance=self.max_guidance,
             max_prompt_chars=self.max_prompt_chars,
+            models=tuple(self.models),
+            max_upscale_side=self.max_upscale_side,
         )

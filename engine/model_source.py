@@ -90,7 +90,7 @@ class _Drop(logging.Filter):
 
 
 def quiet_optional_backends() -> None:
-    """Silence two notices that would otherwise print at engine starts.
+    """Silence notices that would otherwise print at engine starts (and at each SDXL img2img batch).
 
     transformers says an image processor falls back to its PIL version without
     torchvision: that version is the one the engine wants. diffusers says it
@@ -100,3 +100,6 @@ def quiet_optional_backends() -> None:
     """
     logging.getLogger("transformers.utils.import_utils").addFilter(_Drop("requires torchvision (not installed)"))
     logging.getLogger("diffusers.pipelines.pipeline_utils").addFilter(_Drop("Couldn't connect to the Hub"))
+    # SDXL's image-to-image pipeline casts its VAE to fp32 and back around each encode, as it must; diffusers
+    # warns of the cast every time, with nothing for the operator to do.
+    logging.getLogger("diffusers.models.modeling_utils").addFilter(_Drop("should be kept in float32"))

@@ -26,39 +26,19 @@ from typing import Any
 import diffusers
 import torch
 import transformers
-from diffusers import (
-    DDIMScheduler,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    PNDMScheduler,
-    StableDiffusionPipeline,
-)
+from diffusers import DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 
 from engine.config import EngineSettings
+from engine.img2img import StartImagePipeline, set_tiling
+from engine.models import load_pipe, needs_vae_upcast
 from engine.optimize import check_device, compile_networks, place, resolve_dtype
 from engine.pnginfo import encode_png, format_parameters, model_label
+from engine.samplers import SCHEDULERS
 from engine.types import GenerationParams
 
 log = logging.getLogger(__name__)
-
-SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
-    "dpmpp_2m": (
-        DPMSolverMultistepScheduler,
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
-    ),
-    "dpmpp_2m_karras": (
-        DPMSolverMultistepScheduler,
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
-    ),
-    "euler": (EulerDiscreteScheduler, {}),
-    "euler_a": (EulerAncestralDiscreteScheduler, {}),
-    "ddim": (DDIMScheduler, {}),
-    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
-}
-"""Each sampler name of ``engine.types.SAMPLERS``: the diffusers scheduler and its overrides of the model's config."""
 
 StepCallback = Callable[[int], bool]
 """Called after each denoising step with the number of steps done; returning True stops the batch."""
@@ -77,6 +57,8 @@ class ImageSpec:
     prompt: str
     negative_prompt: str
     seed: int
+    start: Image.Image | None = None
+    """The start image (img2img); None: from noise."""
 
 
 PADDING = ImageSpec("", "", 0)
@@ -105,18 +87,26 @@ def resolve_device(setting: str) -> torch.device:
 
 
 class Pipeline:
-    """A loaded Stable Diffusion pipeline that renders batches of :class:`ImageSpec`."""
+    """A loaded Stable Diffusion (1.x, 2.x or XL) pipeline that renders batches of :class:`ImageSpec`.
+
+    A batch with start images runs through the image-to-image twin (:mod:`engine.img2img`); images over
+    ``tile_above_pixels`` pixels go through the VAE tile by tile.
+    """
 
     def __init__(
         self,
-        pipe: StableDiffusionPipeline,
+        pipe: DiffusionPipeline,
         device: torch.device,
         model: str,
         *,
         batch_size: int = 8,
         compiled: bool = False,
+        tile_above_pixels: int = 589_824,
     ) -> None:
         self.pipe = pipe
+        self.start_images = StartImagePipeline(pipe)
+        self.tile_above_pixels = tile_above_pixels
+        self.upcast_vae = needs_vae_upcast(pipe)
         self.device = device
         self.model = model
         """The model's name as written into the images' parameters."""
@@ -131,8 +121,13 @@ class Pipeline:
         self._compiled_batches: dict[Shape, list[int]] = {}
 
     @classmethod
-    def load(cls, settings: EngineSettings, *, compile_backend: str = "inductor") -> Pipeline:
+    def load(
+        cls, settings: EngineSettings, *, compile_backend: str = "inductor", key: str = "engine.model"
+    ) -> Pipeline:
         """Load ``settings.model`` (a local folder or a Hugging Face id) with the engine's options applied.
+
+        The pipeline class is the one the model's ``model_index.json`` names (:func:`engine.models.load_pipe`;
+        ``key`` is the config key an unsupported model is reported under).
 
         Attention runs through PyTorch's scaled-dot-product attention (diffusers'
         default ``AttnProcessor2_0``) unless ``low_memory`` slices it; the safety
@@ -146,22 +141,18 @@ class Pipeline:
         device = resolve_device(settings.device)
         check_device(settings, device)
         dtype = resolve_dtype(settings.dtype, device)
-        pipe = StableDiffusionPipeline.from_pretrained(
-            settings.model,
-            dtype=dtype,
-            local_files_only=settings.local_files_only,
-            cache_dir=settings.cache_dir,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        pipe = load_pipe(settings.model, settings, dtype, key)
         place(pipe, settings, device)
         pipe.set_progress_bar_config(disable=True)
         if settings.compile:
             compile_networks(pipe, settings, compile_backend)
         log.info("loaded %s on %s (%s)", settings.model, device, dtype)
         batch_size = settings.batch_size if isinstance(settings.batch_size, int) else settings.max_batch_images
-        return cls(pipe, device, model_label(settings.model), batch_size=batch_size, compiled=settings.compile)
+        tile_above = 0 if settings.vae_tiling else settings.vae_tiling_above
+        return cls(
+            pipe, device, model_label(settings.model), batch_size=batch_size, compiled=settings.compile,
+            tile_above_pixels=tile_above,
+        )  # fmt: skip
 
     def set_sampler(self, name: str) -> None:
         """Use sampler ``name`` from now on; schedulers are built once and reused, so switching is cheap."""
@@ -180,28 +171,30 @@ class Pipeline:
         # One generator per image, on the CPU: an image's noise depends on its seed alone,
         # not on its place in the batch or on the GPU model.
         generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in batch]
+        set_tiling(self.pipe.vae, params, self.tile_above_pixels)
+        if images[0].start is None:
+            pipe, options = self.pipe, {"width": params.width, "height": params.height}
+        else:
+            pipe, options = self.start_images.call(params, [spec.start for spec in batch])
 
-        def step_end(
-            pipe: StableDiffusionPipeline, index: int, timestep: Any, tensors: dict[str, Any]
-        ) -> dict[str, Any]:
+        def step_end(pipe: DiffusionPipeline, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None and on_step(index + 1):
                 pipe._interrupt = True  # diffusers skips the remaining steps
             return tensors
 
         # A shape compiled at warm-up runs compiled; any other runs eagerly rather than compiling mid-service.
         with torch.compiler.set_stance("force_eager") if uncompiled else contextlib.nullcontext(), self._busy():
-            latents = self.pipe(
+            latents = pipe(
                 prompt=[spec.prompt for spec in batch],
                 negative_prompt=[spec.negative_prompt for spec in batch],
-                width=params.width,
-                height=params.height,
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance,
                 generator=generators,
                 output_type="latent",
                 callback_on_step_end=step_end,
+                **options,
             ).images
-            if self.pipe.interrupt:
+            if pipe.interrupt:
                 return None
             return self.decode(latents, len(images))
 
@@ -212,7 +205,9 @@ class Pipeline:
         Skipped for a stopped batch, hence outside the pipeline call.
         """
         vae = self.pipe.vae
-        pixels = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        if self.upcast_vae:
+            vae.to(torch.float32)  # SDXL's VAE overflows in fp16 (its img2img pipeline casts it back after encoding)
+        pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         return self.pipe.image_processor.postprocess(pixels[:count], output_type="pil")
 
     def png_text(self, params: GenerationParams, spec: ImageSpec) -> str:

@@ -48,7 +48,8 @@ def format_parameters(
 ) -> str:
     """The parameters text for one image (one seed) or a grid (several seeds).
 
-    A grid names its first seed as ``Seed`` (so tools that re-run an image get
+    ``model`` is the default model's label; a job that chose another model (``params.model``) is
+    written under that model's configured name. A grid names its first seed as ``Seed`` (so tools that re-run an image get
     the first one) and every seed, in grid order, as ``Seeds: "7, 8, 9"``.
     """
     if not seeds:
@@ -59,8 +60,10 @@ def format_parameters(
         f"CFG scale: {params.guidance:g}",
         f"Seed: {seeds[0]}",
         f"Size: {params.width}x{params.height}",
-        f"Model: {model}",
+        f"Model: {params.model or model}",
     ]
+    if params.strength < 1.0:  # img2img: A1111 writes how far the image moved from its start image
+        settings.append(f"Denoising strength: {params.strength:g}")
     if len(seeds) > 1:
         settings.append(f'Seeds: "{", ".join(str(seed) for seed in seeds)}"')
     lines = [prompt]

@@ -85,6 +85,9 @@ class BatchDone:
     """Time the batch spent in the image safety check (see ``SafetyCheck.busy_seconds``)."""
     free_memory_bytes: int | None = None
     """Free device memory after the batch (CUDA); None elsewhere."""
+    refused: tuple[str | None, ...] = ()
+    """For each job, in order: why it failed on its own, before any step (its start image was refused), or
+    None for a job that ran; empty: every job ran. Safe to show a member; not retryable."""
 
 
 @dataclass(frozen=True)

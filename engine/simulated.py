@@ -8,7 +8,10 @@ pixels a side by default, to keep load tests and demos cheap; ``image_max_side=N
 draws the requested size). Tests can make a batch crash
 (:meth:`SimulatedEngine.crash_next_batch`), hold one after its first step
 (``hold_jobs``, as :class:`~engine.protocol.EngineFaults` holds the engine process) and force the
-image safety check's scores (``safety_scores``). Time is spent through an injected ``sleep`` so a
+image safety check's scores (``safety_scores``; a job's start image is scored as seed
+:data:`START_IMAGE`, and a flagged one fails that job alone). A job with a start image
+(``init_image``) draws its picture over the start image, which shows through more the lower
+the ``strength``; only ``denoise_steps`` steps take time, as in img2img. Time is spent through an injected ``sleep`` so a
 virtual clock can run it instantly.
 """
 
@@ -26,6 +29,7 @@ from engine.batching import plan_batches, refuse_invalid
 from engine.config import EngineSettings
 from engine.pnginfo import encode_png, format_parameters
 from engine.speed import SpeedMeter
+from engine.start_images import REFUSED, UNREADABLE, decode
 from engine.types import (
     EngineHealth,
     GeneratedImage,
@@ -45,17 +49,21 @@ SafetyScores = Callable[[JobRequest, int], float]
 REFERENCE_PIXELS = 512 * 512
 MODEL_LABEL = "simulated"
 CHECKER_LABEL = "simulated-safety-check"
+START_IMAGE = -1
+"""The seed ``safety_scores`` is asked about for a job's start image (seeds of images are never negative)."""
 
 
 def draw_image(job: JobRequest, seed: int, max_side: int | None = 64) -> bytes:
     """A deterministic PNG for one image: a two-colour gradient and a disc, chosen by hashing the request.
 
     ``max_side`` shrinks the picture (keeping the aspect ratio) so load tests stay cheap; None draws it
-    at the requested size. The generation parameters are embedded as the real engine embeds them.
+    at the requested size. A start image shows through the drawing, the more so the lower ``strength`` is.
+    The generation parameters are embedded as the real engine embeds them.
     """
     p = job.params
     digest = hashlib.sha256(
-        f"{job.prompt}\0{job.negative_prompt}\0{p.width}x{p.height}\0{p.steps}\0{p.guidance}\0{p.sampler}\0{seed}".encode()
+        f"{job.prompt}\0{job.negative_prompt}\0{p.width}x{p.height}\0{p.steps}\0{p.guidance}\0{p.sampler}\0{seed}"
+        f"\0{p.strength}\0{p.model}\0{hashlib.sha256(job.init_image or b'').hexdigest()}".encode()
     ).digest()
     scale = 1.0 if max_side is None else min(1.0, max_side / max(p.width, p.height))
     width, height = max(1, round(p.width * scale)), max(1, round(p.height * scale))
@@ -66,6 +74,9 @@ def draw_image(job: JobRequest, seed: int, max_side: int | None = 64) -> bytes:
     radius = max(1, min(width, height) * (digest[7] % 32 + 16) // 128)
     cx, cy = digest[8] * width // 256, digest[9] * height // 256
     ImageDraw.Draw(image).ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(digest[10:13]))
+    if job.init_image is not None:  # at strength 1 a quarter of the start image still shows
+        start = decode(job.init_image, p.width, p.height).resize((width, height))
+        image = Image.blend(start, image, 0.75 * p.strength)
     return encode_png(image, format_parameters(job.prompt, job.negative_prompt, p, [seed], MODEL_LABEL))
 
 
@@ -171,6 +182,10 @@ class SimulatedEngine:
 
     async def _generate(self, jobs: Sequence[JobRequest], on_progress: ProgressCallback | None) -> dict[str, JobResult]:
         valid, results = refuse_invalid(jobs, self.limits)
+        if any(job.init_image is not None for job in valid):  # decoding is not for the event loop
+            for job_id, reason in (await asyncio.to_thread(self._refused_starts, valid)).items():
+                results[job_id] = JobResult(job_id, Outcome.FAILED, error=reason)
+            valid = [job for job in valid if job.job_id not in results]
         self._busy = True
         try:
             for group in plan_batches(valid, self.max_batch_images):
@@ -189,7 +204,7 @@ class SimulatedEngine:
     ) -> str | None:
         """Run one UNet batch step by step; returns the crash message if it crashed."""
         self.batches += 1
-        steps = group[0].params.steps
+        steps = group[0].params.denoise_steps
         live = list(group)
         spent = 0.0
         for step in range(1, steps + 1):
@@ -236,3 +251,19 @@ class SimulatedEngine:
         if self.safety_scores is None:
             return None
         return SafetyVerdict.from_score(self.safety_scores(job, seed), CHECKER_LABEL)
+
+    def _refused_starts(self, jobs: Sequence[JobRequest]) -> dict[str, str]:
+        """The jobs whose start image cannot be read or is flagged, with the reason, as the engine says it."""
+        refused = {}
+        for job in jobs:
+            if job.init_image is None:
+                continue
+            try:
+                decode(job.init_image, job.params.width, job.params.height)
+            except ValueError:
+                refused[job.job_id] = UNREADABLE
+                continue
+            verdict = self._verdict(job, START_IMAGE)
+            if verdict is not None and verdict.label == "flagged":
+                refused[job.job_id] = REFUSED
+        return refused

@@ -7,8 +7,9 @@ simulated engine can use them without loading the GPU stack.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 SAMPLERS: tuple[str, ...] = ("dpmpp_2m", "dpmpp_2m_karras", "euler", "euler_a", "ddim", "pndm")
@@ -40,6 +41,17 @@ class Limits:
     max_prompt_chars: int = 1500
     models: tuple[str, ...] = ()
     """Names of the models a request may pick besides the default (``GenerationParams.model`` empty)."""
+    max_upscale_side: int = 2048
+    """Largest width or height of a job with a start image (an upscale is img2img at twice the size); never
+    below ``max_width`` and ``max_height``."""
+
+    def with_start_image(self) -> Limits:
+        """The limits of a job with a start image: sides up to :attr:`max_upscale_side`."""
+        return replace(
+            self,
+            max_width=max(self.max_width, self.max_upscale_side),
+            max_height=max(self.max_height, self.max_upscale_side),
+        )
 
 
 @dataclass(frozen=True)
@@ -117,9 +129,27 @@ class JobRequest:
         for seed in self.seeds:
             if not 0 <= seed <= MAX_SEED:
                 raise RequestError("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
-        self.params.validate(limits)
-        if self.init_image is None and self.params.strength < 1.0:
-            raise RequestError("strength", "needs a start image")
+        if self.init_image is None:
+            self.params.validate(limits)
+            if self.params.strength < 1.0:
+                raise RequestError("strength", "needs a start image")
+            return
+        self.params.validate(limits.with_start_image())
+        size = png_size(self.init_image)
+        if size != (self.params.width, self.params.height):
+            got = "not a PNG" if size is None else f"{size[0]}x{size[1]}"
+            raise RequestError("init_image", f"must be a {self.params.width}x{self.params.height} PNG, got {got}")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's header (no decoding: cheap enough for the event loop); None if not a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
 
 
 class Outcome(enum.StrEnum):

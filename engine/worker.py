@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
+from engine import start_images
 from engine.config import EngineSettings
 from engine.model_source import announce, describe_failure, quiet_optional_backends
 from engine.pnginfo import encode_png
@@ -31,10 +32,10 @@ from engine.protocol import (
     StartFailed,
     Step,
 )
-
 from engine.types import GeneratedImage, SafetyVerdict
 
 if TYPE_CHECKING:
+    from engine.models import Models
     from engine.pipeline import ImageSpec, Pipeline
     from engine.safety import SafetyCheck
 
@@ -99,12 +100,14 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
     pipeline = None
     try:
         # torch is imported here, in the engine process only
+        from engine.models import ModelError, fetch_all
         from engine.optimize import OptionError
         from engine.pipeline import Pipeline
         from engine.safety import SafetyCheck, SafetyCheckError
 
         announce(settings)
         pipeline = Pipeline.load(settings)
+        fetch_all(settings)
         safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
         log.info("warming up: the first batch of each size%s", ", compiled" if settings.compile else "")
         pipeline.warm_up(settings)
@@ -114,7 +117,7 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         else:
             safety.warm_up()
     except Exception as exc:
-        if isinstance(exc, OptionError | SafetyCheckError):
+        if isinstance(exc, OptionError | SafetyCheckError | ModelError):
             reason = str(exc)
         elif pipeline is None:  # the model itself could not be had: one line says why, no traceback
             log.debug("could not load the model", exc_info=True)
@@ -160,6 +163,7 @@ class Server:
         self.safety = safety
         self.shutting_down = False
         self.stop_batch: int | None = None
+        self.models: Models | None = None  # made at the first batch for a model other than the default
 
     def serve(self) -> None:
         """Serve until told to shut down or the client goes away."""
@@ -181,7 +185,19 @@ class Server:
         from engine.pipeline import ImageSpec
 
         params = batch.jobs[0].params
-        specs = [ImageSpec(job.prompt, job.negative_prompt, seed) for job in batch.jobs for seed in job.seeds]
+        failed = self.use_model(params.model)
+        if failed is not None:
+            return BatchFailed(batch.batch_id, failed)
+        # Start images are decoded and checked first: a refused one fails its job alone, before any step.
+        try:
+            starts = start_images.prepare(batch.jobs, self.safety.check if self.safety is not None else None)
+        except Exception:
+            log.exception("checking the start images of batch %d failed", batch.batch_id)
+            return BatchFailed(batch.batch_id, INTERNAL_ERROR)
+        specs = [
+            ImageSpec(job.prompt, job.negative_prompt, seed, starts.pictures.get(job.job_id))
+            for job in batch.jobs if job.job_id not in starts.refused for seed in job.seeds
+        ]  # fmt: skip
         images_done = 0
         oom_retries = 0
 
@@ -189,8 +205,8 @@ class Server:
 
         def on_step(chunk_size: int, step: int) -> bool:
             # Progress over the whole batch, even when it runs as several UNet batches.
-            overall = (images_done * params.steps + step * chunk_size) // len(specs)
-            self.conn.send(Step(batch.batch_id, overall, params.steps))
+            overall = (images_done * params.denoise_steps + step * chunk_size) // len(specs)
+            self.conn.send(Step(batch.batch_id, overall, params.denoise_steps))
             if held and step == 1 and images_done == 0:
                 self.conn.poll(None)  # the test's hold: wait for the client's next message
             return self.stop_requested(batch.batch_id)
@@ -239,14 +255,31 @@ class Server:
             return BatchStopped(batch.batch_id)
         per_job = []
         for job in batch.jobs:
-            per_job.append(tuple(images[: job.count]))
-            images = images[job.count :]
+            count = 0 if job.job_id in starts.refused else job.count
+            per_job.append(tuple(images[:count]))
+            images = images[count:]
         busy = self.pipeline.busy_seconds - busy_before
         checking = self.checking_seconds - checking_before
         return BatchDone(
             batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy, checking,
-            self.pipeline.free_memory_bytes(),
-        )
+            self.pipeline.free_memory_bytes(), tuple(starts.refused.get(job.job_id) for job in batch.jobs),
+        )  # fmt: skip
+
+    def use_model(self, name: str) -> str | None:
+        """Load model ``name`` (empty: the default) in place of the loaded one if it differs; a reason to show
+        the batch's members if it cannot be loaded."""
+        from engine.models import Models
+
+        if self.models is None:
+            if not name:
+                return None
+            self.models = Models(self.settings, self.pipeline)
+        try:
+            self.pipeline = self.models.get(name)
+        except Exception:
+            log.exception("could not load model %r", name or self.settings.model)
+            return f"The model {name or 'default'} could not be loaded."
+        return None
 
     @property
     def checking_seconds(self) -> float:

@@ -97,3 +97,10 @@ def test_no_filter_says_so_and_jpeg_output_is_a_jpeg_with_the_parameters(
     with Image.open(io.BytesIO(out.read_bytes())) as image:
         assert image.format == "JPEG" and b"Seed: 3" in image.info["comment"]
     assert f"wrote {out}" in stdout
+
+
+def test_make_tiny_model_writes_sdxl_on_request(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "make-tiny-model", str(tmp_path / "xl"), "--arch", "sdxl")
+    assert code == 0 and "tiny random SDXL pipeline" in out
+    index = json.loads((tmp_path / "xl" / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionXLPipeline" and index["text_encoder_2"][1] == "CLIPTextModelWithProjection"

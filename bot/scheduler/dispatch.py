@@ -32,11 +32,13 @@ log = logging.getLogger(__name__)
 
 
 def suits(lane: Lane, shape: GenerationParams) -> int:
-    """How well a lane's engine suits a batch of ``shape``: 2 it ran that shape last, 1 it has the size warm
-    (compiled, for a compiling engine), 0 neither."""
+    """How well a lane's engine suits a batch of ``shape``: 4 it ran that shape last; else 2 if it has the
+    batch's model loaded (that of the last batch it ran, the default before its first: swapping models costs
+    far more than a cold size), plus 1 if it has the size warm (compiled, for a compiling engine)."""
     if lane.params == shape:
-        return 2
-    return int((shape.width, shape.height) in lane.engine.health().sizes)
+        return 4
+    loaded = lane.params.model if lane.params is not None else ""
+    return 2 * (loaded == shape.model) + int((shape.width, shape.height) in lane.engine.health().sizes)
 
 
 class Dispatcher:

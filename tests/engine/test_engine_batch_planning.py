@@ -31,3 +31,15 @@ def test_different_guidance_or_sampler_never_share() -> None:
         job("c", 3, params=GenerationParams(64, 64, 3, sampler="ddim")),
     ]
     assert ids(plan_batches(jobs, 8)) == [["a"], ["b"], ["c"]]
+
+
+def test_jobs_from_a_start_image_never_share_with_jobs_from_noise() -> None:
+    start = b"\x89PNG start image"
+    jobs = [job("noise", 1), JobRequest("start", "p", (2,), SMALL, init_image=start), job("noise2", 3),
+            JobRequest("start2", "p", (4,), SMALL, init_image=start)]  # fmt: skip
+    assert ids(plan_batches(jobs, 8)) == [["noise", "noise2"], ["start", "start2"]]
+
+
+def test_different_models_never_share() -> None:
+    jobs = [job("a", 1), job("b", 2, params=GenerationParams(64, 64, 3, model="anime")), job("c", 3)]
+    assert ids(plan_batches(jobs, 8)) == [["a", "c"], ["b"]]

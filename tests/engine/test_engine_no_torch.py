@@ -16,7 +16,10 @@ def heavy_modules_after(imports: str) -> list[str]:
 
 def test_bot_side_modules_import_without_torch() -> None:
     assert (
-        heavy_modules_after("engine.types, engine.config, engine.grid, engine.pnginfo, engine.protocol, engine.client")
+        heavy_modules_after(
+            "engine.types, engine.config, engine.grid, engine.pnginfo, engine.protocol, engine.client, "
+            "engine.start_images, engine.simulated"
+        )
         == []
     )
 

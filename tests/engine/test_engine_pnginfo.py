@@ -55,3 +55,10 @@ def test_model_label_hides_local_paths(tmp_path) -> None:
     folder.mkdir(parents=True)
     assert model_label(str(folder)) == "my-sd15"
     assert model_label("runwayml/stable-diffusion-v1-5") == "runwayml/stable-diffusion-v1-5"
+
+
+def test_img2img_records_its_strength_and_a_chosen_model_its_name() -> None:
+    img2img = GenerationParams(width=512, height=512, steps=25, sampler="euler", strength=0.35, model="anime")
+    text = format_parameters("a lighthouse", "", img2img, [7], "sd15")
+    assert text.endswith("Seed: 7, Size: 512x512, Model: anime, Denoising strength: 0.35")
+    assert "Denoising strength" not in format_parameters("a lighthouse", "", PARAMS, [7], "sd15")

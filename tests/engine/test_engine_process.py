@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from PIL import Image
 
 from engine.client import EngineProcess, EngineStartError
 from engine.config import EngineSettings
-from engine.pnginfo import read_parameters
+from engine.pnginfo import encode_png, read_parameters
+from engine.start_images import UNREADABLE
 from engine.types import GenerationParams, JobRequest, Outcome, Progress
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -127,6 +129,22 @@ async def test_bad_requests_are_refused_naming_the_field(
     assert bad.error.startswith(f"{field}: ")
     assert good.outcome == Outcome.DONE
     assert engine.health().extra["images"] == images_before + 1  # nothing of the bad job was generated
+
+
+async def test_start_image_jobs_run_apart_and_an_unreadable_one_fails_alone(engine: EngineProcess) -> None:
+    start = encode_png(Image.linear_gradient("L").resize((64, 64)).convert("RGB"), "")
+    img2img = GenerationParams(width=64, height=64, steps=4, sampler="euler_a", strength=0.5)
+    from_start = JobRequest("start", "a lighthouse", (1,), img2img, init_image=start)
+    same_params = JobRequest("noise", "a lighthouse", (1,), replace(img2img, strength=1.0))
+    unreadable = JobRequest("broken", "a lighthouse", (2,), img2img, init_image=start[:40])  # a header, no pixels
+    batches_before = engine.health().extra["batches"]
+    seen: list[Progress] = []
+    ran, noise, broken = await engine.generate([from_start, same_params, unreadable], seen.append)
+    assert engine.health().extra["batches"] == batches_before + 2  # from a start image and from noise: apart
+    assert ran.outcome == noise.outcome == Outcome.DONE and ran.images[0].png != noise.images[0].png
+    assert (broken.outcome, broken.error, broken.retryable) == (Outcome.FAILED, UNREADABLE, False)
+    assert {p.steps for p in seen if p.job_id == "start"} == {img2img.denoise_steps}
+    assert read_parameters(ran.images[0].png).endswith("Denoising strength: 0.5")
 
 
 async def test_cancelling_a_waiting_job(engine: EngineProcess) -> None:

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from bot.scheduler.clock import VirtualClock
+from bot.scheduler.core import Lane
+from bot.scheduler.dispatch import suits
 from bot.scheduler.events import EventKind
 from bot.scheduler.models import JobState
 from engine.simulated import SimulatedEngine
+from engine.types import GenerationParams
 from tests.scheduler.harness import GUILD, Harness, settings
 
 SECONDS = 1.0
@@ -108,6 +111,15 @@ async def test_a_batch_goes_to_the_idle_engine_that_has_its_size_warm(tmp_path: 
     await harness.drain()
     assert (cold.images_made, warm.images_made) == (0, 1)
     await harness.stop()
+
+
+def test_an_engine_with_the_batchs_model_loaded_suits_it_better_than_one_with_its_size_warm() -> None:
+    engine = SimulatedEngine()
+    engine.health = lambda: replace(SimulatedEngine.health(engine), sizes=((768, 768),))  # type: ignore[method-assign]
+    xl = GenerationParams(width=768, height=768, model="xl")
+    fresh, xl_loaded, ran_it = Lane(1, engine), Lane(2, engine, params=replace(xl, width=512)), Lane(3, engine, params=xl)
+    assert suits(ran_it, xl) > suits(xl_loaded, xl) > suits(fresh, xl) > 0  # fresh: the default model, size warm
+    assert suits(fresh, replace(xl, model="")) > suits(xl_loaded, replace(xl, model=""))
 
 
 async def test_a_crashed_engines_job_is_requeued_once_while_the_other_keeps_serving(pool: Harness) -> None:
