@@ -119,10 +119,10 @@ class Variations:
         and the image's job."""
         job, image = await self.source(guild_id, job_id, index)
         plan = self.plan(job, control, strength)
-        limits = self.services.engine.limits
+        limits = self.services.engine.limits.with_start_image()
         if plan.params.width > limits.max_width or plan.params.height > limits.max_height:
             raise Refusal(f"{control.label} of a {job.params.width}×{job.params.height} image would be "
-                          f"{plan.params.width}×{plan.params.height}; the largest this bot makes is "
+                          f"{plan.params.width}×{plan.params.height}; the largest this bot makes from an image is "
                           f"{limits.max_width}×{limits.max_height}.")  # fmt: skip
         # An upscale keeps the image's seed: the refinement keeps to the image's own noise.
         seeds = (image.seed,) if control is Control.UPSCALE else random_seeds(plan.count)
@@ -131,6 +131,6 @@ class Variations:
             member=member, guild_id=guild_id, prompt=job.prompt if prompt is None else prompt, seeds=seeds,
             idempotency_key=key, params=plan.params,
             negative_prompt=job.negative_prompt if negative is None else negative, channel_id=job.channel_id,
-            init_image=start, charge=plan.charge,
+            init_image=start, charge=plan.charge, upscale=control is Control.UPSCALE,
         )
         return await self.services.dream(request, age_restricted=age_restricted), job

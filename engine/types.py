@@ -118,8 +118,9 @@ class JobRequest:
         """
         return self.count * self.params.denoise_steps * (self.params.width * self.params.height // 4096)
 
-    def validate(self, limits: Limits) -> None:
-        """Raise :class:`RequestError` naming the first invalid field."""
+    def validate(self, limits: Limits, *, image_to_come: bool = False) -> None:
+        """Raise :class:`RequestError` naming the first invalid field; ``image_to_come``: check the options of a
+        job whose start image is not read yet (the bot checks them before it downloads the image)."""
         if not self.prompt.strip():
             raise RequestError("prompt", "must not be empty")
         if len(self.prompt) > limits.max_prompt_chars:
@@ -129,12 +130,14 @@ class JobRequest:
         for seed in self.seeds:
             if not 0 <= seed <= MAX_SEED:
                 raise RequestError("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
-        if self.init_image is None:
+        if self.init_image is None and not image_to_come:
             self.params.validate(limits)
             if self.params.strength < 1.0:
                 raise RequestError("strength", "needs a start image")
             return
         self.params.validate(limits.with_start_image())
+        if self.init_image is None:
+            return
         size = png_size(self.init_image)
         if size != (self.params.width, self.params.height):
             got = "not a PNG" if size is None else f"{size[0]}x{size[1]}"

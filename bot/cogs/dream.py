@@ -130,9 +130,9 @@ class Dream(commands.Cog):
                          strength=(controls.image_strength if image else 1.0) if strength is None else strength)
         seeds = random_seeds(count) if seed is None else tuple((seed + i) % (MAX_SEED + 1) for i in range(count))
         # Discord's client enforces the option ranges, but not multiples of 8, nor what a modified client sends.
-        # An attached image is read after the defer (a download can outlast Discord's wait): b"" holds its place.
-        JobRequest("new", prompt, seeds, params, resolved.negative,
-                   b"" if image else None).validate(services.engine.limits)  # fmt: skip
+        # An attached image is read after the defer (a download can outlast Discord's wait).
+        JobRequest("new", prompt, seeds, params, resolved.negative).validate(services.engine.limits,
+                                                                             image_to_come=image is not None)
         if image is not None:
             check_size(image.filename, image.size, controls)
         request = DreamRequest(

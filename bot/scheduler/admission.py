@@ -121,7 +121,7 @@ class Admitter:
             raise Paused()
         tier = core.policy.tier_of(request.guild_id, member)
         limits = core.policy.limits(who, tier)
-        _check_shape(job_request, limits)
+        _check_shape(job_request, limits, upscale=request.upscale)
         if core.active_by_member[who] >= limits.max_queued:
             raise MemberQueueFull(limits.max_queued)
         relax = request.mode == RELAX
@@ -185,13 +185,14 @@ class Admitter:
         return view, Placement(job_id, view.state, None, None, len(self.core.queue))
 
 
-def _check_shape(request: JobRequest, limits: EffectiveLimits) -> None:
-    """Refuse a request bigger than the member's tier allows (images, steps, pixels per image)."""
+def _check_shape(request: JobRequest, limits: EffectiveLimits, *, upscale: bool = False) -> None:
+    """Refuse a request bigger than the member's tier allows (images, steps, pixels per image; an ``upscale``
+    doubles the sides of an image the tier allowed, so it may have 4x the pixels)."""
     images_allowed = min(limits.max_images, limits.burst)
     checks = (
         ("images per request", images_allowed, request.count),
         ("steps", limits.max_steps, request.params.steps),
-        ("pixels per image", limits.max_pixels, request.params.width * request.params.height),
+        ("pixels per image", limits.max_pixels * (4 if upscale else 1), request.params.width * request.params.height),
     )
     for name, allowed, asked in checks:
         if asked > allowed:

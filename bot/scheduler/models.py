@@ -35,6 +35,8 @@ class DreamRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     negative_prompt: str = ""
     channel_id: int | None = None
+    upscale: bool = False
+    """A 2x upscale of an image the tier allowed: its pixels may be 4x the tier's (its ``charge`` counts them)."""
     charge: int | None = None
     """Images taken from the quota (:func:`~bot.scheduler.quotas.images_charged`); None: one an image."""
     init_image: bytes | None = field(default=None, repr=False)

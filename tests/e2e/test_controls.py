@@ -13,7 +13,7 @@ from PIL import Image
 from bot.attachments import resized
 from bot.scheduler.models import JobView, Member
 from engine.simulated import SimulatedEngine
-from engine.types import JobRequest, JobResult, ProgressCallback
+from engine.types import JobRequest, JobResult, Limits, ProgressCallback
 from tests.e2e.conftest import World, has_text
 from tests.fakediscord import FakeMember
 from tests.fakediscord.errors import InvalidInteraction
@@ -33,8 +33,8 @@ def picture(size: tuple[int, int], fmt: str = "PNG") -> bytes:
 class RecordingEngine(SimulatedEngine):
     """The simulated engine drawing images at their full size, keeping every request it is given."""
 
-    def __init__(self) -> None:
-        super().__init__(seconds_per_step=0.01, image_max_side=None, draw_in_thread=True)
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(seconds_per_step=0.01, image_max_side=None, draw_in_thread=True, limits=limits)
         self.requests: dict[str, JobRequest] = {}
 
     async def generate(self, jobs: Any, on_progress: ProgressCallback | None = None) -> list[JobResult]:
@@ -104,7 +104,7 @@ async def test_vary_subtle_and_strong_from_an_image_posted_alone(world: World) -
 
 
 async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: World) -> None:
-    engine = RecordingEngine()
+    engine = RecordingEngine(Limits(max_upscale_side=1536))
     await world.start(engine_client=engine)
     grid = await world.result(await world.dream(world.alice, prompt="a castle", count=1, width=256, height=192))
     assert [button["label"] for button in grid.buttons] == ["Re-roll", "Flag", "Delete", *CONTROLS]
@@ -129,10 +129,14 @@ async def test_upscale_makes_one_image_at_twice_the_size_and_charges_it(world: W
     assert "**Upscale 2×**: one image, 4× its pixels at 30% of the steps (1.2× one image's GPU work: 2 of your" \
         " quota)" in shown
 
+    # 1024×1024 is more pixels than the default tier's 768×768 makes, but an upscale of an image it made.
+    square = await world.result(await world.dream(world.alice, prompt="a keep", count=1, width=512, height=512))
+    assert (await world.result(await world.fake.click(world.alice, square, label="Upscale 2×"))
+            ).attachments[0].image().size == (1024, 1024)  # fmt: skip
     too_big = await world.result(await world.dream(world.alice, prompt="a wide castle", count=1, width=1024,
                                                    height=64))  # fmt: skip
     refused = await world.fake.click(world.alice, too_big, label="Upscale 2×")
-    assert "would be 2048×128; the largest this bot makes is 1024×1024" in await private(refused)
+    assert "would be 2048×128; the largest this bot makes from an image is 1536×1536" in await private(refused)
 
 
 async def test_remix_opens_the_prompt_and_filters_the_edit(world: World) -> None:
