@@ -85,6 +85,8 @@ class EngineSettings(BaseModel):
     simulated: bool = False
     """Serve images from the simulated engine (no torch, no GPU): for load tests and demos."""
     simulated_seconds_per_step: float = Field(default=0.02, ge=0)
+    preview_every_steps: int = Field(default=0, ge=0, le=1000)
+    """Send a small preview of each job's image (drawn from the latents, no VAE) every this many steps; 0: none."""
     max_batch_images: PositiveInt = 8
     """Most images in one UNet batch (jobs sharing a batch count together)."""
     min_size: PositiveInt = 64

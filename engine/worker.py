@@ -8,6 +8,7 @@ diffusers are imported inside the child.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -19,10 +20,12 @@ from typing import TYPE_CHECKING, TypeVar
 from engine.config import EngineSettings
 from engine.model_source import announce, describe_failure, quiet_optional_backends
 from engine.pnginfo import encode_png
+from engine.preview import due, job_previews
 from engine.protocol import (
     BatchDone,
     BatchFailed,
     BatchStopped,
+    Compiled,
     EngineFaults,
     Interrupt,
     Ready,
@@ -31,10 +34,12 @@ from engine.protocol import (
     StartFailed,
     Step,
 )
-
 from engine.types import GeneratedImage, SafetyVerdict
+from engine.warmup import BackgroundCompile
 
 if TYPE_CHECKING:
+    import torch
+
     from engine.pipeline import ImageSpec, Pipeline
     from engine.safety import SafetyCheck
 
@@ -92,7 +97,11 @@ def run_in_chunks(
 
 
 def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_level: int) -> None:
-    """The engine process's main: load and warm the model, report ready, serve batches until shut down."""
+    """The engine process's main: load and warm the model, report ready, serve batches until shut down.
+
+    A compiling engine reports ready before it compiles, and compiles while it has no batch to run
+    (:mod:`engine.warmup`).
+    """
     logging.basicConfig(level=log_level, format="%(asctime)s engine[%(process)d] %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     quiet_optional_backends()
@@ -106,8 +115,8 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         announce(settings)
         pipeline = Pipeline.load(settings)
         safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
-        log.info("warming up: the first batch of each size%s", ", compiled" if settings.compile else "")
-        pipeline.warm_up(settings)
+        log.info("warming up: the first batch of each size%s", "; compiling once serving" if settings.compile else "")
+        background = BackgroundCompile(pipeline, pipeline.warm_up(settings, compile_later=True), settings.default_sampler)
         if safety is None:
             log.warning("images are NOT checked for safety: no classifier (engine.safety_checker: %s)",
                         settings.safety_checker)  # fmt: skip
@@ -126,11 +135,11 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         return
     ready = Ready(
         str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size,
-        safety.name if safety else "", pipeline.warm_sizes, pipeline.free_memory_bytes(),
+        safety.name if safety else "", pipeline.warm_sizes, pipeline.free_memory_bytes(), background.detail,
     )  # fmt: skip
     conn.send(ready)
     with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as encoder:
-        Server(conn, pipeline, settings, faults, encoder, safety).serve()
+        Server(conn, pipeline, settings, faults, encoder, safety, background).serve()
 
 
 class Server:
@@ -138,7 +147,8 @@ class Server:
 
     Each UNet batch's images are checked by ``safety`` (None: not checked) in
     one pass on the device, then encoded as PNGs on ``encoder``'s threads, so
-    they encode while the next UNet batch of the same request runs.
+    they encode while the next UNet batch of the same request runs. Whenever
+    no message waits, the shapes left in ``background`` compile one at a time.
 
     Tests can drive it in-process with one end of a ``multiprocessing.Pipe`` and a loaded pipeline.
     """
@@ -151,6 +161,7 @@ class Server:
         faults: EngineFaults,
         encoder: ThreadPoolExecutor,
         safety: SafetyCheck | None = None,
+        background: BackgroundCompile | None = None,
     ) -> None:
         self.conn = conn
         self.pipeline = pipeline
@@ -158,6 +169,7 @@ class Server:
         self.faults = faults
         self.encoder = encoder
         self.safety = safety
+        self.background = background
         self.shutting_down = False
         self.stop_batch: int | None = None
 
@@ -165,6 +177,10 @@ class Server:
         """Serve until told to shut down or the client goes away."""
         try:
             while not self.shutting_down:
+                if self.background is not None and not self.background.done and not self.conn.poll():
+                    self.background.compile_next()
+                    self.conn.send(Compiled(self.pipeline.warm_sizes, self.background.detail))
+                    continue
                 message = self.conn.recv()
                 if isinstance(message, RunBatch):
                     self.conn.send(self.run_batch(message))
@@ -182,15 +198,19 @@ class Server:
 
         params = batch.jobs[0].params
         specs = [ImageSpec(job.prompt, job.negative_prompt, seed) for job in batch.jobs for seed in job.seeds]
+        firsts = list(itertools.accumulate((job.count for job in batch.jobs[:-1]), initial=0))
         images_done = 0
         oom_retries = 0
 
         held = not self.faults.hold_jobs.isdisjoint(job.job_id for job in batch.jobs)
 
-        def on_step(chunk_size: int, step: int) -> bool:
+        def on_step(chunk_size: int, step: int, latents: torch.Tensor) -> bool:
             # Progress over the whole batch, even when it runs as several UNet batches.
             overall = (images_done * params.steps + step * chunk_size) // len(specs)
-            self.conn.send(Step(batch.batch_id, overall, params.steps))
+            previews = ()
+            if due(step, self.settings.preview_every_steps):
+                previews = job_previews(latents, firsts, images_done, chunk_size)
+            self.conn.send(Step(batch.batch_id, overall, params.steps, previews))
             if held and step == 1 and images_done == 0:
                 self.conn.poll(None)  # the test's hold: wait for the client's next message
             return self.stop_requested(batch.batch_id)
@@ -200,7 +220,7 @@ class Server:
             limit = self.faults.oom_above_images
             if limit is not None and len(chunk) > limit:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected above {limit} images)")
-            pictures = self.pipeline.generate(params, chunk, lambda step: on_step(len(chunk), step))
+            pictures = self.pipeline.generate(params, chunk, lambda step, latents: on_step(len(chunk), step, latents))
             if pictures is None:
                 return None
             # Checked before encoding: no image leaves the engine without its verdict.
