@@ -110,7 +110,8 @@ class EngineSettings(BaseModel):
     fuse_qkv: bool = False
     """Fuse each attention layer's query, key and value projections into one matmul."""
     compile: bool = False
-    """``torch.compile`` the UNet and the VAE decoder, for every batch size at each of ``warm_up_sizes``."""
+    """``torch.compile`` the UNet and the VAE decoder, for every batch size at each of ``warm_up_sizes``: in the
+    background once the engine serves (:mod:`engine.warmup`), shapes not compiled yet running uncompiled."""
     compile_mode: Literal["default", "max-autotune"] = "default"
     """``max-autotune`` tries more kernels while compiling: slower to start, maybe faster to run."""
     cuda_graphs: bool = False

@@ -115,7 +115,8 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         announce(settings)
         pipeline = Pipeline.load(settings)
         safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
-        log.info("warming up: the first batch of each size%s", "; compiling once serving" if settings.compile else "")
+        log.info("warming up: %s", "one batch uncompiled (compiling follows, between batches)" if settings.compile
+                 else "the first batch of each size")  # fmt: skip
         background = BackgroundCompile(pipeline, pipeline.warm_up(settings, compile_later=True), settings.default_sampler)
         if safety is None:
             log.warning("images are NOT checked for safety: no classifier (engine.safety_checker: %s)",

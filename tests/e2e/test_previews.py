@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from tests.e2e.conftest import World, has_text, shows_progress
 from tests.fakediscord.records import Message
 
@@ -23,7 +25,7 @@ async def test_previews_ride_on_the_throttled_progress_edits_and_leave_with_the_
     result = await world.result(ix)
     assert [a.filename for a in result.attachments] != ["preview.jpg"] and len(result.attachments) == 1
     edits = [e for e in ix.events if e.kind == "edit"]
-    gaps = [b.at - a.at for a, b in zip(edits, edits[1:-1])]  # the last edit (the result) is not throttled
+    gaps = [b.at - a.at for a, b in itertools.pairwise(edits[:-1])]  # the last edit (the result) is not throttled
     assert len(edits) <= 6 and all(gap >= 0.95 for gap in gaps), [round(g, 2) for g in gaps]
     uploads = [f for e in edits[:-1] for f in e.files if f.filename == "preview.jpg"]
     assert 1 <= len(uploads) <= len(edits) - 1  # at most one preview per edit, however many came
