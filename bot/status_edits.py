@@ -46,11 +46,12 @@ class Reply:
     """Shown with the job to the end (e.g. the prompt was cut)."""
     ended: bool = False
     """The job ended: only its final message may be shown now."""
-    pending: tuple[discord.Embed, discord.ui.View | None] | None = None
+    pending: tuple[discord.Embed, discord.ui.View | None, bool] | None = None
+    """The next state to show: its embed, its view, and whether it shows the preview (a running job's does)."""
     preview: bytes | None = None
     """The engine's newest preview of the image (a JPEG), not yet on the message."""
     preview_shown: bool = False
-    """The message carries a preview, which its final edit removes."""
+    """The message carries a preview, which a state without one (back in the queue, the end) removes."""
     last_edit: float = -1e9
     flusher: asyncio.Task[None] | None = None
     attached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -65,14 +66,15 @@ class StatusEdits:
     services: Services
 
     def _show(
-        self, reply: Reply, embed: discord.Embed, view: discord.ui.View | None, preview: bytes | None = None
+        self, reply: Reply, embed: discord.Embed, view: discord.ui.View | None, *, running: bool = False,
+        preview: bytes | None = None,
     ) -> None:
-        """Show this state next (with ``preview`` as its picture, or the last one shown); edits of one message are
-        at least ``progress_edit_interval_s`` apart, however often previews come."""
+        """Show this state next; edits of one message are at least ``progress_edit_interval_s`` apart, however often
+        previews come. A ``running`` job's state shows ``preview`` as its picture, or the last one shown."""
         if reply.ended:
             return
-        reply.pending = (embed, view)
-        if preview is not None:
+        reply.pending = (embed, view, running)
+        if not running or preview is not None:
             reply.preview = preview
         if reply.flusher is None or reply.flusher.done():
             reply.flusher = asyncio.create_task(self._flush(reply))
@@ -83,17 +85,19 @@ class StatusEdits:
             wait = reply.last_edit + self.services.settings.discord.progress_edit_interval_s - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            embed, view = reply.pending
+            embed, view, running = reply.pending
             preview, reply.pending, reply.preview = reply.preview, None, None
             fields: dict[str, Any] = {"embed": embed, "view": view}
             if preview is not None:
                 fields["attachments"] = [discord.File(io.BytesIO(preview), PREVIEW_FILE)]
-            if preview is not None or reply.preview_shown:
+            elif not running and reply.preview_shown:
+                fields["attachments"] = []  # a stale preview: the job is no longer running
+            if running and (preview is not None or reply.preview_shown):
                 embed.set_image(url=f"attachment://{PREVIEW_FILE}")
             async with reply.edit_lock:
                 reply.last_edit = loop.time()
-                if await self._edit_status(reply, **fields) is not None and preview is not None:
-                    reply.preview_shown = True
+                if await self._edit_status(reply, **fields) is not None and "attachments" in fields:
+                    reply.preview_shown = preview is not None
 
     async def _settle(self, reply: Reply) -> None:
         """Stop progress edits before the final one, so none lands after it."""
