@@ -138,6 +138,7 @@ class EngineProcess(EngineSupervisor):
                 "last_batch_seconds": stats.last_batch_seconds,
                 "busy_seconds": stats.busy_seconds,  # device time spent generating, all batches so far
                 "safety_seconds": stats.safety_seconds,  # time spent checking images, all batches so far
+                "png_wait_seconds": stats.png_wait_seconds,  # answers waiting for PNGs after their last UNet batch
                 "batch_size": self._batch_size,  # images per UNet batch, as set or measured at start
                 "max_batch_images": self.settings.max_batch_images,  # most images of one call the scheduler sends
                 **{f"restarts_{cause}": float(self._restarts[cause]) for cause in RESTART_CAUSES},

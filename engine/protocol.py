@@ -102,6 +102,8 @@ class BatchDone:
     """Time the batch spent in the image safety check (see ``SafetyCheck.busy_seconds``)."""
     free_memory_bytes: int | None = None
     """Free device memory after the batch (CUDA); None elsewhere."""
+    png_wait_seconds: float = 0.0
+    """Time the answer waited, after the last UNet batch, for its PNGs to be encoded: idle device time."""
 
 
 @dataclass(frozen=True)

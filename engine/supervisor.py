@@ -48,6 +48,7 @@ class EngineStats:
     last_batch_seconds: float = 0.0
     busy_seconds: float = 0.0
     safety_seconds: float = 0.0
+    png_wait_seconds: float = 0.0
     free_memory_bytes: int | None = None
     speed: SpeedMeter = field(default_factory=SpeedMeter)
 
@@ -61,6 +62,7 @@ class EngineStats:
         self.last_batch_seconds = seconds
         self.busy_seconds += done.busy_seconds
         self.safety_seconds += done.safety_seconds
+        self.png_wait_seconds += done.png_wait_seconds
         self.free_memory_bytes = done.free_memory_bytes
         self.speed.record(images, seconds)
 

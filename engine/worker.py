@@ -244,9 +244,11 @@ class Server:
         checking_before = self.checking_seconds
         try:
             encoded = run_in_chunks(run, specs, self.pipeline.batch_size, on_shrink)
+            waiting = time.perf_counter()
             images = None if encoded is None else [
                 GeneratedImage(seed, future.result(), verdict) for seed, future, verdict in encoded
             ]  # fmt: skip
+            png_wait = time.perf_counter() - waiting  # the last UNet batch's PNGs: on the critical path
         except Exception as exc:
             if is_out_of_memory(exc):
                 log.error("out of GPU memory even for one %dx%d image", params.width, params.height)
@@ -266,7 +268,7 @@ class Server:
         checking = self.checking_seconds - checking_before
         return BatchDone(
             batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy, checking,
-            self.pipeline.free_memory_bytes(),
+            self.pipeline.free_memory_bytes(), png_wait,
         )
 
     @property
