@@ -208,7 +208,7 @@ class Server:
         def on_step(chunk_size: int, step: int, latents: torch.Tensor) -> bool:
             # Progress over the whole batch, even when it runs as several UNet batches.
             overall = (images_done * params.steps + step * chunk_size) // len(specs)
-            previews = ()
+            previews: tuple[bytes | None, ...] = ()
             if due(step, self.settings.preview_every_steps):
                 previews = job_previews(latents, firsts, images_done, chunk_size)
             self.conn.send(Step(batch.batch_id, overall, params.steps, previews))
