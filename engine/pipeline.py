@@ -20,7 +20,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import diffusers
@@ -243,7 +243,9 @@ class Pipeline:
         """
         sizes = settings.start_sizes
         if settings.batch_size == "auto":
-            self.batch_size = self._fastest_batch(sizes[0], settings.max_batch_images, settings.default_sampler)
+            self.batch_size = self._fastest_batch(
+                sizes[0], settings.max_batch_images, settings.default_sampler, compile_shapes=not compile_later
+            )
         batches = batch_buckets(self.batch_size) if self.compiled else [1]
         shapes = [(size, batch) for size in sizes for batch in batches]
         if compile_later and self.compiled:
@@ -276,14 +278,21 @@ class Pipeline:
         self._warm.add((shape, batch))
         log.info("warmed up %dx%d, %d images per batch, in %.1f s", *size, batch, time.perf_counter() - started)
 
-    def _fastest_batch(self, size: tuple[int, int], max_images: int, sampler: str) -> int:
-        """Time each candidate batch size at ``size``; the fastest in images/s (or a smaller one within 5 %)."""
+    def _fastest_batch(self, size: tuple[int, int], max_images: int, sampler: str, *, compile_shapes: bool) -> int:
+        """Time each candidate batch size at ``size``; the fastest in images/s (or a smaller one within 5 %).
+
+        A compiled pipeline compiles each candidate first, unless not ``compile_shapes``: then it measures them
+        uncompiled, so the start does not wait for compiles (the chosen size's compile comes later).
+        """
         params = GenerationParams(width=size[0], height=size[1], steps=MEASURE_STEPS, sampler=sampler)
         rates: dict[int, float] = {}
         for batch in batch_buckets(max_images):
             images = [ImageSpec("a lighthouse on a cliff", "blurry", seed) for seed in range(batch)]
             try:
-                self.warm_shape(size, batch, sampler)
+                if compile_shapes:
+                    self.warm_shape(size, batch, sampler)
+                else:
+                    self.generate(replace(params, steps=WARM_UP_STEPS), images)
                 seconds = []
                 for _ in range(2):
                     started = time.perf_counter()

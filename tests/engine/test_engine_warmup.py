@@ -87,6 +87,14 @@ def test_warm_up_leaves_the_compile_for_later(tiny_model: Path, compiler: SlowCo
     assert background.detail == "ready, compiling in the background: 0 of 2 shapes compiled"
 
 
+def test_auto_batch_size_is_measured_uncompiled_when_compiling_later(tiny_model: Path, compiler: SlowCompiler) -> None:
+    options = settings(tiny_model, batch_size="auto", max_batch_images=2)
+    pipeline = Pipeline.load(options, compile_backend=compiler)
+    shapes = pipeline.warm_up(options, compile_later=True)
+    assert not compiler.started.is_set()  # measured without a compile: the start does not wait for one
+    assert pipeline.batch_size in (1, 2) and shapes == [((64, 64), batch) for batch in range(1, pipeline.batch_size + 1)]
+
+
 def test_the_engine_serves_before_compiling_then_runs_compiled_with_the_same_images(
     tiny_model: Path, compiler: SlowCompiler
 ) -> None:
