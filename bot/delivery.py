@@ -176,7 +176,7 @@ class Delivery(EndNotices):
             if reply.job is not None:
                 steps = event.steps or reply.job.params.steps
                 embed = render.progress_embed(reply.job, event.step or 0, steps, reply.note)
-                self._show(reply, embed, status_view(reply.job))
+                self._show(reply, embed, status_view(reply.job), running=True, preview=event.preview)
         elif kind is EventKind.INTERRUPTED and event.requeued:
             self._spawn(self._tell(reply, "was interrupted by a restart and is back in the queue."))
         elif kind is EventKind.DONE:

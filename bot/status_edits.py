@@ -2,6 +2,8 @@
 
 :class:`Reply` is that message and what waits to be shown on it; the edits go
 through the interaction while its token lives, then as a channel message edit.
+The engine's latest preview of the image (when it sends them) rides along with
+the next edit as the embed's picture; the job's final message drops it.
 A part of :class:`~bot.delivery.Delivery`.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ ATTACH_GRACE_S = 2.0
 """How long a finished job waits for the command that submitted it to attach its interaction."""
 TOKEN_LIFETIME_S = 15 * 60 - 10
 """Discord's interaction tokens die at 15 minutes; later edits go through the channel."""
+PREVIEW_FILE = "preview.jpg"
 
 
 @dataclass(eq=False)
@@ -42,7 +46,12 @@ class Reply:
     """Shown with the job to the end (e.g. the prompt was cut)."""
     ended: bool = False
     """The job ended: only its final message may be shown now."""
-    pending: tuple[discord.Embed, discord.ui.View | None] | None = None
+    pending: tuple[discord.Embed, discord.ui.View | None, bool] | None = None
+    """The next state to show: its embed, its view, and whether it shows the preview (a running job's does)."""
+    preview: bytes | None = None
+    """The engine's newest preview of the image (a JPEG), not yet on the message."""
+    preview_shown: bool = False
+    """The message carries a preview, which a state without one (back in the queue, the end) removes."""
     last_edit: float = -1e9
     flusher: asyncio.Task[None] | None = None
     attached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -56,11 +65,17 @@ class StatusEdits:
     bot: Any
     services: Services
 
-    def _show(self, reply: Reply, embed: discord.Embed, view: discord.ui.View | None) -> None:
-        """Show this state next; edits of one message are at least ``progress_edit_interval_s`` apart."""
+    def _show(
+        self, reply: Reply, embed: discord.Embed, view: discord.ui.View | None, *, running: bool = False,
+        preview: bytes | None = None,
+    ) -> None:
+        """Show this state next; edits of one message are at least ``progress_edit_interval_s`` apart, however often
+        previews come. A ``running`` job's state shows ``preview`` as its picture, or the last one shown."""
         if reply.ended:
             return
-        reply.pending = (embed, view)
+        reply.pending = (embed, view, running)
+        if not running or preview is not None:
+            reply.preview = preview
         if reply.flusher is None or reply.flusher.done():
             reply.flusher = asyncio.create_task(self._flush(reply))
 
@@ -70,11 +85,19 @@ class StatusEdits:
             wait = reply.last_edit + self.services.settings.discord.progress_edit_interval_s - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            embed, view = reply.pending
-            reply.pending = None
+            embed, view, running = reply.pending
+            preview, reply.pending, reply.preview = reply.preview, None, None
+            fields: dict[str, Any] = {"embed": embed, "view": view}
+            if preview is not None:
+                fields["attachments"] = [discord.File(io.BytesIO(preview), PREVIEW_FILE)]
+            elif not running and reply.preview_shown:
+                fields["attachments"] = []  # a stale preview: the job is no longer running
+            if running and (preview is not None or reply.preview_shown):
+                embed.set_image(url=f"attachment://{PREVIEW_FILE}")
             async with reply.edit_lock:
                 reply.last_edit = loop.time()
-                await self._edit_status(reply, embed=embed, view=view)
+                if await self._edit_status(reply, **fields) is not None and "attachments" in fields:
+                    reply.preview_shown = preview is not None
 
     async def _settle(self, reply: Reply) -> None:
         """Stop progress edits before the final one, so none lands after it."""
@@ -95,7 +118,12 @@ class StatusEdits:
         return self._age(reply) > self.services.settings.discord.late_result_after_s
 
     async def _edit_status(self, reply: Reply, **fields: Any) -> discord.Message | None:
-        """Edit the job's reply: through the interaction while its token lives, else as a channel message."""
+        """Edit the job's reply: through the interaction while its token lives, else as a channel message.
+
+        The final edit of a job (once ``reply.ended``) removes a preview unless it sets attachments of its own.
+        """
+        if reply.ended and reply.preview_shown:
+            fields.setdefault("attachments", [])
         try:
             if self._age(reply) < TOKEN_LIFETIME_S:
                 assert reply.interaction is not None

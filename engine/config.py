@@ -90,6 +90,8 @@ class EngineSettings(BaseModel):
     simulated: bool = False
     """Serve images from the simulated engine (no torch, no GPU): for load tests and demos."""
     simulated_seconds_per_step: float = Field(default=0.02, ge=0)
+    preview_every_steps: int = Field(default=0, ge=0, le=1000)
+    """Send a small preview of each job's image (drawn from the latents, no VAE) every this many steps; 0: none."""
     max_batch_images: PositiveInt = 8
     """Most images in one UNet batch (jobs sharing a batch count together)."""
     min_size: PositiveInt = 64
@@ -116,7 +118,8 @@ class EngineSettings(BaseModel):
     fuse_qkv: bool = False
     """Fuse each attention layer's query, key and value projections into one matmul."""
     compile: bool = False
-    """``torch.compile`` the UNet and the VAE decoder, for every batch size at each of ``warm_up_sizes``."""
+    """``torch.compile`` the UNet and the VAE decoder, for every batch size at each of ``warm_up_sizes``: in the
+    background once the engine serves (:mod:`engine.warmup`), shapes not compiled yet running uncompiled."""
     compile_mode: Literal["default", "max-autotune"] = "default"
     """``max-autotune`` tries more kernels while compiling: slower to start, maybe faster to run."""
     cuda_graphs: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -63,8 +64,12 @@ def place(pipe: StableDiffusionPipeline, settings: EngineSettings, device: torch
         pipe.vae.enable_tiling()
 
 
-def compile_networks(pipe: StableDiffusionPipeline, settings: EngineSettings, backend: str = "inductor") -> None:
+def compile_networks(
+    pipe: StableDiffusionPipeline, settings: EngineSettings, backend: str | Callable[..., Any] = "inductor"
+) -> None:
     """``torch.compile`` the UNet and the VAE decoder with fixed shapes (each warmed-up shape compiles once).
+
+    ``backend`` is ``torch.compile``'s: a name, or (in tests) a compiler function.
 
     The compile cache goes to ``compile_cache_dir`` so a restarted engine reads
     compiled kernels instead of compiling again.

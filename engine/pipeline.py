@@ -20,7 +20,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import diffusers
@@ -40,8 +40,9 @@ from engine.types import GenerationParams
 
 log = logging.getLogger(__name__)
 
-StepCallback = Callable[[int], bool]
-"""Called after each denoising step with the number of steps done; returning True stops the batch."""
+StepCallback = Callable[[int, torch.Tensor], bool]
+"""Called after each denoising step with the number of steps done and the latents so far (one per image of the
+batch run, padding included); returning True stops the batch."""
 
 WARM_UP_STEPS = 2
 MEASURE_STEPS = 8
@@ -122,7 +123,8 @@ class Pipeline:
 
     @classmethod
     def load(
-        cls, settings: EngineSettings, *, compile_backend: str = "inductor", key: str = "engine.model"
+        cls, settings: EngineSettings, *, compile_backend: str | Callable[..., Any] = "inductor",
+        key: str = "engine.model",
     ) -> Pipeline:
         """Load ``settings.model`` (a local folder or a Hugging Face id) with the engine's options applied.
 
@@ -178,7 +180,7 @@ class Pipeline:
             pipe, options = self.start_images.call(params, [spec.start for spec in batch])
 
         def step_end(pipe: DiffusionPipeline, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            if on_step is not None and on_step(index + 1):
+            if on_step is not None and on_step(index + 1, tensors["latents"]):
                 pipe._interrupt = True  # diffusers skips the remaining steps
             return tensors
 
@@ -225,24 +227,37 @@ class Pipeline:
             encode_png(picture, self.png_text(params, spec)) for spec, picture in zip(images, pictures, strict=True)
         ]
 
-    def warm_up(self, settings: EngineSettings) -> None:
+    def warm_up(self, settings: EngineSettings, *, compile_later: bool = False) -> list[tuple[tuple[int, int], int]]:
         """Run every network once, so the first member's job does not pay for it; settle the batch size.
 
         Each start size runs once; ``batch_size: auto`` measures the candidate
         batch sizes at the first. A compiled pipeline compiles every batch size
         a UNet batch can take at each start size, so no member's job waits for
-        a compile.
+        a compile; with ``compile_later`` it only runs the first size once
+        uncompiled and returns the ``(size, batch)`` shapes left to compile
+        (see :meth:`warm_shape`), so the engine can serve meanwhile.
         """
         sizes = settings.start_sizes
         if settings.batch_size == "auto":
-            self.batch_size = self._fastest_batch(sizes[0], settings.max_batch_images, settings.default_sampler)
+            self.batch_size = self._fastest_batch(
+                sizes[0], settings.max_batch_images, settings.default_sampler, compile_shapes=not compile_later
+            )
         batches = batch_buckets(self.batch_size) if self.compiled else [1]
-        for size in sizes:
-            for batch in batches:
-                self._warm_shape(size, batch, settings.default_sampler)
+        shapes = [(size, batch) for size in sizes for batch in batches]
+        if compile_later and self.compiled:
+            eager = GenerationParams(width=sizes[0][0], height=sizes[0][1], steps=WARM_UP_STEPS,
+                                     sampler=settings.default_sampler)  # fmt: skip
+            self.generate(eager, [ImageSpec("warm-up", "", 0)])  # a shape not compiled yet runs eagerly
+            return [(size, batch) for size, batch in shapes if ((*size, True), batch) not in self._warm]
+        for size, batch in shapes:
+            self.warm_shape(size, batch, settings.default_sampler)
+        return []
 
-    def _warm_shape(self, size: tuple[int, int], batch: int, sampler: str) -> None:
-        """Render one batch of ``batch`` images at ``size`` (compiling it, if compiled), unless done before."""
+    def warm_shape(self, size: tuple[int, int], batch: int, sampler: str) -> None:
+        """Render one batch of ``batch`` images at ``size`` (compiling it, if compiled), unless done before.
+
+        A compiled shape runs compiled from then on; one whose compile failed stays uncompiled.
+        """
         shape = (*size, True)  # warm-up runs with guidance, as members' jobs do
         if (shape, batch) in self._warm:
             return
@@ -250,18 +265,30 @@ class Pipeline:
             bisect.insort(self._compiled_batches.setdefault(shape, []), batch)
         started = time.perf_counter()
         params = GenerationParams(width=size[0], height=size[1], steps=WARM_UP_STEPS, sampler=sampler)
-        self.generate(params, [ImageSpec("warm-up", "", seed) for seed in range(batch)])
+        try:
+            self.generate(params, [ImageSpec("warm-up", "", seed) for seed in range(batch)])
+        except BaseException:
+            if self.compiled:
+                self._compiled_batches[shape].remove(batch)
+            raise
         self._warm.add((shape, batch))
         log.info("warmed up %dx%d, %d images per batch, in %.1f s", *size, batch, time.perf_counter() - started)
 
-    def _fastest_batch(self, size: tuple[int, int], max_images: int, sampler: str) -> int:
-        """Time each candidate batch size at ``size``; the fastest in images/s (or a smaller one within 5 %)."""
+    def _fastest_batch(self, size: tuple[int, int], max_images: int, sampler: str, *, compile_shapes: bool) -> int:
+        """Time each candidate batch size at ``size``; the fastest in images/s (or a smaller one within 5 %).
+
+        A compiled pipeline compiles each candidate first, unless not ``compile_shapes``: then it measures them
+        uncompiled, so the start does not wait for compiles (the chosen size's compile comes later).
+        """
         params = GenerationParams(width=size[0], height=size[1], steps=MEASURE_STEPS, sampler=sampler)
         rates: dict[int, float] = {}
         for batch in batch_buckets(max_images):
             images = [ImageSpec("a lighthouse on a cliff", "blurry", seed) for seed in range(batch)]
             try:
-                self._warm_shape(size, batch, sampler)
+                if compile_shapes:
+                    self.warm_shape(size, batch, sampler)
+                else:
+                    self.generate(replace(params, steps=WARM_UP_STEPS), images)
                 seconds = []
                 for _ in range(2):
                     started = time.perf_counter()

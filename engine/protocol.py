@@ -2,7 +2,9 @@
 
 Plain picklable dataclasses, no torch. The client sends one :class:`RunBatch`
 at a time and reads :class:`Step` messages until the batch's answer
-(:class:`BatchDone`, :class:`BatchStopped` or :class:`BatchFailed`).
+(:class:`BatchDone`, :class:`BatchStopped` or :class:`BatchFailed`). A compiling
+engine reports ready before it compiles, then sends :class:`Compiled` each time a
+shape is compiled, between batches.
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ class Ready:
     """``(width, height)`` warmed up (compiled, when compiling)."""
     free_memory_bytes: int | None = None
     """Free device memory once warm (CUDA); None elsewhere."""
+    detail: str = "ready"
+    """What the engine is doing besides serving, for operators (e.g. compiling in the background)."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiling engine compiled one more shape in the background; sent between batches, never during one."""
+
+    sizes: tuple[tuple[int, int], ...]
+    """``(width, height)`` compiled so far."""
+    detail: str
+    """How far the background compile is, for operators."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,9 @@ class Step:
     batch_id: int
     step: int
     steps: int
+    previews: tuple[bytes | None, ...] = ()
+    """A JPEG preview of each job of ``RunBatch.jobs`` (its first image), in order, or None for a job with
+    none at this step; empty: no previews at this step (see ``engine.preview_every_steps``)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,8 @@ class BatchDone:
     refused: tuple[str | None, ...] = ()
     """For each job, in order: why it failed on its own, before any step (its start image was refused), or
     None for a job that ran; empty: every job ran. Safe to show a member; not retryable."""
+    png_wait_seconds: float = 0.0
+    """Time the answer waited, after the last UNet batch, for its PNGs to be encoded: idle device time."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import asyncio
 import functools
 import hashlib
 import inspect
+import io
 from collections.abc import Awaitable, Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageOps
@@ -28,6 +29,7 @@ from PIL import Image, ImageDraw, ImageOps
 from engine.batching import plan_batches, refuse_invalid
 from engine.config import EngineSettings
 from engine.pnginfo import encode_png, format_parameters
+from engine.preview import due, encode_preview
 from engine.speed import SpeedMeter
 from engine.start_images import REFUSED, UNREADABLE, decode
 from engine.types import (
@@ -94,8 +96,10 @@ class SimulatedEngine:
         sleep: Sleep = asyncio.sleep,
         safety_scores: SafetyScores | None = None,
         hold_jobs: frozenset[str] = frozenset(),
+        preview_every_steps: int = 0,
     ) -> None:
         self.limits = limits or Limits()
+        self.preview_every_steps = preview_every_steps
         self.seconds_per_step = seconds_per_step
         self.max_batch_images = max_batch_images
         self.image_max_side = image_max_side
@@ -130,6 +134,7 @@ class SimulatedEngine:
             draw_in_thread=True,
             sleep=sleep,
             hold_jobs=hold_jobs,
+            preview_every_steps=settings.preview_every_steps,
         )
 
     async def start(self) -> None:
@@ -225,7 +230,8 @@ class SimulatedEngine:
             self.busy_seconds += duration
             if on_progress is not None:
                 for job in live:
-                    reported = on_progress(Progress(job.job_id, step, steps))
+                    preview = self._preview(job, step / steps) if due(step, self.preview_every_steps) else None
+                    reported = on_progress(Progress(job.job_id, step, steps, preview))
                     if inspect.isawaitable(reported):
                         await reported
             if step == 1 and any(job.job_id in self.hold_jobs for job in live):
@@ -246,6 +252,13 @@ class SimulatedEngine:
             )
             for job in jobs
         }
+
+    @staticmethod
+    def _preview(job: JobRequest, done: float) -> bytes:
+        """A preview as the real engine sends (latent-sized, a JPEG): the job's first image, ``done`` out of grey."""
+        side = max(job.params.width, job.params.height) // 8
+        picture = Image.open(io.BytesIO(draw_image(job, job.seeds[0], side))).convert("RGB")
+        return encode_preview(Image.blend(Image.new("RGB", picture.size, "gray"), picture, done))
 
     def _verdict(self, job: JobRequest, seed: int) -> SafetyVerdict | None:
         if self.safety_scores is None:

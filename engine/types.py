@@ -217,6 +217,8 @@ class Progress:
     job_id: str
     step: int
     steps: int
+    preview: bytes | None = None
+    """A small JPEG of the job's first image as it stands at this step, when the engine made one."""
 
 
 RESTART_CAUSES = ("crashed", "hung")

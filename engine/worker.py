@@ -8,6 +8,7 @@ diffusers are imported inside the child.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -20,10 +21,12 @@ from engine import start_images
 from engine.config import EngineSettings
 from engine.model_source import announce, describe_failure, quiet_optional_backends
 from engine.pnginfo import encode_png
+from engine.preview import due, job_previews
 from engine.protocol import (
     BatchDone,
     BatchFailed,
     BatchStopped,
+    Compiled,
     EngineFaults,
     Interrupt,
     Ready,
@@ -33,8 +36,11 @@ from engine.protocol import (
     Step,
 )
 from engine.types import GeneratedImage, SafetyVerdict
+from engine.warmup import BackgroundCompile
 
 if TYPE_CHECKING:
+    import torch
+
     from engine.models import Models
     from engine.pipeline import ImageSpec, Pipeline
     from engine.safety import SafetyCheck
@@ -93,7 +99,11 @@ def run_in_chunks(
 
 
 def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_level: int) -> None:
-    """The engine process's main: load and warm the model, report ready, serve batches until shut down."""
+    """The engine process's main: load and warm the model, report ready, serve batches until shut down.
+
+    A compiling engine reports ready before it compiles, and compiles while it has no batch to run
+    (:mod:`engine.warmup`).
+    """
     logging.basicConfig(level=log_level, format="%(asctime)s engine[%(process)d] %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     quiet_optional_backends()
@@ -109,8 +119,9 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         pipeline = Pipeline.load(settings)
         fetch_all(settings)
         safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
-        log.info("warming up: the first batch of each size%s", ", compiled" if settings.compile else "")
-        pipeline.warm_up(settings)
+        log.info("warming up: %s", "one batch uncompiled (compiling follows, between batches)" if settings.compile
+                 else "the first batch of each size")  # fmt: skip
+        background = BackgroundCompile(pipeline, pipeline.warm_up(settings, compile_later=True), settings.default_sampler)
         if safety is None:
             log.warning("images are NOT checked for safety: no classifier (engine.safety_checker: %s)",
                         settings.safety_checker)  # fmt: skip
@@ -129,11 +140,11 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         return
     ready = Ready(
         str(pipeline.device), pipeline.model, time.perf_counter() - started, pipeline.batch_size,
-        safety.name if safety else "", pipeline.warm_sizes, pipeline.free_memory_bytes(),
+        safety.name if safety else "", pipeline.warm_sizes, pipeline.free_memory_bytes(), background.detail,
     )  # fmt: skip
     conn.send(ready)
     with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as encoder:
-        Server(conn, pipeline, settings, faults, encoder, safety).serve()
+        Server(conn, pipeline, settings, faults, encoder, safety, background).serve()
 
 
 class Server:
@@ -141,7 +152,8 @@ class Server:
 
     Each UNet batch's images are checked by ``safety`` (None: not checked) in
     one pass on the device, then encoded as PNGs on ``encoder``'s threads, so
-    they encode while the next UNet batch of the same request runs.
+    they encode while the next UNet batch of the same request runs. Whenever
+    no message waits, the shapes left in ``background`` compile one at a time.
 
     Tests can drive it in-process with one end of a ``multiprocessing.Pipe`` and a loaded pipeline.
     """
@@ -154,6 +166,7 @@ class Server:
         faults: EngineFaults,
         encoder: ThreadPoolExecutor,
         safety: SafetyCheck | None = None,
+        background: BackgroundCompile | None = None,
     ) -> None:
         self.conn = conn
         self.pipeline = pipeline
@@ -161,6 +174,7 @@ class Server:
         self.faults = faults
         self.encoder = encoder
         self.safety = safety
+        self.background = background
         self.shutting_down = False
         self.stop_batch: int | None = None
         self.models: Models | None = None  # made at the first batch for a model other than the default
@@ -169,6 +183,10 @@ class Server:
         """Serve until told to shut down or the client goes away."""
         try:
             while not self.shutting_down:
+                if self.background is not None and not self.background.done and not self.conn.poll():
+                    self.background.compile_next()
+                    self.conn.send(Compiled(self.pipeline.warm_sizes, self.background.detail))
+                    continue
                 message = self.conn.recv()
                 if isinstance(message, RunBatch):
                     self.conn.send(self.run_batch(message))
@@ -198,15 +216,22 @@ class Server:
             ImageSpec(job.prompt, job.negative_prompt, seed, starts.pictures.get(job.job_id))
             for job in batch.jobs if job.job_id not in starts.refused for seed in job.seeds
         ]  # fmt: skip
+        # Each job's first image in ``specs`` (its preview's); a refused job has none.
+        running = [0 if job.job_id in starts.refused else job.count for job in batch.jobs]
+        firsts = [first if count else -1
+                  for first, count in zip(itertools.accumulate(running[:-1], initial=0), running, strict=True)]
         images_done = 0
         oom_retries = 0
 
         held = not self.faults.hold_jobs.isdisjoint(job.job_id for job in batch.jobs)
 
-        def on_step(chunk_size: int, step: int) -> bool:
+        def on_step(chunk_size: int, step: int, latents: torch.Tensor) -> bool:
             # Progress over the whole batch, even when it runs as several UNet batches.
             overall = (images_done * params.denoise_steps + step * chunk_size) // len(specs)
-            self.conn.send(Step(batch.batch_id, overall, params.denoise_steps))
+            previews: tuple[bytes | None, ...] = ()
+            if due(step, self.settings.preview_every_steps):
+                previews = job_previews(latents, firsts, images_done, chunk_size)
+            self.conn.send(Step(batch.batch_id, overall, params.denoise_steps, previews))
             if held and step == 1 and images_done == 0:
                 self.conn.poll(None)  # the test's hold: wait for the client's next message
             return self.stop_requested(batch.batch_id)
@@ -216,7 +241,7 @@ class Server:
             limit = self.faults.oom_above_images
             if limit is not None and len(chunk) > limit:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected above {limit} images)")
-            pictures = self.pipeline.generate(params, chunk, lambda step: on_step(len(chunk), step))
+            pictures = self.pipeline.generate(params, chunk, lambda step, latents: on_step(len(chunk), step, latents))
             if pictures is None:
                 return None
             # Checked before encoding: no image leaves the engine without its verdict.
@@ -239,9 +264,11 @@ class Server:
         checking_before = self.checking_seconds
         try:
             encoded = run_in_chunks(run, specs, self.pipeline.batch_size, on_shrink)
+            waiting = time.perf_counter()
             images = None if encoded is None else [
                 GeneratedImage(seed, future.result(), verdict) for seed, future, verdict in encoded
             ]  # fmt: skip
+            png_wait = time.perf_counter() - waiting  # the last UNet batch's PNGs: on the critical path
         except Exception as exc:
             if is_out_of_memory(exc):
                 log.error("out of GPU memory even for one %dx%d image", params.width, params.height)
@@ -262,7 +289,7 @@ class Server:
         checking = self.checking_seconds - checking_before
         return BatchDone(
             batch.batch_id, tuple(per_job), oom_retries, self.pipeline.peak_memory_bytes(), busy, checking,
-            self.pipeline.free_memory_bytes(), tuple(starts.refused.get(job.job_id) for job in batch.jobs),
+            self.pipeline.free_memory_bytes(), tuple(starts.refused.get(job.job_id) for job in batch.jobs), png_wait,
         )  # fmt: skip
 
     def use_model(self, name: str) -> str | None:

@@ -254,7 +254,8 @@ class Dispatcher:
     def _on_progress(self, progress: Progress) -> None:
         job = self.core.jobs.get(int(progress.job_id))
         if job is not None:
-            self.core.publish(job, EventKind.PROGRESS, step=progress.step, steps=progress.steps)
+            self.core.publish(job, EventKind.PROGRESS, step=progress.step, steps=progress.steps,
+                              preview=progress.preview)  # fmt: skip
 
     async def _housekeeping(self) -> None:
         now = self.core.clock.now()

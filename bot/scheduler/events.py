@@ -26,7 +26,7 @@ class EventKind(enum.StrEnum):
     STARTED = "started"
     """Handed to the engine (``attempt``)."""
     PROGRESS = "progress"
-    """A step of the running job (``step``, ``steps``)."""
+    """A step of the running job (``step``, ``steps``, and ``preview`` when the engine made one)."""
     REQUEUED = "requeued"
     """The engine failed (crash or hang) and the job went back to the head of its queue (``error``)."""
     DONE = "done"
@@ -54,6 +54,8 @@ class JobEvent:
     eta_seconds: float | None = None
     step: int | None = None
     steps: int | None = None
+    preview: bytes | None = None
+    """A small JPEG of the job's image as it stands at ``step``."""
     attempt: int | None = None
     images: tuple[GeneratedImage, ...] = ()
     error: str | None = None

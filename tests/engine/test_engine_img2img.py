@@ -92,7 +92,7 @@ def test_lower_strength_stays_closer_to_the_start_image(pipeline: Pipeline) -> N
 def test_strength_runs_its_share_of_the_steps_and_is_written_into_the_png(pipeline: Pipeline) -> None:
     seen: list[int] = []
     params = GenerationParams(width=64, height=64, steps=10, sampler="euler", strength=0.3)
-    [image] = pipeline.render(params, specs(start_image())[:1], lambda step: seen.append(step) or False)
+    [image] = pipeline.render(params, specs(start_image())[:1], lambda step, latents: seen.append(step) or False)
     assert seen == [1, 2, 3] and params.denoise_steps == 3
     assert read_parameters(image).endswith(f"Model: {pipeline.model}, Denoising strength: 0.3")
     for steps, strength in ((49, 1 / 49), (7, 0.01), (25, 0.6), (3, 1.0)):

@@ -15,13 +15,9 @@ def heavy_modules_after(imports: str) -> list[str]:
 
 
 def test_bot_side_modules_import_without_torch() -> None:
-    assert (
-        heavy_modules_after(
-            "engine.types, engine.config, engine.grid, engine.pnginfo, engine.protocol, engine.client, "
-            "engine.start_images, engine.simulated"
-        )
-        == []
-    )
+    modules = ("engine.types, engine.config, engine.grid, engine.pnginfo, engine.protocol, engine.client, "
+               "engine.start_images, engine.simulated")
+    assert heavy_modules_after(modules) == []
 
 
 def test_the_probe_does_notice_torch() -> None:

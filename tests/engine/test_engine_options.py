@@ -240,7 +240,7 @@ def test_server_splits_by_the_batch_size_and_reports_busy_time(plain: Pipeline) 
             answer = server.run_batch(RunBatch(1, (job,)))
     finally:
         plain.batch_size = EngineSettings().max_batch_images
-    assert isinstance(answer, BatchDone) and answer.busy_seconds > 0
+    assert isinstance(answer, BatchDone) and answer.busy_seconds > 0 and answer.png_wait_seconds > 0
     steps = []
     while ours.poll():
         steps.append(ours.recv().step)

@@ -113,13 +113,13 @@ def test_switching_samplers_changes_the_image_and_switching_back_restores_it(pip
 def test_step_callback_reports_every_step_and_can_stop(pipeline: Pipeline) -> None:
     seen: list[int] = []
     assert pipeline.render(
-        GenerationParams(width=64, height=64, steps=4), SPECS[:1], lambda step: seen.append(step) or False
+        GenerationParams(width=64, height=64, steps=4), SPECS[:1], lambda step, latents: seen.append(step) or False
     )
     assert seen == [1, 2, 3, 4]
     stopped: list[int] = []
     assert (
         pipeline.render(
-            GenerationParams(width=64, height=64, steps=4), SPECS[:1], lambda step: stopped.append(step) or True
+            GenerationParams(width=64, height=64, steps=4), SPECS[:1], lambda step, latents: stopped.append(step) or True
         )
         is None
     )

@@ -28,7 +28,8 @@ PARAMS = GenerationParams(width=64, height=64, steps=3, sampler="euler_a")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engine(tiny_model: Path) -> AsyncIterator[EngineProcess]:
-    async with EngineProcess(EngineSettings(model=str(tiny_model), device="cpu", max_batch_images=4)) as engine:
+    settings = EngineSettings(model=str(tiny_model), device="cpu", max_batch_images=4, preview_every_steps=2)
+    async with EngineProcess(settings) as engine:
         yield engine
 
 
@@ -105,6 +106,10 @@ async def test_progress_is_reported_for_every_step_of_every_job(engine: EnginePr
     for job_id in ("a", "b"):
         assert [p.step for p in seen if p.job_id == job_id] == [1, 2, 3]
         assert {p.steps for p in seen if p.job_id == job_id} == {3}
+    previews = {p.job_id: p.preview for p in seen if p.preview is not None}
+    assert [p.step for p in seen if p.preview is not None] == [2, 2]  # every 2 steps, each job its own
+    assert previews["a"] != previews["b"]
+    assert Image.open(io.BytesIO(previews["a"])).size == (8, 8)
 
 
 @pytest.mark.parametrize(
