@@ -50,6 +50,7 @@ from engine.config import EngineSettings  # noqa: E402
 from engine.pipeline import SCHEDULERS, ImageSpec, Pipeline  # noqa: E402
 from engine.tiny import write_random_sd15, write_safety_checker, write_tiny_model  # noqa: E402
 from engine.types import SAMPLERS, GenerationParams, JobRequest, Outcome  # noqa: E402
+from engine.warmup import warm_up  # noqa: E402
 
 DEFAULTS = {"tiny": {"size": 64, "steps": 4}, "sd15": {"size": 512, "steps": 25}}
 PRESETS: dict[str, dict[str, Any]] = {
@@ -370,7 +371,7 @@ def in_process_seconds(args: argparse.Namespace, settings: EngineSettings, batch
     """
     pipeline = Pipeline.load(settings)
     try:
-        pipeline.warm_up(settings)
+        warm_up(pipeline, settings)
         seconds = {}
         for batch in batches:
             images = [ImageSpec(PROMPT, NEGATIVE, seed) for seed in range(batch)]

@@ -20,7 +20,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import diffusers
@@ -45,10 +45,7 @@ StepCallback = Callable[[int, torch.Tensor], bool]
 batch run, padding included); returning True stops the batch."""
 
 WARM_UP_STEPS = 2
-MEASURE_STEPS = 8
-"""Denoising steps of each timed run when ``batch_size: auto`` measures the batch sizes."""
-BATCH_TOLERANCE = 0.05
-"""A batch size this close to the best rate wins over a larger one: same throughput, less waiting."""
+"""Denoising steps of each warm-up run."""
 
 
 @dataclass(frozen=True)
@@ -67,17 +64,6 @@ PADDING = ImageSpec("", "", 0)
 
 Shape = tuple[int, int, bool]
 """(width, height, classifier-free guidance on): what fixes a compiled graph's shapes, with the batch size."""
-
-
-def batch_buckets(batch_size: int) -> list[int]:
-    """The batch sizes worth compiling for UNet batches of up to ``batch_size``: powers of two below it, and it."""
-    return [1 << n for n in range(batch_size.bit_length()) if 1 << n < batch_size] + [batch_size]
-
-
-def choose_batch_size(rates: dict[int, float]) -> int:
-    """The batch size with the most images/s in ``rates``, or the smallest within :data:`BATCH_TOLERANCE` of it."""
-    best = max(rates.values())
-    return min(batch for batch, rate in rates.items() if rate >= best * (1 - BATCH_TOLERANCE))
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -227,32 +213,6 @@ class Pipeline:
             encode_png(picture, self.png_text(params, spec)) for spec, picture in zip(images, pictures, strict=True)
         ]
 
-    def warm_up(self, settings: EngineSettings, *, compile_later: bool = False) -> list[tuple[tuple[int, int], int]]:
-        """Run every network once, so the first member's job does not pay for it; settle the batch size.
-
-        Each start size runs once; ``batch_size: auto`` measures the candidate
-        batch sizes at the first. A compiled pipeline compiles every batch size
-        a UNet batch can take at each start size, so no member's job waits for
-        a compile; with ``compile_later`` it only runs the first size once
-        uncompiled and returns the ``(size, batch)`` shapes left to compile
-        (see :meth:`warm_shape`), so the engine can serve meanwhile.
-        """
-        sizes = settings.start_sizes
-        if settings.batch_size == "auto":
-            self.batch_size = self._fastest_batch(
-                sizes[0], settings.max_batch_images, settings.default_sampler, compile_shapes=not compile_later
-            )
-        batches = batch_buckets(self.batch_size) if self.compiled else [1]
-        shapes = [(size, batch) for size in sizes for batch in batches]
-        if compile_later and self.compiled:
-            eager = GenerationParams(width=sizes[0][0], height=sizes[0][1], steps=WARM_UP_STEPS,
-                                     sampler=settings.default_sampler)  # fmt: skip
-            self.generate(eager, [ImageSpec("warm-up", "", 0)])  # a shape not compiled yet runs eagerly
-            return [(size, batch) for size, batch in shapes if ((*size, True), batch) not in self._warm]
-        for size, batch in shapes:
-            self.warm_shape(size, batch, settings.default_sampler)
-        return []
-
     def warm_shape(self, size: tuple[int, int], batch: int, sampler: str) -> None:
         """Render one batch of ``batch`` images at ``size`` (compiling it, if compiled), unless done before.
 
@@ -274,38 +234,9 @@ class Pipeline:
         self._warm.add((shape, batch))
         log.info("warmed up %dx%d, %d images per batch, in %.1f s", *size, batch, time.perf_counter() - started)
 
-    def _fastest_batch(self, size: tuple[int, int], max_images: int, sampler: str, *, compile_shapes: bool) -> int:
-        """Time each candidate batch size at ``size``; the fastest in images/s (or a smaller one within 5 %).
-
-        A compiled pipeline compiles each candidate first, unless not ``compile_shapes``: then it measures them
-        uncompiled, so the start does not wait for compiles (the chosen size's compile comes later).
-        """
-        params = GenerationParams(width=size[0], height=size[1], steps=MEASURE_STEPS, sampler=sampler)
-        rates: dict[int, float] = {}
-        for batch in batch_buckets(max_images):
-            images = [ImageSpec("a lighthouse on a cliff", "blurry", seed) for seed in range(batch)]
-            try:
-                if compile_shapes:
-                    self.warm_shape(size, batch, sampler)
-                else:
-                    self.generate(replace(params, steps=WARM_UP_STEPS), images)
-                seconds = []
-                for _ in range(2):
-                    started = time.perf_counter()
-                    self.generate(params, images)
-                    seconds.append(time.perf_counter() - started)
-            except torch.cuda.OutOfMemoryError:
-                if not rates:
-                    raise
-                log.info("batch size %d runs out of GPU memory: measuring no further", batch)
-                break
-            rates[batch] = batch / min(seconds)
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()  # outside the handler, once the failed batch's tensors are released
-        chosen = choose_batch_size(rates)
-        measured = ", ".join(f"{batch}: {rate:.2f}" for batch, rate in rates.items())
-        log.info("images/s by batch size at %dx%d: %s; chose %d", *size, measured, chosen)
-        return chosen
+    def is_warm(self, size: tuple[int, int], batch: int) -> bool:
+        """Whether a batch of ``batch`` images at ``size`` has run (compiled, if compiled) through :meth:`warm_shape`."""
+        return ((*size, True), batch) in self._warm
 
     def _fit(self, params: GenerationParams, images: Sequence[ImageSpec]) -> tuple[list[ImageSpec], bool]:
         """The batch to run for ``images``, and whether it must run uncompiled.

@@ -12,12 +12,13 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from engine import start_images
+from engine.backoff import is_out_of_memory, run_in_chunks
 from engine.config import EngineSettings
 from engine.model_source import announce, describe_failure, quiet_optional_backends
 from engine.pnginfo import encode_png
@@ -36,7 +37,7 @@ from engine.protocol import (
     Step,
 )
 from engine.types import GeneratedImage, SafetyVerdict
-from engine.warmup import BackgroundCompile
+from engine.warmup import BackgroundCompile, warm_up
 
 if TYPE_CHECKING:
     import torch
@@ -47,55 +48,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
-
 INTERNAL_ERROR = "The image engine hit an internal error on this batch."
 
 PNG_THREADS = min(4, os.cpu_count() or 1)
 """Threads that encode PNGs while the next UNet batch runs (zlib lets go of the GIL while it compresses)."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is the GPU out of memory: ``torch.cuda.OutOfMemoryError``, or a RuntimeError saying so."""
-    return isinstance(exc, RuntimeError) and (
-        type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
-    )
-
-
-def run_in_chunks(
-    run: Callable[[Sequence[T]], Sequence[R] | None],
-    items: Sequence[T],
-    size: int,
-    on_shrink: Callable[[int], None] = lambda size: None,
-) -> list[R] | None:
-    """Run ``items`` through ``run`` at most ``size`` at a time, halving the size on out-of-memory.
-
-    A chunk that runs out of memory is retried in halves (``on_shrink`` is told
-    the new size, e.g. to empty the CUDA cache), down to one item; the smaller
-    size is kept for the rest. A single item out of memory re-raises. Returns
-    the results in order, or None as soon as ``run`` returns None (stopped).
-    """
-    results: list[R] = []
-    start = 0
-    while start < len(items):
-        chunk = items[start : start + size]
-        out_of_memory = False
-        try:
-            out = run(chunk)
-        except RuntimeError as exc:
-            if len(chunk) == 1 or not is_out_of_memory(exc):
-                raise
-            out_of_memory = True
-        if out_of_memory:  # shrink outside the handler, once the traceback and its tensors are released
-            size = len(chunk) // 2
-            on_shrink(size)
-            continue
-        if out is None:
-            return None
-        results.extend(out)
-        start += len(chunk)
-    return results
 
 
 def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_level: int) -> None:
@@ -121,7 +77,7 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
         log.info("warming up: %s", "one batch uncompiled (compiling follows, between batches)" if settings.compile
                  else "the first batch of each size")  # fmt: skip
-        background = BackgroundCompile(pipeline, pipeline.warm_up(settings, compile_later=True), settings.default_sampler)
+        background = BackgroundCompile(pipeline, warm_up(pipeline, settings, compile_later=True), settings.default_sampler)
         if safety is None:
             log.warning("images are NOT checked for safety: no classifier (engine.safety_checker: %s)",
                         settings.safety_checker)  # fmt: skip

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from engine.worker import is_out_of_memory, run_in_chunks
+from engine.backoff import is_out_of_memory, run_in_chunks
 
 
 class FakeOutOfMemoryError(RuntimeError):

@@ -25,9 +25,10 @@ from pydantic import ValidationError
 from engine.client import EngineProcess, EngineStartError
 from engine.config import EngineSettings
 from engine.optimize import OptionError
-from engine.pipeline import ImageSpec, Pipeline, batch_buckets, choose_batch_size
+from engine.pipeline import ImageSpec, Pipeline
 from engine.protocol import BatchDone, EngineFaults, RunBatch
 from engine.types import GenerationParams, JobRequest
+from engine.warmup import batch_buckets, choose_batch_size, warm_up
 from engine.worker import Server
 
 PARAMS = GenerationParams(width=64, height=64, steps=3, guidance=7.0, sampler="dpmpp_2m")
@@ -153,7 +154,7 @@ def test_vae_tiling_leaves_images_up_to_the_tile_size_alone_and_tiles_larger_one
 def compiled(tiny_model: Path) -> Pipeline:
     options = settings(tiny_model, compile=True, warm_up_sizes=[[64, 64]], batch_size=4, default_sampler="dpmpp_2m")
     pipeline = Pipeline.load(options, compile_backend="eager")
-    pipeline.warm_up(options)
+    warm_up(pipeline, options)
     return pipeline
 
 
@@ -222,7 +223,7 @@ def test_auto_batch_size_measures_up_to_the_size_that_runs_out_of_memory(
         return generate(params, images, on_step)
 
     monkeypatch.setattr(pipeline, "generate", small_card)
-    pipeline.warm_up(options)
+    warm_up(pipeline, options)
     assert sorted(set(measured)) == [1, 2]
     assert pipeline.batch_size in (1, 2)
 

@@ -27,7 +27,7 @@ from engine.config import EngineSettings
 from engine.pipeline import Pipeline
 from engine.protocol import BatchDone, Compiled, EngineFaults, RunBatch, Shutdown
 from engine.types import GenerationParams, JobRequest
-from engine.warmup import BackgroundCompile
+from engine.warmup import BackgroundCompile, warm_up
 from engine.worker import Server
 
 PARAMS = GenerationParams(width=64, height=64, steps=3, guidance=7.0, sampler="dpmpp_2m")
@@ -79,7 +79,7 @@ def pixels(png: bytes) -> np.ndarray:
 def test_warm_up_leaves_the_compile_for_later(tiny_model: Path, compiler: SlowCompiler) -> None:
     options = settings(tiny_model)
     pipeline = Pipeline.load(options, compile_backend=compiler)
-    shapes = pipeline.warm_up(options, compile_later=True)
+    shapes = warm_up(pipeline, options, compile_later=True)
     assert shapes == [((64, 64), 1), ((64, 64), 2)]
     assert compiler.compiles == 0 and not compiler.started.is_set()
     assert pipeline.warm_sizes == ()  # nothing compiled yet
@@ -90,7 +90,7 @@ def test_warm_up_leaves_the_compile_for_later(tiny_model: Path, compiler: SlowCo
 def test_auto_batch_size_is_measured_uncompiled_when_compiling_later(tiny_model: Path, compiler: SlowCompiler) -> None:
     options = settings(tiny_model, batch_size="auto", max_batch_images=2)
     pipeline = Pipeline.load(options, compile_backend=compiler)
-    shapes = pipeline.warm_up(options, compile_later=True)
+    shapes = warm_up(pipeline, options, compile_later=True)
     assert not compiler.started.is_set()  # measured without a compile: the start does not wait for one
     assert pipeline.batch_size in (1, 2) and shapes == [((64, 64), batch) for batch in range(1, pipeline.batch_size + 1)]
 
@@ -100,7 +100,7 @@ def test_the_engine_serves_before_compiling_then_runs_compiled_with_the_same_ima
 ) -> None:
     options = settings(tiny_model)
     pipeline = Pipeline.load(options, compile_backend=compiler)
-    background = BackgroundCompile(pipeline, pipeline.warm_up(options, compile_later=True), options.default_sampler)
+    background = BackgroundCompile(pipeline, warm_up(pipeline, options, compile_later=True), options.default_sampler)
     ours, theirs = multiprocessing.Pipe()
     ours.send(RunBatch(1, (JOB,)))  # a member's batch waits as the engine starts serving (UNet batches of 2 and 1)
     with ThreadPoolExecutor(2) as encoder:
@@ -133,7 +133,7 @@ def test_the_engine_serves_before_compiling_then_runs_compiled_with_the_same_ima
 def test_a_shape_whose_compile_fails_keeps_running_uncompiled(tiny_model: Path, compiler: SlowCompiler) -> None:
     options = settings(tiny_model, batch_size=1)
     pipeline = Pipeline.load(options, compile_backend=compiler)
-    background = BackgroundCompile(pipeline, pipeline.warm_up(options, compile_later=True), options.default_sampler)
+    background = BackgroundCompile(pipeline, warm_up(pipeline, options, compile_later=True), options.default_sampler)
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("the compiler broke")
