@@ -42,7 +42,9 @@ loses at most about one swap's worth of its own share, less than the swap
 would waste; a newcomer on another model waits at most the running batch,
 one swap's worth and one batch; members backlogged on two models take runs
 of about two swaps' worth each instead of a swap at every batch. With one
-model, or a swap cost of 0, the fairest always leads.
+model, or a swap cost of 0, the fairest always leads. A pick walks past at
+most ``OTHER_MODEL_PASSES`` heads of other models, so its cost stays that of
+a pick without models; past them it leads with the fairest, or stops filling.
 
 Predicted order (for positions and ETAs) ignores batching, models and future
 arrivals: inside a server, jobs go in the order of their members' tags, as
@@ -171,7 +173,7 @@ class FairQueue:
                     passes.pass_over(entry, inner, one_batch, one_batch_root)
                 else:  # it waits for a swap anyway: the batch may fill while that wait stays within one swap
                     weight = server.members[inner[2]].weight
-                    passes.pass_over(entry, inner, max(one_batch, switch_cost / weight),
+                    passes.pass_other_model(entry, inner, max(one_batch, switch_cost / weight),
                                      max(one_batch_root, switch_cost / server.weight))
             if joined is None:
                 passes.set_aside.append(entry)
@@ -285,7 +287,7 @@ class FairQueue:
                 if candidate.params.model == model:
                     found = entry, candidate
                     break
-                passes.pass_over(entry, inner, switch_cost / server.members[inner[2]].weight,
+                passes.pass_other_model(entry, inner, switch_cost / server.members[inner[2]].weight,
                                  switch_cost / server.weight)
             if found is None:
                 passes.set_aside.append(entry)

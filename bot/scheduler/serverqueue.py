@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 from engine.types import GenerationParams
 
+OTHER_MODEL_PASSES = 32
+"""Heads on another model than wanted that one pick passes over before it stops looking: walking further would
+cost the event loop more than keeping a model loaded saves (it only makes batches smaller, or the engine swap)."""
+
 Entry = tuple[float, int, int, int]
 """A heap entry: (start tag, job id for ties, member or server id, generation when pushed)."""
 
@@ -168,6 +172,7 @@ class Passes:
         self.inner_horizon: dict[int, float] = {}
         self.passed_inner: dict[int, list[Entry]] = {}
         self.set_aside: list[Entry] = []
+        self.other_models = 0
 
     def pass_over(self, server: Entry, inner: Entry, reach: float, reach_root: float) -> None:
         """Note a member's head passed over: later ones may go at most ``reach`` past it (``reach_root`` past its
@@ -176,6 +181,14 @@ class Passes:
         self.passed_inner.setdefault(guild_id, []).append(inner)
         self.inner_horizon[guild_id] = min(self.inner_horizon.get(guild_id, math.inf), inner[0] + reach)
         self.horizon = min(self.horizon, server[0] + reach_root)
+
+    def pass_other_model(self, server: Entry, inner: Entry, reach: float, reach_root: float) -> None:
+        """Note a head on another model than wanted passed over; after :data:`OTHER_MODEL_PASSES` of them, nothing
+        more may be looked at."""
+        self.pass_over(server, inner, reach, reach_root)
+        self.other_models += 1
+        if self.other_models >= OTHER_MODEL_PASSES:
+            self.horizon = self.inner_horizon[server[2]] = -math.inf
 
     def restore(self, heads: list[Entry], servers: dict[int, ServerQueue]) -> list[int]:
         """Put every entry passed over back on its heap; return the servers whose member heads were passed over."""

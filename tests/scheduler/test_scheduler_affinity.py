@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from bot.scheduler.clock import VirtualClock
 from bot.scheduler.events import EventKind
 from bot.scheduler.fairqueue import FairQueue, QueuedJob
+from bot.scheduler.serverqueue import OTHER_MODEL_PASSES
 from tests.scheduler.harness import Harness
 from tests.scheduler.harness import settings as harness_settings
 from tests.scheduler.test_scheduler_fairqueue import LARGE, SMALL, Jobs, job_shapes
@@ -96,6 +97,17 @@ def test_past_the_bound_the_fairest_job_leads_and_the_engine_swaps() -> None:
     queue.push(make(3, params=ON_B), weight=1.0)  # a newcomer at the virtual time: level with member 1
     assert [job.member_id for job in queue.pick(1, "b", switch_cost=COST / 2)] == [3]
     assert [job.member_id for job in queue.pick(1, "b", switch_cost=COST / 2)] == [1]  # member 2 is too far ahead
+
+
+def test_a_pick_looks_past_a_bounded_number_of_heads_on_other_models() -> None:
+    """Past :data:`OTHER_MODEL_PASSES` heads on other models, walking on would cost more than a swap: the fairest
+    leads; with fewer ahead, the loaded model's job does."""
+    for others, leader in ((OTHER_MODEL_PASSES - 1, "a"), (OTHER_MODEL_PASSES, "b")):
+        queue, make = FairQueue(), Jobs()
+        for member in range(others):
+            queue.push(make(member, params=ON_B), weight=1.0)
+        queue.push(make(1000, params=ON_A), weight=1.0)
+        assert queue.pick(1, "a", switch_cost=1e12)[0].params.model == leader
 
 
 pushes = st.tuples(st.just("push"), st.integers(1, 5), job_shapes, st.integers(1, 3))
