@@ -2,8 +2,8 @@
 
 Each member has a FIFO queue inside their server. At both levels a queue that
 has work carries a virtual start tag ``S = max(V, F)``: ``V`` is the level's
-virtual time (the tag of the job, or server, that led the last batch: the
-smallest waiting then) and ``F`` the virtual finish of the queue's previous
+virtual time (the smallest tag waiting when the last batch formed: its lead's,
+unless a job on the engine's model led, below) and ``F`` the virtual finish of the queue's previous
 job; dispatching a job of cost ``c`` sets ``F = S + c / weight``. Servers are
 tagged in the root's virtual time with the operator's server weight; members
 in their server's virtual time with their tier weight. The server with the
@@ -13,7 +13,8 @@ weight stays within about one job (plus one batch, below) of each other's,
 and within a server the same holds between members. A server (or a member)
 that arrives with nothing queued gets ``S = V``: ahead of everything a flooder
 has waiting, so a flooding server of 500 members delays a small server's
-first job by at most the batch already running.
+first job by at most the batch already running (with several models, plus
+about one model swap's worth: below).
 
 This is start-time fair queuing (Goyal et al., 1996) made hierarchical, rather
 than deficit round robin: its bound does not depend on tuning a quantum
@@ -174,7 +175,7 @@ class FairQueue:
                 else:  # it waits for a swap anyway: the batch may fill while that wait stays within one swap
                     weight = server.members[inner[2]].weight
                     passes.pass_other_model(entry, inner, max(one_batch, switch_cost / weight),
-                                     max(one_batch_root, switch_cost / server.weight))
+                                            max(one_batch_root, switch_cost / server.weight))
             if joined is None:
                 passes.set_aside.append(entry)
                 continue
@@ -287,8 +288,8 @@ class FairQueue:
                 if candidate.params.model == model:
                     found = entry, candidate
                     break
-                passes.pass_other_model(entry, inner, switch_cost / server.members[inner[2]].weight,
-                                 switch_cost / server.weight)
+                weight = server.members[inner[2]].weight
+                passes.pass_other_model(entry, inner, switch_cost / weight, switch_cost / server.weight)
             if found is None:
                 passes.set_aside.append(entry)
             elif fairest is not None:
