@@ -15,7 +15,7 @@ from engine.types import GenerationParams
 
 OTHER_MODEL_PASSES = 32
 """Heads on another model than wanted that one pick passes over before it stops looking: walking further would
-cost the event loop more than keeping a model loaded saves (it only makes batches smaller, or the engine swap)."""
+cost the event loop more than keeping a model loaded saves (it only makes batches smaller, or the engine swap sooner)."""
 
 Entry = tuple[float, int, int, int]
 """A heap entry: (start tag, job id for ties, member or server id, generation when pushed)."""

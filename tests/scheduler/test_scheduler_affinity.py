@@ -8,6 +8,7 @@ import itertools
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from bot.scheduler.clock import VirtualClock
 from bot.scheduler.events import EventKind
 from bot.scheduler.fairqueue import FairQueue, QueuedJob
 from bot.scheduler.serverqueue import OTHER_MODEL_PASSES
+from bot.settings import ConfigError, parse_settings
 from tests.scheduler.harness import Harness
 from tests.scheduler.harness import settings as harness_settings
 from tests.scheduler.test_scheduler_fairqueue import LARGE, SMALL, Jobs, job_shapes
@@ -216,3 +218,10 @@ async def test_the_service_keeps_the_loaded_model_hot_between_members_on_two_mod
     assert sorted(fairest_first) == sorted(kept_hot) == ["a"] * 12 + ["b"] * 12
     assert switches(fairest_first) >= 10
     assert switches(kept_hot) <= 3
+
+
+@pytest.mark.parametrize("value", [-1, 601, "slow", float("nan")])
+def test_a_bad_model_switch_cost_fails_at_start_naming_the_key(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"scheduler\.model_switch_cost_s"):
+        parse_settings({"scheduler": {"model_switch_cost_s": value}}, env={})
+    assert parse_settings({"scheduler": {"model_switch_cost_s": 0}}, env={}).scheduler.model_switch_cost_s == 0
