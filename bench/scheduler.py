@@ -4,6 +4,7 @@
                               [--scenarios members,duty,admission,servers]
     python bench/scheduler.py --engines 1,2,4,8,16 [--engine-seconds 600] [--ray]
     python bench/scheduler.py --scenarios beta [--beta-minutes 30]
+    python bench/scheduler.py --scenarios models [--swap-seconds 10] [--models-minutes 30]
 
 1. Fairness (virtual clock, so an hour of queueing runs in well under a minute):
    one flooder keeps its queue full (20 jobs of 4 images, resubmitting as fast
@@ -32,6 +33,9 @@
    15,000 members asking 23 images/s on average with a daily peak of 3 times
    that, on enough simulated H200s for the peak; waits by member class and
    Jain's index across servers and members (see ``bench/beta.py``).
+7. Models (virtual clock, ``--scenarios models``): two members on two models
+   of one engine whose swaps take time; swaps, throughput and fairness with
+   and without keeping the loaded model (see ``bench/models.py``).
 """
 
 from __future__ import annotations
@@ -363,6 +367,8 @@ async def main() -> None:
                         "cluster, on the real clock (small N)")
     parser.add_argument("--beta-minutes", type=float, default=10.0, help="beta scenario: simulated minutes "
                         "around the daily peak")
+    parser.add_argument("--swap-seconds", type=float, default=10.0, help="models scenario: a model swap's time")
+    parser.add_argument("--models-minutes", type=float, default=30.0, help="models scenario: simulated minutes")
     parser.add_argument("--engines", help="pool sizes of the engines scenario, comma-separated (e.g. 1,2,4,8,16)")
     parser.add_argument("--scenarios", help="which to run, comma-separated "
                         "(default: members,duty,admission,servers; engines alone with --engines)")
@@ -391,6 +397,10 @@ async def main() -> None:
             from bench.beta import beta  # it imports this module's helpers
 
             await beta(args, Path(folder))
+        if "models" in scenarios:
+            from bench.models import models  # it imports this module's helpers
+
+            await models(args, Path(folder))
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ class QuotaSettings(BaseModel):
 
 
 class SchedulerSettings(BaseModel):
-    """The ``scheduler:`` section: queue caps, pausing, retries, ETA, journal housekeeping."""
+    """The ``scheduler:`` section: queue caps, pausing, retries, ETA, journal housekeeping, model swaps."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -165,8 +165,11 @@ class SchedulerSettings(BaseModel):
     """How long images are kept in the database after delivery (for full-size requests)."""
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
     """On shutdown, how long the running batch may finish before it is left to be resumed."""
+    model_switch_cost_s: float = Field(default=10.0, ge=0, le=600)
+    """About what swapping the engine's model takes: an engine keeps its loaded model's jobs leading while the fairer
+    job of another model it passes over is within this many GPU seconds of its share (0: always the fairest)."""
 
-    @field_validator("assumed_seconds_per_step")
+    @field_validator("assumed_seconds_per_step", "model_switch_cost_s")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):

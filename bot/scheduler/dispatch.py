@@ -37,8 +37,12 @@ def suits(lane: Lane, shape: GenerationParams) -> int:
     far more than a cold size), plus 1 if it has the size warm (compiled, for a compiling engine)."""
     if lane.params == shape:
         return 4
-    loaded = lane.params.model if lane.params is not None else ""
-    return 2 * (loaded == shape.model) + int((shape.width, shape.height) in lane.engine.health().sizes)
+    return 2 * (loaded_model(lane) == shape.model) + int((shape.width, shape.height) in lane.engine.health().sizes)
+
+
+def loaded_model(lane: Lane) -> str:
+    """The model the lane's engine has loaded: that of the last batch it ran (the default before its first)."""
+    return lane.params.model if lane.params is not None else ""
 
 
 class Dispatcher:
@@ -191,7 +195,9 @@ class Dispatcher:
             return []
         core.account()
         capacity = int(lane.engine.health().extra.get("max_batch_images", core.max_batch_images))
-        batch = [core.jobs[entry.job_id] for entry in core.queue.pick(min(core.max_batch_images, capacity))]
+        switch_cost = core.settings.model_switch_cost_s / core.figures.seconds_per_cost  # a swap, in GPU cost
+        picked = core.queue.pick(min(core.max_batch_images, capacity), loaded_model(lane), switch_cost)
+        batch = [core.jobs[entry.job_id] for entry in picked]
         for job in batch:
             job.view = replace(job.view, state=JobState.RUNNING)
         lane.running = batch

@@ -2,8 +2,8 @@
 
 Each member has a FIFO queue inside their server. At both levels a queue that
 has work carries a virtual start tag ``S = max(V, F)``: ``V`` is the level's
-virtual time (the tag of the job, or server, that led the last batch: the
-smallest waiting then) and ``F`` the virtual finish of the queue's previous
+virtual time (the smallest tag waiting when the last batch formed: its lead's,
+unless a job on the engine's model led, below) and ``F`` the virtual finish of the queue's previous
 job; dispatching a job of cost ``c`` sets ``F = S + c / weight``. Servers are
 tagged in the root's virtual time with the operator's server weight; members
 in their server's virtual time with their tier weight. The server with the
@@ -13,7 +13,8 @@ weight stays within about one job (plus one batch, below) of each other's,
 and within a server the same holds between members. A server (or a member)
 that arrives with nothing queued gets ``S = V``: ahead of everything a flooder
 has waiting, so a flooding server of 500 members delays a small server's
-first job by at most the batch already running.
+first job by at most the batch already running (with several models, plus
+about one model swap's worth: below).
 
 This is start-time fair queuing (Goyal et al., 1996) made hierarchical, rather
 than deficit round robin: its bound does not depend on tuning a quantum
@@ -29,7 +30,24 @@ head's server), so nobody races ahead of a waiting server or member by more
 than a batch. Joining costs the joiner virtual time like any dispatch, so
 batching never buys extra share.
 
-Predicted order (for positions and ETAs) ignores batching and future
+Models: an engine keeps one model loaded and swapping it costs seconds to
+tens of seconds, so the dispatcher says which model the engine has and what
+a swap costs (``scheduler.model_switch_cost_s`` at the measured speed). The
+lead is then the first head on that model in tag order (servers, then their
+members) as long as every head passed over on the way is within one swap's
+cost of it, in the passed-over member's (or server's) own virtual time;
+beyond, the fairest leads and the engine swaps. While a batch fills, a head
+on another model than the batch's lets others join within the larger of one
+batch and one swap of its tag. So a job passed over to keep a model loaded
+loses at most about one swap's worth of its own share, less than the swap
+would waste; a newcomer on another model waits at most the running batch,
+one swap's worth and one batch; members backlogged on two models take runs
+of about two swaps' worth each instead of a swap at every batch. With one
+model, or a swap cost of 0, the fairest always leads. A pick walks past at
+most ``OTHER_MODEL_PASSES`` heads of other models, so its cost stays that of
+a pick without models; past them it leads with the fairest, or stops filling.
+
+Predicted order (for positions and ETAs) ignores batching, models and future
 arrivals: inside a server, jobs go in the order of their members' tags, as
 with one level; the server's k-th job then starts at the root tag ``S +
 (cost of the server's jobs before it) / server weight``, and servers
@@ -42,7 +60,7 @@ import bisect
 import heapq
 import math
 
-from bot.scheduler.serverqueue import Entry, QueuedJob, ServerQueue
+from bot.scheduler.serverqueue import Entry, Passes, QueuedJob, ServerQueue
 
 __all__ = ["FairQueue", "QueuedJob"]
 
@@ -127,47 +145,41 @@ class FairQueue:
         server.order = None
         return job
 
-    def pick(self, max_images: int) -> list[QueuedJob]:
-        """Take the next batch: the fairest head, plus compatible heads within one batch of any passed over."""
-        lead = self._pop_lead()
+    def pick(self, max_images: int, model: str | None = None, switch_cost: float = 0.0) -> list[QueuedJob]:
+        """Take the next batch: the fairest head, plus compatible heads within one batch of any passed over.
+
+        ``model`` is the model the engine has loaded and ``switch_cost`` the GPU cost of swapping it out: a head on
+        ``model`` leads instead of the fairest while every head it passes over is within that cost of its turn,
+        and a head on another model than the batch's, once passed over, lets others join within that cost too.
+        """
+        lead = self._pop_lead(model, switch_cost)
         if lead is None:
             return []
         batch, images = [lead], lead.images
         # One full batch of the lead's kind, in each level's virtual time.
         one_batch = max_images * lead.virtual_cost / lead.images
         one_batch_root = max_images * lead.server_cost / lead.images
-        horizon = math.inf  # root level: until someone is passed over, filling the batch delays nobody
-        inner_horizon: dict[int, float] = {}
-        passed_inner: dict[int, list[Entry]] = {}
-        set_aside: list[Entry] = []
+        passes = Passes()
         contributed = {lead.guild_id}
-        while images < max_images and self._heads:
-            entry = self._heads[0]
-            if not self._server_valid(entry):
-                heapq.heappop(self._heads)
-                continue
-            if entry[0] > horizon:
-                break
-            heapq.heappop(self._heads)
+        while images < max_images and (entry := self._pop_server(passes.horizon)) is not None:
             guild_id = entry[2]
             server = self._servers[guild_id]
             joined = None
-            while server.head() is not None:
-                inner = server.heads[0]
-                if inner[0] > inner_horizon.get(guild_id, math.inf):
-                    break
-                heapq.heappop(server.heads)
-                candidate = server.members[inner[2]].jobs[0]
+            while (head := server.pop_head(passes.inner_horizon.get(guild_id, math.inf))) is not None:
+                inner, candidate = head
                 if candidate.params == lead.params and images + candidate.images <= max_images:
                     joined = candidate
                     break
-                passed_inner.setdefault(guild_id, []).append(inner)
-                inner_horizon[guild_id] = min(inner_horizon.get(guild_id, math.inf), inner[0] + one_batch)
-                horizon = min(horizon, entry[0] + one_batch_root)
+                if candidate.params.model == lead.params.model:
+                    passes.pass_over(entry, inner, one_batch, one_batch_root)
+                else:  # it waits for a swap anyway: the batch may fill while that wait stays within one swap
+                    weight = server.members[inner[2]].weight
+                    passes.pass_other_model(entry, inner, max(one_batch, switch_cost / weight),
+                                            max(one_batch_root, switch_cost / server.weight))
             if joined is None:
-                set_aside.append(entry)
+                passes.set_aside.append(entry)
                 continue
-            if guild_id not in contributed and guild_id not in passed_inner:
+            if guild_id not in contributed and guild_id not in passes.passed_inner:
                 server.virtual_time = max(server.virtual_time, joined.start_tag)
             contributed.add(guild_id)
             self._dispatch(server, joined, entry[0])
@@ -175,12 +187,8 @@ class FairQueue:
             images += joined.images
             if server.jobs:
                 self._arm_server(guild_id)
-        for entry in set_aside:
-            heapq.heappush(self._heads, entry)
-        for guild_id, entries in passed_inner.items():
-            for inner in entries:
-                heapq.heappush(self._servers[guild_id].heads, inner)
-            # Its passed-over heads were off its heap when it was last tagged: offer the server again.
+        # Passed-over heads were off their server's heap when it was last tagged: offer those servers again.
+        for guild_id in passes.restore(self._heads, self._servers):
             self._arm_server(guild_id)
         return batch
 
@@ -233,25 +241,61 @@ class FairQueue:
         server = self._servers[entry[2]]
         return entry[3] == server.generation and server.jobs > 0
 
-    def _pop_lead(self) -> QueuedJob | None:
+    def _pop_server(self, horizon: float) -> Entry | None:
+        """Pop the server with the smallest root tag if that tag is at most ``horizon``, dropping stale entries."""
         while self._heads:
-            entry = heapq.heappop(self._heads)
+            entry = self._heads[0]
             if not self._server_valid(entry):
+                heapq.heappop(self._heads)
                 continue
+            return heapq.heappop(self._heads) if entry[0] <= horizon else None
+        return None
+
+    def _pop_lead(self, model: str | None, switch_cost: float) -> QueuedJob | None:
+        while (entry := self._pop_server(math.inf)) is not None:
             server = self._servers[entry[2]]
             job = server.head()
             if job is None:
                 continue
-            heapq.heappop(server.heads)
-            # Virtual times are the lead's tags (the smallest waiting), not a batch-mate's: jobs that joined the
-            # batch early must not age everyone else's place in line.
+            # Virtual times are the fairest tags (the smallest waiting), not a batch-mate's nor a lead on the
+            # loaded model's: jobs served early must not age everyone else's place in line.
             self.virtual_time = entry[0]
-            server.virtual_time = job.start_tag
+            if model is not None and switch_cost > 0 and job.params.model != model:
+                heapq.heappush(self._heads, entry)
+                entry, job = self._lead_on(model, switch_cost) or (heapq.heappop(self._heads), job)
+                server = self._servers[entry[2]]
+            if job is server.head():  # the fairest of its server leads (always, unless a job on the model does)
+                heapq.heappop(server.heads)
+                server.virtual_time = job.start_tag
             self._dispatch(server, job, entry[0])
             if server.jobs:
                 self._arm_server(entry[2])
             return job
         return None
+
+    def _lead_on(self, model: str, switch_cost: float) -> tuple[Entry, QueuedJob] | None:
+        """The fairest head on ``model`` (off its server's heap) and its server's root entry, if every head before it
+        in tag order is within ``switch_cost`` (in that head's weight, at each level) of it; None if there is none.
+
+        A head passed over loses at most about one swap's worth of its own share: less than a swap would waste."""
+        passes = Passes()
+        found = None
+        while found is None and (entry := self._pop_server(passes.horizon)) is not None:
+            server = self._servers[entry[2]]
+            fairest = server.head()
+            while (head := server.pop_head(passes.inner_horizon.get(entry[2], math.inf))) is not None:
+                inner, candidate = head
+                if candidate.params.model == model:
+                    found = entry, candidate
+                    break
+                weight = server.members[inner[2]].weight
+                passes.pass_other_model(entry, inner, switch_cost / weight, switch_cost / server.weight)
+            if found is None:
+                passes.set_aside.append(entry)
+            elif fairest is not None:
+                server.virtual_time = fairest.start_tag
+        passes.restore(self._heads, self._servers)
+        return found
 
     def _dispatch(self, server: ServerQueue, job: QueuedJob, server_tag: float) -> None:
         """Take a head job (already off the heaps) and charge member and server their virtual time."""

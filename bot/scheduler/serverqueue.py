@@ -1,15 +1,21 @@
 """One server's part of the fair queue: its members' FIFO queues, served by start-time fair queuing in the
-server's own virtual time, and the order its jobs are predicted to run in (see :mod:`.fairqueue`)."""
+server's own virtual time, and the order its jobs are predicted to run in (see :mod:`.fairqueue`); and the heads
+passed over while a batch forms."""
 
 from __future__ import annotations
 
 import bisect
 import heapq
 import itertools
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
 from engine.types import GenerationParams
+
+OTHER_MODEL_PASSES = 32
+"""Heads on another model than wanted that one pick passes over before it stops looking: walking further would
+cost the event loop more than keeping a model loaded saves (it only makes batches smaller, or the engine swap sooner)."""
 
 Entry = tuple[float, int, int, int]
 """A heap entry: (start tag, job id for ties, member or server id, generation when pushed)."""
@@ -102,6 +108,13 @@ class ServerQueue:
             heapq.heappop(self.heads)
         return None
 
+    def pop_head(self, limit: float) -> tuple[Entry, QueuedJob] | None:
+        """Take the smallest-tagged entry off the heap, with its job, if its tag is at most ``limit``."""
+        head = self.head()
+        if head is None or self.heads[0][0] > limit:
+            return None
+        return heapq.heappop(self.heads), head
+
     def after_head_left(self, member_id: int) -> None:
         member = self.members[member_id]
         if member.jobs:
@@ -150,3 +163,38 @@ class ServerQueue:
             self.root_tags = [self.start_tag + before for before in itertools.accumulate(costs, initial=0.0)][:-1]
         return self.root_tags
 
+
+class Passes:
+    """The heads passed over while a batch forms, and how far past their tags later candidates may still go."""
+
+    def __init__(self) -> None:
+        self.horizon = math.inf  # root level: until someone is passed over, filling the batch delays nobody
+        self.inner_horizon: dict[int, float] = {}
+        self.passed_inner: dict[int, list[Entry]] = {}
+        self.set_aside: list[Entry] = []
+        self.other_models = 0
+
+    def pass_over(self, server: Entry, inner: Entry, reach: float, reach_root: float) -> None:
+        """Note a member's head passed over: later ones may go at most ``reach`` past it (``reach_root`` past its
+        server at the root level)."""
+        guild_id = server[2]
+        self.passed_inner.setdefault(guild_id, []).append(inner)
+        self.inner_horizon[guild_id] = min(self.inner_horizon.get(guild_id, math.inf), inner[0] + reach)
+        self.horizon = min(self.horizon, server[0] + reach_root)
+
+    def pass_other_model(self, server: Entry, inner: Entry, reach: float, reach_root: float) -> None:
+        """Note a head on another model than wanted passed over; after :data:`OTHER_MODEL_PASSES` of them, nothing
+        more may be looked at."""
+        self.pass_over(server, inner, reach, reach_root)
+        self.other_models += 1
+        if self.other_models >= OTHER_MODEL_PASSES:
+            self.horizon = self.inner_horizon[server[2]] = -math.inf
+
+    def restore(self, heads: list[Entry], servers: dict[int, ServerQueue]) -> list[int]:
+        """Put every entry passed over back on its heap; return the servers whose member heads were passed over."""
+        for entry in self.set_aside:
+            heapq.heappush(heads, entry)
+        for guild_id, entries in self.passed_inner.items():
+            for inner in entries:
+                heapq.heappush(servers[guild_id].heads, inner)
+        return list(self.passed_inner)

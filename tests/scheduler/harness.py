@@ -14,7 +14,7 @@ from bot.scheduler.modes import RelaxTermsOf
 from bot.scheduler.service import DreamService
 from engine.pool import EnginePool
 from engine.simulated import SimulatedEngine
-from engine.types import GenerationParams
+from engine.types import GenerationParams, Limits
 
 GENEROUS = TierSettings(burst=1000, rate_per_hour=100_000, daily_images=100_000, max_images=9, max_queued=100)
 """A tier whose quotas never get in the way, for tests about something else."""
@@ -23,13 +23,14 @@ GUILD = 1
 
 
 class Harness:
-    """One bot "process": database, simulated engine (``engines`` > 1: a pool of them) and service;
+    """One bot "process": database, simulated engine (``engines`` > 1: a pool of them; ``models``: the ones
+    offered besides the default) and service;
     :meth:`restart` starts a fresh one."""
 
     def __init__(
         self, path: Path, clock: VirtualClock, scheduler: SchedulerSettings, quotas: QuotaSettings,
         *, max_batch_images: int = 8, seconds_per_step: float = 0.1, engines: int = 1,
-        relax_terms: RelaxTermsOf | None = None,
+        relax_terms: RelaxTermsOf | None = None, models: tuple[str, ...] = (),
     ) -> None:
         self.path = path
         self.clock = clock
@@ -39,6 +40,7 @@ class Harness:
         self.seconds_per_step = seconds_per_step
         self.engine_count = engines
         self.relax_terms = relax_terms
+        self.models = models
         self.events: list[JobEvent] = []
         self.keys = 0
 
@@ -62,7 +64,8 @@ class Harness:
     def simulated_engine(self) -> SimulatedEngine:
         """A simulated engine on the harness's clock (not started)."""
         return SimulatedEngine(
-            seconds_per_step=self.seconds_per_step, max_batch_images=self.max_batch_images, sleep=self.clock.sleep
+            seconds_per_step=self.seconds_per_step, max_batch_images=self.max_batch_images, sleep=self.clock.sleep,
+            limits=Limits(models=self.models),
         )
 
     async def stop(self, grace_s: float = 0.0) -> None:
@@ -88,7 +91,7 @@ class Harness:
 
     async def submit(
         self, member: int | Member, images: int = 1, *, key: str | None = None, steps: int = 10,
-        width: int = 512, height: int = 512, prompt: str = "a lighthouse", guild: int = GUILD,
+        width: int = 512, height: int = 512, prompt: str = "a lighthouse", guild: int = GUILD, model: str = "",
     ) -> Admission:
         self.keys += 1
         member = member if isinstance(member, Member) else Member(member)
@@ -96,7 +99,7 @@ class Harness:
             DreamRequest(
                 member=member, guild_id=guild, prompt=prompt, seeds=tuple(range(images)),
                 idempotency_key=key or f"key-{self.keys}",
-                params=GenerationParams(width=width, height=height, steps=steps), channel_id=2,
+                params=GenerationParams(width=width, height=height, steps=steps, model=model), channel_id=2,
             )
         )
 
