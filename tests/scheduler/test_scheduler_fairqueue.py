@@ -26,6 +26,16 @@ class Jobs:
         return QueuedJob(next(self._ids), guild, member, cost, images, params)
 
 
+def assert_within(history: list[dict[int, float]], weight: dict[int, float], largest: dict[int, int],
+                  slack: float) -> None:  # fmt: skip
+    """Between any two moments of ``history`` (each member's served cost / weight), any two members' service
+    differs by at most their largest jobs plus ``slack``."""
+    for start, end in itertools.combinations(history, 2):
+        for a, b in itertools.combinations(weight, 2):
+            gap = abs((end[a] - start[a]) - (end[b] - start[b]))
+            assert gap <= largest[a] / weight[a] + largest[b] / weight[b] + slack + 1e-6
+
+
 def test_turns_follow_gpu_cost_not_job_count() -> None:
     queue, make = FairQueue(), Jobs()
     a = [make(1, params=LARGE) for _ in range(3)]  # 4,320 cost units each
@@ -178,7 +188,4 @@ def test_backlogged_members_stay_within_one_job_and_one_batch_of_each_other(
             if job.member_id in served:
                 served[job.member_id] += job.cost / weight[job.member_id]
         history.append(dict(served))
-    for start, end in itertools.combinations(history, 2):
-        for a, b in itertools.combinations(weight, 2):
-            gap = abs((end[a] - start[a]) - (end[b] - start[b]))
-            assert gap <= largest[a] / weight[a] + largest[b] / weight[b] + 2 * slack + 1e-6
+    assert_within(history, weight, largest, 2 * slack)
