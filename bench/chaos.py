@@ -40,7 +40,7 @@ from typing import Literal
 
 import yaml
 
-from bench.chaos_bot import BotProcess, drained, freeze_running, ready
+from bench.chaos_bot import BotProcess, drained, freeze_running, ready, unfinished
 from bench.chaos_tally import Tally, tally_run
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeMember
 
@@ -219,7 +219,11 @@ async def run_chaos(plan: Plan, folder: Path, say: Callable[[str], None] = print
             await bot.connected()  # with its commands registered
             await rampage(bot, plan, members, db_path, rng, say)
             await poll(lambda: ready(port), plan.bound_s, "ready bot")  # it stops as a bot that was up, not starting
-            await poll(lambda: drained(db_path), plan.bound_s, "end of the queue")
+            try:
+                await poll(lambda: drained(db_path), plan.bound_s, "end of the queue")
+            except TimeoutError as exc:  # say what is stuck, and what the bot said last
+                stuck = "\n".join(await asyncio.to_thread(unfinished, db_path))
+                raise TimeoutError(f"{exc}; unfinished:\n{stuck}\nthe last bot's log ends:\n{bot.log_tail()}") from None
             await bot.stop()
         finally:
             await bot.kill()  # after a failure: no bot is left running (after a stop, nothing to do)

@@ -140,23 +140,37 @@ class BotProcess:
         if self._log is not None:
             self._log.close()
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the newest start's log."""
+        newest = self.logs / f"bot-{self.starts:03}.log"
+        return "\n".join(newest.read_text(errors="replace").splitlines()[-lines:]) if newest.exists() else ""
+
     def errors(self) -> list[str]:
         """The ERROR lines every bot process logged."""
         return [line.rstrip() for path in sorted(self.logs.glob("bot-*.log"))
                 for line in path.read_text(errors="replace").splitlines() if " ERROR " in line]  # fmt: skip
 
 
-UNFINISHED = (
-    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"
-    " OR (state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
-)
+UNFINISHED = "state IN ('queued', 'running') OR (state = 'done' AND result_message_id IS NULL AND undeliverable IS NULL)"
+"""Jobs left to run or to post."""
+
+
+def unfinished(db_path: Path) -> list[str]:
+    """The jobs :data:`UNFINISHED` counts, a line each with what the journal knows of them (for a stalled run)."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT id, guild_id, state, attempts, (SELECT count(*) FROM job_images i WHERE i.job_id = jobs.id)"
+            f" FROM jobs WHERE {UNFINISHED} ORDER BY id"
+        ).fetchall()
+    return [f"job {job} (server {guild}): {state}, attempt {attempts}, {images} images stored"
+            for job, guild, state, attempts, images in rows]  # fmt: skip
 
 
 async def drained(db_path: Path) -> bool:
     """No job left to run or to post."""
     def count() -> int:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-            return conn.execute(UNFINISHED).fetchone()[0]
+            return conn.execute(f"SELECT count(*) FROM jobs WHERE {UNFINISHED}").fetchone()[0]
     return await asyncio.to_thread(count) == 0
 
 

@@ -19,7 +19,7 @@ log = logging.getLogger("tests.chaos")
 
 SHORT = Plan(
     members=4, guilds=2, kill_at=("running", "rerunning", "connected", (0, 30), (0, 30)), minutes=0,
-    engine_crashes=2, rate=2.0, steps=10, seconds_per_step=0.06, bound_s=120.0,
+    engine_crashes=2, rate=2.0, steps=10, seconds_per_step=0.06, bound_s=120.0, log_level="INFO",
 )  # fmt: skip
 """Jobs of one or two images at 0.6 s an image: a running job is seen in the journal before it ends."""
 
