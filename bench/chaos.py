@@ -221,9 +221,11 @@ async def run_chaos(plan: Plan, folder: Path, say: Callable[[str], None] = print
             await poll(lambda: ready(port), plan.bound_s, "ready bot")  # it stops as a bot that was up, not starting
             try:
                 await poll(lambda: drained(db_path), plan.bound_s, "end of the queue")
-            except TimeoutError as exc:  # say what is stuck, and what the bot said last
+            except TimeoutError as exc:  # say what is stuck, what went wrong, and what the bot said last
                 stuck = "\n".join(await asyncio.to_thread(unfinished, db_path))
-                raise TimeoutError(f"{exc}; unfinished:\n{stuck}\nthe last bot's log ends:\n{bot.log_tail()}") from None
+                errors = "\n".join(bot.errors()[-10:])
+                raise TimeoutError(f"{exc}; unfinished:\n{stuck}\nthe bots' last errors:\n{errors}\n"
+                                   f"the last bot's log ends:\n{bot.log_tail()}") from None
             await bot.stop()
         finally:
             await bot.kill()  # after a failure: no bot is left running (after a stop, nothing to do)
