@@ -158,13 +158,27 @@ class Delivery(EndNotices):
     # events
 
     def _reply_for(self, job: JobView | JobEvent, *, orphan: bool = False) -> Reply:
-        """The job's reply, made on first sight; an ``orphan`` will never get an interaction."""
+        """The job's reply, made on first sight. An ``orphan`` (a job that outlived a restart) will never get an
+        interaction: it goes on with the message that showed the job before, when the journal knows it."""
         reply = self._replies.get(job.job_id)
         if reply is None:
             reply = self._replies[job.job_id] = Reply(job.job_id, job.guild_id, job.channel_id)
-            if orphan:
+            if orphan and isinstance(job, JobView):  # read from the journal, with its message
+                reply.message_id = job.status_message_id
                 reply.attached.set()
+            elif orphan:
+                self._spawn(self._adopt(reply))
         return reply
+
+    async def _adopt(self, reply: Reply) -> None:
+        """Take over the message that showed a recovered job before the restart, and show the job there."""
+        try:
+            job = await self.services.dreams.job(reply.guild_id, reply.job_id)
+            reply.job, reply.message_id = job, job.status_message_id
+        finally:
+            reply.attached.set()  # the job's end, if it came meanwhile, waits for this
+        if job.state is JobState.QUEUED:
+            await self._show_placement(reply, job, "")
 
     def _handle(self, event: JobEvent) -> None:
         kind = event.kind

@@ -32,7 +32,7 @@ class EndNotices(ResultPosts):
         embed = render.ended_embed(job, titles.get(kind, "❌ Failed"), refund)
         async with reply.edit_lock:
             told = await self._edit_status(reply, embed=embed, view=None) is not None
-        if not told:
+        if not told or reply.interaction is None:  # an edit of an older message notifies nobody
             await self._post_in_channel(job, f"<@{job.member_id}> your job #{job.number} ended.", embed=embed)
         # Recorded even when the channel is gone, as an undeliverable grid is: nothing to retry after a restart.
         await self.services.dreams.record_told(job.guild_id, job.job_id)

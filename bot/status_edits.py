@@ -128,7 +128,10 @@ class StatusEdits:
             if self._age(reply) < TOKEN_LIFETIME_S:
                 assert reply.interaction is not None
                 message = await reply.interaction.edit_original_response(**fields)
-                reply.message_id = message.id
+                if reply.message_id is None:  # journaled, so that a restart goes on editing this message
+                    reply.message_id = message.id
+                    await self.services.dreams.deliveries.record_status_message(reply.guild_id, reply.job_id,
+                                                                                message.id)  # fmt: skip
                 return message
             if reply.message_id is not None and reply.channel_id is not None:
                 channel = self.bot.get_partial_messageable(reply.channel_id)

@@ -1,7 +1,8 @@
 """What each member is owed and was given: grids posted, ends told, results that cannot be posted.
 
 A done job is owed its grid until a message is recorded for it (or it is found
-undeliverable); a failed, cancelled or interrupted job is owed a notice until
+undeliverable); the message that shows a job is recorded too, so a restart
+goes on editing it. A failed, cancelled or interrupted job is owed a notice until
 its member was told. Each record is written once: a second attempt answers
 False, so two posts of one grid are caught. A start reads what is still owed,
 server by server, and posts or tells it.
@@ -46,6 +47,12 @@ class Deliveries:
                 (at, job_id, guild_id),
             )
             return cursor.rowcount == 1
+
+    async def record_status_message(self, guild_id: int, job_id: int, message_id: int) -> None:
+        """Record the message that shows a job (its command's reply), so a restart goes on editing it."""
+        async with self.journal.transaction() as conn:
+            await conn.execute("UPDATE jobs SET status_message_id = ? WHERE id = ? AND guild_id = ?",
+                               (message_id, job_id, guild_id))  # fmt: skip
 
     async def record_undeliverable(self, guild_id: int, job_id: int, reason: str) -> bool:
         """Mark a done, undelivered job as impossible to deliver; False if it was delivered or marked already."""

@@ -94,6 +94,8 @@ class JobView:
     mode: Mode = "fast"
     style: str = ""
     """The style applied to the prompt; empty for none."""
+    status_message_id: int | None = None
+    """The message that shows the job (its command's reply), once known: a restart goes on editing it."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 JOB_COLUMNS = """
     id, number, member_id, guild_id, channel_id, state, prompt, negative_prompt, params, seeds, cost,
-    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable, mode, style
+    created_at, attempts, started_at, finished_at, error, result_message_id, tier, undeliverable, mode, style,
+    status_message_id
 """
 """The columns :func:`job_view` reads."""
 
@@ -50,7 +51,7 @@ def job_view(row: aiosqlite.Row) -> JobView:
         seeds=tuple(seeds), cost=row["cost"], created_at=row["created_at"], attempts=row["attempts"],
         started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
         result_message_id=row["result_message_id"], undeliverable=row["undeliverable"], mode=row["mode"],
-        style=row["style"],
+        style=row["style"], status_message_id=row["status_message_id"],
     )
 
 
@@ -66,7 +67,7 @@ def salvage_view(row: aiosqlite.Row) -> JobView:
         state=state, prompt=str(row["prompt"]), negative_prompt="", params=GenerationParams(), seeds=(), cost=0,
         created_at=row["created_at"], attempts=row["attempts"], started_at=row["started_at"],
         finished_at=row["finished_at"], error=row["error"], result_message_id=row["result_message_id"],
-        undeliverable=row["undeliverable"],
+        undeliverable=row["undeliverable"], status_message_id=row["status_message_id"],
     )
 
 

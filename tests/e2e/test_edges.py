@@ -66,12 +66,15 @@ async def test_jobs_queued_at_shutdown_are_delivered_after_the_restart(world: Wo
         has_text("was interrupted by a restart and is back in the queue"), channel=world.dreams
     )
     assert notice.mentions.users == {world.alice.id}
-    for member, prompt in ((world.alice, "interrupted"), (world.bob, "waiting")):
+    for member, prompt, reply in ((world.alice, "interrupted", running), (world.bob, "waiting", queued)):
         result = await world.fake.wait_message(
             lambda m, p=prompt: bool(m.attachments) and bool(m.embeds) and m.embeds[0]["description"] == p,
             channel=world.dreams,
         )
         assert result.mentions.users == {member.id}
+        # The command's reply, which showed the job before the restart, now leads to the result.
+        await world.fake.wait_until(lambda r=reply, m=result: r.original_message.content.startswith("Finished: ")
+                                    and r.original_message.content.endswith(f"/{m.id}"))  # fmt: skip
     assert not running.original_message.attachments  # the old interaction's token is not used after a restart
 
 
@@ -106,6 +109,7 @@ async def test_a_job_given_up_at_a_start_that_died_before_connecting_is_reported
     await world.start()
     notice = await world.fake.wait_message(has_text("your job #1 ended"), channel=world.dreams)
     assert notice.mentions.users == {world.alice.id} and "Interrupted by a restart" in str(notice.embeds[0])
+    assert "Interrupted by a restart" in str(running.original_message.embeds[0])  # edited before the notice
     await world.restart()  # told once: not again after this restart
     await world.app.bot.delivery.drain(10)
     told = [m for m in world.fake.channel_messages(world.dreams) if "your job #1 ended" in m.content]
