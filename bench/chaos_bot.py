@@ -219,7 +219,10 @@ def die_with_parent() -> None:
     leaves no bot behind, reconnecting to a fake that is gone."""
 
     def watch() -> None:
-        sys.stdin.buffer.read()
+        # os.read, not sys.stdin: a daemon thread blocked inside the buffered reader holds its lock, and the
+        # interpreter's shutdown then dies with a fatal error instead of exiting.
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
