@@ -38,16 +38,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.scheduler import (
-    SUPPORTER_ROLE,
-    JobRecord,
-    Recorder,
-    close_service,
-    gpu_seconds,
-    jain,
-    open_service,
-    percentile,
-)
+from bench.simulation import SUPPORTER_ROLE, JobRecord, Recorder, close_service, gpu_seconds, open_service
+from bench.stats import jain, percentile
 from bot.scheduler.clock import VirtualClock
 from bot.scheduler.errors import DreamError
 from bot.scheduler.models import DreamRequest, Member

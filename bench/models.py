@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench.scheduler import SMALL, JobRecord, Recorder, close_service, gpu_seconds, open_service
+from bench.simulation import SMALL, JobRecord, Recorder, close_service, gpu_seconds, open_service
 from bot.scheduler.clock import VirtualClock
 from bot.scheduler.errors import MemberQueueFull, QuotaExceeded
 from bot.scheduler.models import DreamRequest, Member

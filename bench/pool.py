@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.scheduler import (
+from bench.simulation import (
     LARGE,
     QUOTAS,
     SMALL,
@@ -42,10 +42,9 @@ from bench.scheduler import (
     Recorder,
     close_service,
     gpu_seconds,
-    jain,
     open_service,
-    windowed_jain,
 )
+from bench.stats import jain, windowed_jain
 from bot.db import Database
 from bot.scheduler.clock import SystemClock, VirtualClock
 from bot.scheduler.config import SchedulerSettings

@@ -26,16 +26,8 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.scheduler import (
-    LARGE,
-    SMALL,
-    JobRecord,
-    Recorder,
-    close_service,
-    gpu_seconds,
-    open_service,
-    windowed_jain,
-)
+from bench.simulation import LARGE, SMALL, JobRecord, Recorder, close_service, gpu_seconds, open_service
+from bench.stats import windowed_jain
 from bot.scheduler.clock import VirtualClock
 from bot.scheduler.config import SchedulerSettings
 from bot.scheduler.errors import DreamError, MemberQueueFull, QueueFull, QuotaExceeded, ServerQueueFull
