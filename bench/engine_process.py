@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import time
@@ -85,22 +86,13 @@ async def duty_cycle(engine: EngineProcess, args: argparse.Namespace, batch: int
     sampler = UtilizationSampler() if args.device == "cuda" else None
     busy_before = engine.health().extra["busy_seconds"]
     started = time.perf_counter()
-    with sampler or _nothing():
+    with sampler or contextlib.nullcontext():  # no utilization sampler off CUDA
         for _ in range(args.stream):
             await run_batch(engine, args, batch)
     wall = time.perf_counter() - started
     busy = engine.health().extra["busy_seconds"] - busy_before
     return busy / wall, sampler.mean() if sampler else None
 
-
-class _nothing:
-    """A context that does nothing: no utilization sampler off CUDA."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 async def measure_low_memory(args: argparse.Namespace, model: Path) -> tuple[float, float]:

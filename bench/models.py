@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench.simulation import SMALL, JobRecord, Recorder, close_service, gpu_seconds, open_service
+from bench.simulation import GUILD, SMALL, JobRecord, Recorder, close_service, gpu_seconds, open_service
 from bot.scheduler.clock import VirtualClock
 from bot.scheduler.errors import MemberQueueFull, QuotaExceeded
 from bot.scheduler.models import DreamRequest, Member
@@ -26,7 +26,6 @@ from bot.scheduler.service import DreamService
 from engine.simulated import SimulatedEngine
 from engine.types import JobRequest, JobResult, Limits, ProgressCallback
 
-GUILD = 1
 MODELS = {1: "a", 2: "b"}
 """Each member's model."""
 
@@ -45,7 +44,8 @@ def swapping_engine(swap_seconds: float, made: list[SimulatedEngine]) -> type[Si
         async def generate(self, jobs: Sequence[JobRequest],
                            on_progress: ProgressCallback | None = None) -> list[JobResult]:  # fmt: skip
             if jobs and jobs[0].params.model != self.loaded:
-                self.loaded, self.swaps = jobs[0].params.model, self.swaps + 1
+                self.swaps += bool(self.loaded)  # loading the first model is not a swap (it costs the same)
+                self.loaded = jobs[0].params.model
                 await self._sleep(swap_seconds)
             return await super().generate(jobs, on_progress)
 
