@@ -19,9 +19,8 @@ class EndNotices(ResultPosts):
 
     async def _end(self, reply: Reply, kind: EventKind, error: str | None) -> None:
         """Tell the member their job ended without images (once per job), and record that they were told."""
-        if reply.job_id in self._posting:
+        if not self._claim(reply.job_id):
             return
-        self._posting.add(reply.job_id)
         titles = {EventKind.CANCELLED: "✖️ Cancelled", EventKind.INTERRUPTED: "⚠️ Interrupted by a restart"}
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reply.attached.wait(), ATTACH_GRACE_S)

@@ -48,11 +48,19 @@ class ResultPosts(StatusEdits):
         job = await self.services.dreams.job(reply.guild_id, reply.job_id)
         await self._post_result(reply, replace(job, images=images))
 
+    def _claim(self, job_id: int) -> bool:
+        """Take on telling a job's member of its end (its grid, or a notice); False if this process has already."""
+        if job_id in self._posting:
+            return False
+        self._posting.add(job_id)
+        return True
+
     async def _post_result(self, reply: Reply, job: JobView) -> None:
         """Post the grid with its buttons, record the message, and say where it went (once per job)."""
-        if job.job_id in self._posting:
-            return
-        self._posting.add(job.job_id)
+        if self._claim(job.job_id):
+            await self._post(reply, job)
+
+    async def _post(self, reply: Reply, job: JobView) -> None:
         await self._settle(reply)
         screened = self.screening.decide(job)  # the image safety check: withhold, or spoiler for review
         if screened is not None and screened.action == "block":
@@ -92,9 +100,13 @@ class ResultPosts(StatusEdits):
 
     async def _redeliver(self, job: JobView) -> None:
         """Post a result that finished before a restart, unless it was posted and only its record was lost."""
+        # Claimed before the search: a job done while this bot connected also has its done event, whose post
+        # the search could find and record, and the post's own record would then take it back as a second one.
+        if not self._claim(job.job_id):
+            return
         posted = await self._find_result(job)
         if posted is None:
-            await self._post_result(self._reply_for(job, orphan=True), job)
+            await self._post(self._reply_for(job, orphan=True), job)
         else:
             log.info("job %s: its result was already posted as message %s; recording that", job.job_id, posted.id)
             await self.services.dreams.record_delivery(job.guild_id, job.job_id, posted.id)

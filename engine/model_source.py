@@ -3,7 +3,9 @@
 ``engine.model`` is a local diffusers folder or a Hugging Face id. A hub model
 is downloaded on the first start (with a progress bar) into ``engine.cache_dir``,
 unless the operator forbids downloads (``engine.local_files_only``, or
-``HF_HUB_OFFLINE=1``). Every failure to load becomes one line that names
+``HF_HUB_OFFLINE=1``). A hub that does not answer is found in seconds, and the
+model is then loaded from the local cache at once, rather than after the hub's
+own retries. Every failure to load becomes one line that names
 ``engine.model`` and says what to do.
 """
 
@@ -11,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import urllib.parse
+import warnings
 from pathlib import Path
 
 from engine.config import EngineSettings, is_local
@@ -27,6 +32,35 @@ def downloads_allowed(settings: EngineSettings) -> bool:
     """Whether loading may reach the Hugging Face hub."""
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     return not settings.local_files_only and not offline
+
+
+HUB_PROBE_S = 5.0
+"""How long the hub has to accept a connection before the model is loaded from the local cache only."""
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``) accepts a connection; assumed so behind a proxy, which
+    only the hub's own client knows how to go through."""
+    from huggingface_hub import constants
+
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return True
+    url = urllib.parse.urlsplit(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:  # no network, no name resolution, refused, or no answer in time
+        return False
+
+
+def loading_settings(settings: EngineSettings) -> EngineSettings:
+    """The settings to load the model with: from the local cache only when it would come from the hub but the
+    hub does not answer (the hub's client would retry for half a minute, logging each try, before giving up)."""
+    if is_local(settings.model or "") or not downloads_allowed(settings) or hub_reachable():
+        return settings
+    log.warning("the Hugging Face hub is not reachable: loading %s from the local cache only", settings.model)
+    return settings.model_copy(update={"local_files_only": True})
 
 
 def announce(settings: EngineSettings) -> None:
@@ -103,3 +137,5 @@ def quiet_optional_backends() -> None:
     # SDXL's image-to-image pipeline casts its VAE to fp32 and back around each encode, as it must; diffusers
     # warns of the cast every time, with nothing for the operator to do.
     logging.getLogger("diffusers.models.modeling_utils").addFilter(_Drop("should be kept in float32"))
+    # diffusers still passes huggingface_hub an argument it has stopped using, and the hub warns about it.
+    warnings.filterwarnings("ignore", "The `local_dir_use_symlinks` argument is deprecated", UserWarning)

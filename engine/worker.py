@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from engine import start_images
 from engine.backoff import is_out_of_memory, run_in_chunks
 from engine.config import EngineSettings
-from engine.model_source import announce, describe_failure, quiet_optional_backends
+from engine.model_source import announce, describe_failure, loading_settings, quiet_optional_backends
 from engine.pnginfo import encode_png
 from engine.preview import due, job_previews
 from engine.protocol import (
@@ -72,9 +72,10 @@ def serve(conn: Connection, settings: EngineSettings, faults: EngineFaults, log_
         from engine.safety import SafetyCheck, SafetyCheckError
 
         announce(settings)
-        pipeline = Pipeline.load(settings)
-        fetch_all(settings)
-        safety = SafetyCheck.load(settings, pipeline.device, pipeline.pipe.dtype)
+        loading = loading_settings(settings)
+        pipeline = Pipeline.load(loading)
+        fetch_all(loading)
+        safety = SafetyCheck.load(loading, pipeline.device, pipeline.pipe.dtype)
         log.info("warming up: %s", "one batch uncompiled (compiling follows, between batches)" if settings.compile
                  else "the first batch of each size")  # fmt: skip
         background = BackgroundCompile(pipeline, warm_up(pipeline, settings, compile_later=True), settings.default_sampler)

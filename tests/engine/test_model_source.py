@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from huggingface_hub import constants
 
 from engine.config import DEFAULT_MODEL, EngineSettings
-from engine.model_source import describe_failure, is_local, quiet_optional_backends
+from engine.model_source import (
+    PROXY_VARIABLES,
+    describe_failure,
+    hub_reachable,
+    is_local,
+    loading_settings,
+    quiet_optional_backends,
+)
 
 
 def load_failure(settings: EngineSettings) -> str:
@@ -71,3 +81,44 @@ def test_diffusers_hub_notice_is_left_to_the_one_line_but_its_other_warnings_pas
     finally:
         logger.removeHandler(handler)
     assert seen == ["another warning"]
+
+
+@pytest.fixture
+def hub_at(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    """A loopback port as the hub's address (``HF_ENDPOINT``), no proxy; nothing listens until the test says so."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+        yield sock
+
+
+def test_an_unreachable_hub_is_found_at_once_and_the_start_ends_in_its_one_line(
+    tmp_path: Path, hub_at: socket.socket, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    quiet_optional_backends()  # as the engine process does first
+    settings = EngineSettings(model=DEFAULT_MODEL, cache_dir=tmp_path, device="cpu")
+    loading = loading_settings(settings)
+    assert loading.local_files_only  # from the cache only: not half a minute of the hub client's retries
+    from engine.pipeline import Pipeline
+
+    with pytest.raises(Exception) as failure:
+        Pipeline.load(loading)
+    line = describe_failure(settings, failure.value)
+    assert line.startswith(f"engine.model: {DEFAULT_MODEL} could not be downloaded: the Hugging Face hub is not "
+                           "reachable; run `dreamqueue make-tiny-model")  # fmt: skip
+    assert not [record for record in caplog.records if "Retrying" in record.getMessage()]
+    assert not [warning for warning in recwarn if "local_dir_use_symlinks" in str(warning.message)]
+
+
+def test_a_hub_that_answers_or_a_proxy_leaves_loading_to_the_hub_client(
+    hub_at: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = EngineSettings(model=DEFAULT_MODEL)
+    assert not hub_reachable()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # only the hub's client goes through a proxy
+    assert hub_reachable() and loading_settings(settings) is settings
+    monkeypatch.delenv("HTTPS_PROXY")
+    hub_at.listen()
+    assert hub_reachable() and loading_settings(settings) is settings
