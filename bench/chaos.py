@@ -150,7 +150,7 @@ async def live(bot: BotProcess, plan: Plan, db_path: Path, kill_at: KillAt, life
     base, begun = len(fake.events), time.monotonic()
     for index, mark in enumerate(marks):
         if isinstance(kill_at, tuple):
-            await fake.wait_until(lambda: len(fake.events) - base >= mark, plan.bound_s)
+            await fake.wait_until(lambda mark=mark: len(fake.events) - base >= mark, plan.bound_s)
         else:
             await asyncio.sleep(max(0.0, begun + mark - time.monotonic()))  # the chaos's own timing
         if index < len(marks) - 1:

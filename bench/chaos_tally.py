@@ -74,13 +74,13 @@ class Tally:
     def lines(self) -> list[str]:
         """The counts, one per line, as the bench prints them."""
         return [
-            f"interactions sent:            {self.interactions}"
-            f" (refused {self.refused}, unanswered {self.unanswered}, told not queued {self.told_not_queued},"
-            f" acknowledged but never answered {len(self.acknowledged_not_admitted)})",
+            (f"interactions sent:            {self.interactions}"
+             f" (refused {self.refused}, unanswered {self.unanswered}, told not queued {self.told_not_queued},"
+             f" acknowledged but never answered {len(self.acknowledged_not_admitted)})"),
             f"admitted jobs:                {self.admitted}  by state: {self.states}",
             f"delivered exactly once:       {self.delivered_once}",
-            f"posted twice or more:         {len(self.posted_twice)}{_few(self.posted_twice)}"
-            f" ({self.extra_posts} extra posts, {self.taken_back} taken back)",
+            (f"posted twice or more:         {len(self.posted_twice)}{_few(self.posted_twice)}"
+             f" ({self.extra_posts} extra posts, {self.taken_back} taken back)"),
             f"delivered, other record:      {len(self.record_differs)}{_few(self.record_differs)}",
             f"ended, member told:           {self.told}",
             f"undeliverable (recorded):     {len(self.undeliverable)}{_few(self.undeliverable)}",

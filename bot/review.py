@@ -19,10 +19,10 @@ import discord
 from bot import render
 from bot.access import check_served, require_moderator
 from bot.errors import Guarded, report
+from bot.moderating import ReviewAction
 from bot.refusal import Refusal
 from bot.replies import defer, whisper
 from bot.server import server_id
-from bot.moderating import ReviewAction
 from bot.text import clip
 from bot.warning_notices import direct_message, moderator_line
 from moderation.flags import Flag, ReviewItem

@@ -8,8 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.refusal import Refusal
 from bot.flagging import FlagForm
+from bot.refusal import Refusal
 from bot.views import job_id_of
 
 

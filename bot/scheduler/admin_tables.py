@@ -59,8 +59,8 @@ class AdminTables:
 
     async def set_ban(self, ban: Ban, audit: AuditEntry) -> None:
         await self._audited(
-            ("INSERT OR REPLACE INTO bans (guild_id, member_id, until, reason, banned_by, banned_at)"
-             " VALUES (?, ?, ?, ?, ?, ?)",
+            (("INSERT OR REPLACE INTO bans (guild_id, member_id, until, reason, banned_by, banned_at)"
+              " VALUES (?, ?, ?, ?, ?, ?)"),
              (ban.guild_id, ban.member_id, ban.until, ban.reason, ban.banned_by, ban.banned_at)),
             audit,
         )

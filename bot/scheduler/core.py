@@ -15,18 +15,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from bot.db import Database
+from bot.scheduler.admin_tables import AdminTables
 from bot.scheduler.clock import Clock
 from bot.scheduler.config import QuotaSettings, SchedulerSettings
 from bot.scheduler.errors import JobNotFound
 from bot.scheduler.events import EventHub, EventKind, JobEvent
 from bot.scheduler.fairqueue import FairQueue, QueuedJob
-from bot.scheduler.admin_tables import AdminTables
 from bot.scheduler.journal import Journal
-from bot.scheduler.rows import read_view
 from bot.scheduler.models import AuditEntry, JobState, JobView
 from bot.scheduler.modes import RELAX, RelaxTermsOf, queue_weight
 from bot.scheduler.policy import Policy, ServerTierRoles
 from bot.scheduler.quotas import QuotaBook, Who
+from bot.scheduler.rows import read_view
 from engine.pool import EnginePool, as_pool
 from engine.types import EngineClient, GenerationParams, JobRequest, JobResult
 

@@ -95,8 +95,8 @@ async def test_filter_test_shows_the_negative_prompts_verdict_too(world: World) 
                                    negative="nude, blurry")  # fmt: skip
     assert (await clean.wait_message(lambda m: m.ephemeral)).content.split("\n") == [
         "**Prompt**: ✅ Allowed: no rule matches.",
-        "**Negative prompt** (checked for personal information, hate and `negative_categories`): ✅ Allowed: no rule "
-        "matches.",
+        ("**Negative prompt** (checked for personal information, hate and `negative_categories`): ✅ Allowed: no rule "
+         "matches."),
     ]
 
     bad = await world.fake.slash(

@@ -55,8 +55,8 @@ def test_negative_categories_may_name_an_admin_category() -> None:
 @pytest.mark.parametrize(
     ("names", "error"),
     [
-        (["sexual", "hate"], "can never allow hate: personal information and hate stay refused in age-restricted "
-                             "channels; it takes sexual, violence, trademark"),
+        (["sexual", "hate"], ("can never allow hate: personal information and hate stay refused in age-restricted "
+                              "channels; it takes sexual, violence, trademark")),
         (["pii"], "can never allow pii"),
         (["personal_info"], "can never allow personal_info"),
         (["gossip"], "takes filter categories of the config: sexual, violence, trademark; not gossip"),

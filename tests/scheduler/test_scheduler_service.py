@@ -20,8 +20,8 @@ from bot.scheduler.errors import (
     OverTierLimit,
     Paused,
     QueueFull,
-    ServerQueueFull,
     QuotaExceeded,
+    ServerQueueFull,
     ServiceStopped,
 )
 from bot.scheduler.events import EventKind
