@@ -16,7 +16,6 @@ from bot.access import check_served, member_of
 from bot.errors import Guarded, report
 from bot.prompt_tokens import fit_prompt
 from bot.refusal import Refusal
-from bot.replies import defer
 from bot.screening import is_nsfw
 from bot.server import server_id
 from bot.variations import Control, Variations
@@ -57,7 +56,6 @@ async def submit(interaction: discord.Interaction, job_id: int, index: int, cont
     bot: Any = interaction.client
     guild_id = server_id(interaction)
     prompt, cut = (None, "") if prompt is None else fit_prompt(prompt, bot.services.settings.discord)
-    await defer(interaction, public=True)
     async with bot.delivery.admitting(interaction):
         admission, source = await Variations(bot.services).make(
             guild_id, job_id, index, control, member_of(interaction.user), str(interaction.id),

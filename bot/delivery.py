@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import discord
@@ -31,7 +32,7 @@ import discord
 from bot import render
 from bot.end_notices import EndNotices
 from bot.open_replies import OpenReply
-from bot.replies import placeholder_used
+from bot.replies import defer, placeholder_used
 from bot.scheduler.events import EventKind, JobEvent
 from bot.scheduler.models import Admission, JobState, JobView
 from bot.screening import Screening
@@ -63,6 +64,8 @@ class Delivery(EndNotices):
         self._replies: dict[int, Reply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._born = time.time()
+        """Placeholders recorded before this are an earlier run's, for this one to answer."""
         self._posting: set[int] = set()
         """Jobs whose result this process is posting or has posted: a job done while the bot was connecting
         is both in the journal's undelivered results and in the events waiting to be read."""
@@ -101,7 +104,7 @@ class Delivery(EndNotices):
 
     async def _run(self) -> None:
         await self.bot.wait_until_ready()
-        for left in await self.services.open_replies.take(time.time()):
+        for left in await self.services.open_replies.left(self._born, time.time()):
             self._spawn(self._answer_left(left))
         for job in await self.services.dreams.undelivered():
             if job.state is JobState.DONE:
@@ -126,11 +129,15 @@ class Delivery(EndNotices):
 
     # what the cogs call
 
-    def admitting(self, interaction: discord.Interaction) -> AbstractAsyncContextManager[None]:
-        """Keep the interaction's public placeholder on record while its job is admitted: a bot that stops in
-        between answers it at its next start. Call :meth:`queued` inside the block, straight after the submit."""
-        return self.services.open_replies.holding(OpenReply(
-            server_id(interaction), interaction.id, interaction.application_id, interaction.token, time.time()))
+    @asynccontextmanager
+    async def admitting(self, interaction: discord.Interaction) -> AsyncIterator[None]:
+        """Acknowledge with a public placeholder, kept on record while the block admits its job: a bot that stops
+        in between answers it at its next start. Call :meth:`queued` inside the block, straight after the submit."""
+        # On record before it is shown: a bot stopped between the two would leave a placeholder nobody answers.
+        async with self.services.open_replies.holding(OpenReply(
+                server_id(interaction), interaction.id, interaction.application_id, interaction.token, time.time())):
+            await defer(interaction, public=True)
+            yield
 
     def queued(self, interaction: discord.Interaction, admission: Admission, note: str = "") -> None:
         """Show a just-admitted job on the interaction's reply and keep it updated from now on.
@@ -154,6 +161,7 @@ class Delivery(EndNotices):
             await webhook.edit_message("@original", content=text, embeds=[], view=None)  # type: ignore[arg-type]
         except discord.HTTPException as exc:  # answered with a refusal, which deleted it, or the token died
             log.info("could not answer the placeholder of interaction %s: %s", left.interaction_id, exc)
+        await self.services.open_replies.answered(left)
 
     # events
 

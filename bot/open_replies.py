@@ -4,7 +4,7 @@ A ``/dream`` (or a button that makes a job) shows "thinking…" in the channel
 before its job is admitted. If the bot stops in that moment, the placeholder
 would wait until Discord gives up on it. :meth:`OpenReplies.holding` records
 the interaction's reply token around the admission; the next start
-(:meth:`OpenReplies.take`) finds what was left and the delivery answers it.
+(:meth:`OpenReplies.left`) finds what was left and the delivery answers it.
 """
 
 from __future__ import annotations
@@ -61,18 +61,26 @@ class OpenReplies:
             await conn.execute("DELETE FROM open_replies WHERE guild_id = ? AND interaction_id = ?",
                                (reply.guild_id, reply.interaction_id))  # fmt: skip
 
-    async def take(self, now: float) -> list[OpenReply]:
-        """Every server's placeholders left by the last run that can still be answered; the table is emptied."""
+    async def left(self, before: float, now: float) -> list[OpenReply]:
+        """Every server's placeholders recorded before ``before`` (by earlier runs) that can still be answered,
+        oldest first; older ones, which nobody can answer now, are deleted. Each stays on record until
+        :meth:`answered`, so a run that stops before answering leaves it to the next."""
         async with self._db.transaction() as conn:
-            async with conn.execute("SELECT DISTINCT guild_id FROM open_replies") as cursor:
+            async with conn.execute("SELECT DISTINCT guild_id FROM open_replies WHERE created_at < ?",
+                                    (before,)) as cursor:  # fmt: skip
                 guild_ids = [row[0] for row in await cursor.fetchall()]
             replies: list[OpenReply] = []
             for guild_id in guild_ids:
+                await conn.execute("DELETE FROM open_replies WHERE guild_id = ? AND created_at <= ?",
+                                   (guild_id, now - TOKEN_LIFETIME_S))  # fmt: skip
                 async with conn.execute(
                     "SELECT guild_id, interaction_id, application_id, token, created_at FROM open_replies"
-                    " WHERE guild_id = ? AND created_at > ? ORDER BY created_at",
-                    (guild_id, now - TOKEN_LIFETIME_S),
+                    " WHERE guild_id = ? AND created_at < ? ORDER BY created_at",
+                    (guild_id, before),
                 ) as cursor:
                     replies += [OpenReply(*row) for row in await cursor.fetchall()]
-                await conn.execute("DELETE FROM open_replies WHERE guild_id = ?", (guild_id,))
         return replies
+
+    async def answered(self, reply: OpenReply) -> None:
+        """Take a placeholder of an earlier run off the record, once answered (or found unanswerable)."""
+        await self._drop(reply)

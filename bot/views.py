@@ -75,7 +75,6 @@ class RerollButton(JobButton, discord.ui.DynamicItem[discord.ui.Button], templat
     async def run(self, interaction: discord.Interaction) -> None:
         bot: Any = interaction.client
         guild_id = server_id(interaction)
-        await defer(interaction, public=True)
         async with bot.delivery.admitting(interaction):
             admission = await bot.services.reroll(guild_id, self.job_id, member_of(interaction.user),
                                                   str(interaction.id), age_restricted=is_nsfw(interaction.channel))

@@ -17,7 +17,6 @@ from bot.attachments import Bounds, check_size, read_start_image
 from bot.dream_options import DEFAULT_MODEL, Asked, Context, resolve
 from bot.prompt_tokens import fit_prompt
 from bot.refusal import Refusal
-from bot.replies import defer
 from bot.scheduler.models import DreamRequest, EffectiveLimits
 from bot.scheduler.modes import MODES
 from bot.scheduler.quotas import images_charged
@@ -147,8 +146,7 @@ class Dream(commands.Cog):
             mode=resolved.mode,
             style=resolved.style,
         )
-        # defer, one service call, render
-        await defer(interaction, public=True)
+        # defer (on record), one service call, render
         async with self.bot.delivery.admitting(interaction):  # type: ignore[attr-defined]
             if image is not None:  # fitted to the size asked for, else to the nearest allowed size of its own shape
                 asked_size = None if asked.width is None or asked.height is None else (asked.width, asked.height)

@@ -11,6 +11,7 @@ import aiosqlite
 import pytest
 
 from bot.app import App
+from bot.delivery import Delivery
 from tests.e2e.conftest import World, has_text, shows_progress
 
 
@@ -182,6 +183,26 @@ async def test_a_request_caught_by_a_restart_before_its_job_was_admitted_is_answ
     told = await ix.wait_message(has_text("restarted before this request was queued"), include_channel=False)
     assert "Nothing was charged" in told.content and not told.ephemeral
     assert await app.services.dreams.job_by_key(world.guild.id, str(ix.id)) is None
+
+
+async def test_a_placeholder_a_start_read_but_did_not_answer_before_it_stopped_is_answered_by_the_next(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.start()
+    ix = await stop_during_admission(world, admitted=False)
+    reading = asyncio.Event()
+
+    async def stopped_before_answering(self: Delivery, left: Any) -> None:
+        reading.set()
+        await asyncio.Event().wait()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Delivery, "_answer_left", stopped_before_answering)
+        await world.start()
+        await reading.wait()
+        await world.stop()
+    await world.start()
+    await ix.wait_message(has_text("restarted before this request was queued"), include_channel=False)
 
 
 async def test_a_request_caught_by_a_restart_after_its_job_was_admitted_says_so_and_is_delivered(
