@@ -1,4 +1,5 @@
-"""Previews on a job's status message: on a running job's edits only, re-uploaded only when new."""
+"""A job's status message: previews on a running job's edits only, re-uploaded only when new; the message is
+journaled once, for a restart to go on editing it."""
 
 from __future__ import annotations
 
@@ -22,9 +23,20 @@ class Interaction:
         return SimpleNamespace(id=1)
 
 
+class Deliveries:
+    """The journal's record of status messages."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[int, int, int]] = []
+
+    async def record_status_message(self, guild_id: int, job_id: int, message_id: int) -> None:
+        self.recorded.append((guild_id, job_id, message_id))
+
+
 def edits() -> tuple[StatusEdits, Reply, Interaction]:
     status = StatusEdits()
-    status.services = SimpleNamespace(settings=SimpleNamespace(discord=SimpleNamespace(progress_edit_interval_s=0.0)))
+    status.services = SimpleNamespace(settings=SimpleNamespace(discord=SimpleNamespace(progress_edit_interval_s=0.0)),
+                                      dreams=SimpleNamespace(deliveries=Deliveries()))  # fmt: skip
     interaction = Interaction()
     return status, Reply(1, 10, 20, interaction=interaction), interaction  # type: ignore[arg-type]
 
@@ -69,3 +81,10 @@ async def test_a_job_never_previewed_keeps_its_attachments_alone() -> None:
     reply.ended = True
     await status._edit_status(reply, embed=None)
     assert "attachments" not in interaction.edits[-1]
+
+
+async def test_the_status_message_is_journaled_at_its_first_edit_only() -> None:
+    status, reply, _ = edits()
+    await show(status, reply)
+    await show(status, reply, running=True)
+    assert status.services.dreams.deliveries.recorded == [(10, 1, 1)] and reply.message_id == 1
